@@ -1,0 +1,37 @@
+"""Amazon Selling Partner API reports into a data lake: client, emulator, lake landing and Airflow provider."""
+
+__version__ = "0.1.0"
+
+
+def get_provider_info() -> dict:
+    """Airflow provider metadata, registered through the ``apache_airflow_provider`` entry point.
+
+    It makes the ``selling_partner`` connection type (and its form fields) appear in the Airflow UI.
+    """
+    return {
+        "package-name": "sp-reports",
+        "name": "Amazon Selling Partner API reports",
+        "description": "Request, wait for, fetch and land Amazon SP-API reports.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "selling_partner",
+                "hook-class-name": "sp_reports.hooks.selling_partner.SellingPartnerHook",
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Amazon Selling Partner API",
+                "python-modules": ["sp_reports.hooks.selling_partner"],
+            }
+        ],
+        "operators": [
+            {"integration-name": "Amazon Selling Partner API", "python-modules": ["sp_reports.operators.reports"]}
+        ],
+        "sensors": [
+            {"integration-name": "Amazon Selling Partner API", "python-modules": ["sp_reports.sensors.reports"]}
+        ],
+        "triggers": [
+            {"integration-name": "Amazon Selling Partner API", "python-modules": ["sp_reports.triggers.reports"]}
+        ],
+    }
