@@ -8,6 +8,10 @@ def get_provider_info() -> dict:
 
     It makes the ``selling_partner`` connection type (and its form fields) appear in the Airflow UI.
     """
+    # Plain data, kept beside the hook; importing it must not import Airflow (the provider manager
+    # reads this before any hook is loaded).
+    from sp_reports.hooks.connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+
     return {
         "package-name": "sp-reports",
         "name": "Amazon Selling Partner API reports",
@@ -17,6 +21,9 @@ def get_provider_info() -> dict:
             {
                 "connection-type": "selling_partner",
                 "hook-class-name": "sp_reports.hooks.selling_partner.SellingPartnerHook",
+                "hook-name": "Amazon Selling Partner API",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
         "hooks": [

@@ -1,0 +1,37 @@
+"""The ``selling_partner`` connection form, as plain data (no Airflow import: the provider manager reads it)."""
+
+DEFAULT_LWA_ENDPOINT = "https://api.amazon.com/auth/o2/token"
+
+# Declarative connection form: Airflow >= 3.2 reads "conn-fields" from the provider info.
+CONN_FIELDS = {
+    "refresh_token": {
+        "label": "LWA refresh token",
+        "description": "The seller's Login-with-Amazon refresh token (Atzr|...).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "region": {
+        "label": "Region",
+        "description": "SP-API region: NA, EU or FE.",
+        "schema": {"type": ["string", "null"], "enum": ["NA", "EU", "FE", None], "default": "NA"},
+    },
+    "endpoint": {
+        "label": "Endpoint override",
+        "description": "SP-API base URL instead of the region's (for the local emulator or a proxy).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "lwa_endpoint": {
+        "label": "LWA token endpoint override",
+        "description": f"Default {DEFAULT_LWA_ENDPOINT}.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "marketplace_ids": {
+        "label": "Default marketplaces",
+        "description": "Comma-separated marketplace ids used when a DAG run names none (e.g. ATVPDKIKX0DER).",
+        "schema": {"type": ["string", "null"]},
+    },
+}
+UI_FIELD_BEHAVIOUR = {
+    "hidden-fields": ["host", "schema", "port"],
+    "relabeling": {"login": "LWA client id", "password": "LWA client secret"},
+    "placeholders": {"login": "amzn1.application-oa2-client....", "password": "LWA client secret"},
+}

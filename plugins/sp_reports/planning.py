@@ -1,0 +1,58 @@
+"""Turn "this report type, these marketplaces, this period" into the createReport calls to make.
+
+Amazon caps the date range of many report types, so a longer period becomes several reports, and
+each marketplace gets its own report so every landed row is attributable to one marketplace.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sp_reports.registry import ReportType
+
+
+def split_range(start: datetime, end: datetime, max_days: int) -> list[tuple[datetime, datetime]]:
+    """Consecutive, non-overlapping [start, end) chunks of at most ``max_days`` covering the period."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("data start and end must be timezone-aware")
+    if end <= start:
+        raise ValueError(f"data end {end.isoformat()} must be after data start {start.isoformat()}")
+    step = timedelta(days=max_days)
+    chunks = []
+    cursor = start
+    while cursor < end:
+        chunk_end = min(cursor + step, end)
+        chunks.append((cursor, chunk_end))
+        cursor = chunk_end
+    return chunks
+
+
+def plan_requests(
+    report: ReportType,
+    marketplace_ids: list[str],
+    start: datetime | None,
+    end: datetime | None,
+    report_options: dict[str, str] | None = None,
+) -> list[dict]:
+    """One createReport request (JSON-able, for XCom) per marketplace and date chunk."""
+    marketplace_ids = [m.strip() for m in marketplace_ids if m and m.strip()]
+    if not marketplace_ids:
+        raise ValueError(f"{report.report_type}: at least one marketplace id is required")
+    options = {**report.report_options, **(report_options or {})}
+    if report.takes_date_range:
+        if start is None or end is None:
+            raise ValueError(f"{report.report_type}: a data start and end are required")
+        ranges = [(s.isoformat(), e.isoformat()) for s, e in split_range(start, end, report.max_range_days)]
+    else:
+        ranges = [(None, None)]
+    return [
+        {
+            "report_type": report.report_type,
+            "marketplace_ids": [marketplace],
+            "data_start_time": s,
+            "data_end_time": e,
+            "report_options": options,
+        }
+        for marketplace in sorted(dict.fromkeys(marketplace_ids))
+        for s, e in ranges
+    ]

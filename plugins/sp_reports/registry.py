@@ -1,0 +1,102 @@
+"""The report-type registry: which SP-API report types the project lands, and how.
+
+The registry is a YAML file (``include/report_types.yaml`` in the project) so data engineers add a
+report type without writing Python; this module validates it into ``ReportType`` records.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FORMATS = ("tsv", "xml", "json")
+_REPORT_TYPE_RE = re.compile(r"^[A-Z0-9_]+$")
+_FIELDS = {
+    "format", "description", "date_column", "natural_keys", "max_range_days",
+    "report_options", "restricted", "schedule",
+}
+
+
+class RegistryError(ValueError):
+    """The registry file is missing or malformed; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class ReportType:
+    report_type: str
+    format: str = "tsv"
+    description: str = ""
+    date_column: str | None = None
+    natural_keys: tuple[str, ...] = ()
+    max_range_days: int | None = None
+    report_options: dict[str, str] = field(default_factory=dict)
+    restricted: bool = False
+    schedule: str | None = None
+
+    @property
+    def table_name(self) -> str:
+        return self.report_type.lower()
+
+    @property
+    def takes_date_range(self) -> bool:
+        """Snapshot reports (no ``max_range_days``) ignore dataStartTime/dataEndTime."""
+        return self.max_range_days is not None
+
+
+def default_registry_path() -> Path:
+    """``$SP_REPORTS_REGISTRY``, else ``include/report_types.yaml`` of the project this package sits in."""
+    if env := os.environ.get("SP_REPORTS_REGISTRY"):
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "include" / "report_types.yaml"
+
+
+def load_registry(path: str | Path | None = None) -> dict[str, ReportType]:
+    path = Path(path) if path else default_registry_path()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"report registry not found: {path} (set SP_REPORTS_REGISTRY)") from None
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"report registry {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise RegistryError(f"report registry {path} must map report types to their settings")
+    return {name: _parse_entry(path, name, spec) for name, spec in raw.items()}
+
+
+def _parse_entry(path: Path, name: Any, spec: Any) -> ReportType:
+    where = f"{path}: {name}"
+    if not isinstance(name, str) or not _REPORT_TYPE_RE.match(name):
+        raise RegistryError(f"{where}: report type must be upper-case letters, digits and underscores")
+    spec = spec or {}
+    if not isinstance(spec, dict):
+        raise RegistryError(f"{where}: settings must be a mapping")
+    if unknown := set(spec) - _FIELDS:
+        raise RegistryError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
+    fmt = spec.get("format", "tsv")
+    if fmt not in FORMATS:
+        raise RegistryError(f"{where}: format must be one of {FORMATS}, not {fmt!r}")
+    max_days = spec.get("max_range_days")
+    if max_days is not None and (not isinstance(max_days, int) or max_days < 1):
+        raise RegistryError(f"{where}: max_range_days must be a positive integer")
+    options = spec.get("report_options") or {}
+    if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+        raise RegistryError(f"{where}: report_options must map names to strings (quote true/false)")
+    keys = spec.get("natural_keys") or []
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise RegistryError(f"{where}: natural_keys must be a list of column names")
+    return ReportType(
+        report_type=name,
+        format=fmt,
+        description=str(spec.get("description", "")),
+        date_column=spec.get("date_column"),
+        natural_keys=tuple(keys),
+        max_range_days=max_days,
+        report_options=dict(options),
+        restricted=bool(spec.get("restricted", False)),
+        schedule=spec.get("schedule"),
+    )

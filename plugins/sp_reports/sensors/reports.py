@@ -1,0 +1,54 @@
+"""Wait for an existing SP-API report (scheduled, Amazon-generated or requested elsewhere)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
+
+from sp_reports.hooks.selling_partner import SellingPartnerHook
+from sp_reports.operators.reports import ReportWaitMixin
+from sp_reports.outcome import TERMINAL_STATUSES
+
+
+class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
+    """Succeeds when ``report_id`` reaches DONE or CANCELLED (``rows: 0``); fails on FATAL with the
+    error document summarised. Deferrable by default; the sensor's ``timeout`` bounds the wait and
+    the failure names the report. It never cancels a report it did not create."""
+
+    template_fields: Sequence[str] = ("report_id",)
+    ui_color = "#ff9900"
+
+    def __init__(
+        self,
+        *,
+        report_id: str,
+        selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
+        deferrable: bool = True,
+        poll_interval: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.report_id = report_id
+        self.selling_partner_conn_id = selling_partner_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.cancel_on_kill = False
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        with self.hook.get_conn() as client:
+            return self.wait_for_report(client, self.report_id, timedelta(seconds=self.timeout))
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        with self.hook.get_conn() as client:
+            report = client.get_report(self.report_id)
+            if report["processingStatus"] not in TERMINAL_STATUSES:
+                self.log.info("Report %s is %s", self.report_id, report["processingStatus"])
+                return PokeReturnValue(is_done=False)
+            return PokeReturnValue(is_done=True, xcom_value=self.finish(client, report))
