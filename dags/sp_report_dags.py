@@ -1,0 +1,17 @@
+"""One DAG per report type in include/report_types.yaml (see sp_reports.report_dag for the shape)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sp_reports.registry import load_registry
+from sp_reports.report_dag import build_report_dag
+
+REGISTRY = os.environ.get("SP_REPORTS_REGISTRY") or Path(__file__).resolve().parents[1] / "include" / "report_types.yaml"
+
+for _report in load_registry(REGISTRY).values():
+    globals()[_report.report_type] = build_report_dag(
+        _report,
+        poll_interval=float(os.environ.get("SP_REPORTS_POLL_INTERVAL", "30")),
+    )
