@@ -29,7 +29,9 @@ def build_report_dag(
     poll_interval: float = 30.0,
     max_wait: timedelta = timedelta(hours=6),
     start_date: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
+    schedule: str | None | object = ...,
 ) -> DAG:
+    """``schedule`` defaults to the registry's; pass None for manual runs only."""
     asset = table_asset(report)
     params = {
         "marketplace_ids": Param(
@@ -58,7 +60,7 @@ def build_report_dag(
         dag_id=report.report_type,
         description=report.description,
         doc_md=_doc(report),
-        schedule=report.schedule,
+        schedule=report.schedule if schedule is ... else schedule,
         start_date=start_date,
         catchup=False,
         max_active_runs=1,
