@@ -1,0 +1,47 @@
+"""Helpers shared by the tests (importable: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import json
+
+EMULATOR_CREDENTIALS = {
+    "client_id": "emulator-client-id",
+    "client_secret": "emulator-client-secret",
+    "refresh_token": "Atzr|emulator-refresh-token",
+}
+
+
+def connection_json(emu, **extra) -> str:
+    return json.dumps(
+        {
+            "conn_type": "selling_partner",
+            "login": EMULATOR_CREDENTIALS["client_id"],
+            "password": EMULATOR_CREDENTIALS["client_secret"],
+            "extra": {
+                "refresh_token": EMULATOR_CREDENTIALS["refresh_token"],
+                "region": "NA",
+                "endpoint": emu.base_url,
+                "lwa_endpoint": emu.lwa_url,
+                "marketplace_ids": "ATVPDKIKX0DER",
+                **extra,
+            },
+        }
+    )
+
+
+
+
+class MemoryTaskStateStore:
+    """Stands in for Airflow's ``task_state_store`` (same get/set surface) in operator unit tests."""
+
+    def __init__(self) -> None:
+        self.values: dict = {}
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value, *, retention=None):
+        self.values[key] = value
+
+    def delete(self, key):
+        self.values.pop(key, None)
