@@ -1,0 +1,53 @@
+"""The nine Reports 2021-06-30 operations: HTTP shape and documented usage plan.
+
+Rates and bursts are the defaults from each operation's "Usage Plan" table in Amazon's model
+(shared/spapi-models/reports_2021-06-30.json); ``x-amzn-RateLimit-Limit`` can raise them later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BASE = "/reports/2021-06-30"
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    method: str
+    path: str  # str.format template; path parameters are URL-quoted before formatting
+    rate: float  # requests per second
+    burst: int
+    # False when a duplicate request has a cost (createReport queues a second report). Such a
+    # request is retried only when Amazon demonstrably did not accept it (429/5xx, or the
+    # connection never opened); see transport.ApiCaller.
+    idempotent: bool = True
+
+
+GET_REPORTS = Operation("getReports", "GET", f"{BASE}/reports", 0.0222, 10)
+CREATE_REPORT = Operation("createReport", "POST", f"{BASE}/reports", 0.0167, 15, idempotent=False)
+GET_REPORT = Operation("getReport", "GET", f"{BASE}/reports/{{reportId}}", 2.0, 15)
+CANCEL_REPORT = Operation("cancelReport", "DELETE", f"{BASE}/reports/{{reportId}}", 0.0222, 10)
+GET_REPORT_SCHEDULES = Operation("getReportSchedules", "GET", f"{BASE}/schedules", 0.0222, 10)
+# Amazon replaces an existing schedule with the same report type and marketplaces, so a
+# duplicate createReportSchedule is harmless and it may be retried like a read.
+CREATE_REPORT_SCHEDULE = Operation("createReportSchedule", "POST", f"{BASE}/schedules", 0.0222, 10)
+GET_REPORT_SCHEDULE = Operation("getReportSchedule", "GET", f"{BASE}/schedules/{{reportScheduleId}}", 0.0222, 10)
+CANCEL_REPORT_SCHEDULE = Operation(
+    "cancelReportSchedule", "DELETE", f"{BASE}/schedules/{{reportScheduleId}}", 0.0222, 10
+)
+GET_REPORT_DOCUMENT = Operation(
+    "getReportDocument", "GET", f"{BASE}/documents/{{reportDocumentId}}", 0.0167, 15
+)
+
+ALL_OPERATIONS = (
+    GET_REPORTS,
+    CREATE_REPORT,
+    GET_REPORT,
+    CANCEL_REPORT,
+    GET_REPORT_SCHEDULES,
+    CREATE_REPORT_SCHEDULE,
+    GET_REPORT_SCHEDULE,
+    CANCEL_REPORT_SCHEDULE,
+    GET_REPORT_DOCUMENT,
+)

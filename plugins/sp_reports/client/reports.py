@@ -1,0 +1,248 @@
+"""AsyncSellingPartnerClient: the Reports API 2021-06-30, async."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from . import operations as ops
+from . import validation as check
+from .auth import LwaAuth
+from .credentials import Credentials
+from .documents import DocumentDownload
+from .documents import download_document as _download_document
+from .endpoints import DEFAULT_LWA_ENDPOINT, USER_AGENT, check_lwa_endpoint, resolve_endpoint
+from .errors import SellingPartnerError
+from .retry import RetryPolicy
+from .transport import ApiCaller
+
+DateTime = datetime | str
+
+
+class AsyncSellingPartnerClient:
+    """Reports API client. Methods return Amazon's response objects as dicts (model shapes,
+    no ``payload`` wrapper in 2021-06-30) and raise ``SellingPartnerError`` subclasses.
+
+    Access tokens and per-operation quota buckets are shared process-wide, so creating many
+    clients for the same credentials is cheap and they throttle together. ``transport`` is for
+    tests (e.g. ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        region: str = "NA",
+        endpoint: str | None = None,
+        lwa_endpoint: str = DEFAULT_LWA_ENDPOINT,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        timeout: float = 30.0,
+        scale_quotas: float = 1.0,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not isinstance(credentials, Credentials):
+            raise TypeError("credentials must be a sp_reports.client.Credentials")
+        self.endpoint = resolve_endpoint(region, endpoint)
+        self.lwa_endpoint = check_lwa_endpoint(lwa_endpoint)
+        self.credentials = credentials
+        self._policy = RetryPolicy(max_attempts, backoff_base, backoff_cap)
+        if scale_quotas <= 0:
+            raise ValueError("scale_quotas must be > 0")
+        # No auth header here: it is added per SP-API request, so nothing else (LWA, the
+        # document storage host) ever receives the access token.
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, headers={"user-agent": USER_AGENT})
+        self._auth = LwaAuth(credentials, self._http, self.lwa_endpoint, self._policy)
+        self._api = ApiCaller(self._http, self._auth, self.endpoint, credentials.client_id, self._policy, scale_quotas)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(endpoint={self.endpoint!r}, credentials={self.credentials!r})"
+
+    async def __aenter__(self) -> AsyncSellingPartnerClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- reports ---------------------------------------------------------------------------------
+
+    async def create_report(
+        self,
+        report_type: str,
+        marketplace_ids: Sequence[str],
+        data_start_time: DateTime | None = None,
+        data_end_time: DateTime | None = None,
+        report_options: Mapping[str, str] | None = None,
+    ) -> str:
+        """Request a report; returns its reportId.
+
+        Raises ``OutcomeUnknownError`` if the request was sent but the response was lost: it is
+        not resent (that could queue a duplicate report); look for the report with ``get_reports``.
+        """
+        start, end = check.time_window("data_start_time", data_start_time, "data_end_time", data_end_time)
+        body: dict[str, Any] = {
+            "reportType": check.identifier("report_type", report_type),
+            "marketplaceIds": check.string_list("marketplace_ids", marketplace_ids, max_items=25),
+        }
+        if start is not None:
+            body["dataStartTime"] = start
+        if end is not None:
+            body["dataEndTime"] = end
+        if report_options is not None:
+            body["reportOptions"] = check.report_options(report_options)
+        response = await self._api.call(ops.CREATE_REPORT, json=body)
+        return _field(ops.CREATE_REPORT, response, "reportId")
+
+    async def get_report(self, report_id: str) -> dict[str, Any]:
+        response = await self._api.call(ops.GET_REPORT, {"reportId": check.identifier("report_id", report_id)})
+        return _body(ops.GET_REPORT, response)
+
+    async def get_reports(
+        self,
+        report_types: Sequence[str] | None = None,
+        processing_statuses: Sequence[str] | None = None,
+        marketplace_ids: Sequence[str] | None = None,
+        page_size: int | None = None,
+        created_since: DateTime | None = None,
+        created_until: DateTime | None = None,
+        next_token: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of reports: ``{"reports": [...], "nextToken": ...}``. Pass the ``nextToken``
+        alone to get the next page (Amazon refuses it combined with filters)."""
+        if next_token is not None:
+            others = {
+                "report_types": report_types, "processing_statuses": processing_statuses,
+                "marketplace_ids": marketplace_ids, "page_size": page_size,
+                "created_since": created_since, "created_until": created_until,
+            }  # fmt: skip
+            given = [name for name, value in others.items() if value is not None]
+            if given:
+                raise ValueError(f"next_token must be the only argument of get_reports; also got {', '.join(given)}")
+            params: dict[str, Any] = {"nextToken": check.identifier("next_token", next_token)}
+        else:
+            if report_types is None:
+                raise ValueError("get_reports needs report_types (or a next_token from a previous page)")
+            since, until = check.time_window("created_since", created_since, "created_until", created_until)
+            params = {
+                "reportTypes": _optional_csv("report_types", report_types, 10),
+                "processingStatuses": _optional_csv(
+                    "processing_statuses", processing_statuses, 5, check.PROCESSING_STATUSES
+                ),
+                "marketplaceIds": _optional_csv("marketplace_ids", marketplace_ids, 10),
+                "pageSize": None if page_size is None else check.page_size(page_size),
+                "createdSince": since,
+                "createdUntil": until,
+            }
+        response = await self._api.call(ops.GET_REPORTS, params=params)
+        return _body(ops.GET_REPORTS, response)
+
+    async def cancel_report(self, report_id: str) -> None:
+        """Only IN_QUEUE reports can be cancelled; Amazon answers 400 for the others."""
+        await self._api.call(ops.CANCEL_REPORT, {"reportId": check.identifier("report_id", report_id)})
+
+    # -- schedules -------------------------------------------------------------------------------
+
+    async def get_report_schedules(self, report_types: Sequence[str]) -> dict[str, Any]:
+        params = {"reportTypes": _csv(check.string_list("report_types", report_types, max_items=10))}
+        response = await self._api.call(ops.GET_REPORT_SCHEDULES, params=params)
+        return _body(ops.GET_REPORT_SCHEDULES, response)
+
+    async def create_report_schedule(
+        self,
+        report_type: str,
+        marketplace_ids: Sequence[str],
+        period: str,
+        report_options: Mapping[str, str] | None = None,
+        next_report_creation_time: DateTime | None = None,
+    ) -> str:
+        """Create (or replace: Amazon keeps one per report type + marketplaces) a schedule; returns its id."""
+        body: dict[str, Any] = {
+            "reportType": check.identifier("report_type", report_type),
+            "marketplaceIds": check.string_list("marketplace_ids", marketplace_ids, max_items=25),
+            "period": check.one_of("period", period, check.SCHEDULE_PERIODS),
+        }
+        if report_options is not None:
+            body["reportOptions"] = check.report_options(report_options)
+        if next_report_creation_time is not None:
+            body["nextReportCreationTime"] = check.date_time("next_report_creation_time", next_report_creation_time)
+        response = await self._api.call(ops.CREATE_REPORT_SCHEDULE, json=body)
+        return _field(ops.CREATE_REPORT_SCHEDULE, response, "reportScheduleId")
+
+    async def get_report_schedule(self, schedule_id: str) -> dict[str, Any]:
+        path = {"reportScheduleId": check.identifier("schedule_id", schedule_id)}
+        return _body(ops.GET_REPORT_SCHEDULE, await self._api.call(ops.GET_REPORT_SCHEDULE, path))
+
+    async def cancel_report_schedule(self, schedule_id: str) -> None:
+        await self._api.call(
+            ops.CANCEL_REPORT_SCHEDULE, {"reportScheduleId": check.identifier("schedule_id", schedule_id)}
+        )
+
+    # -- documents -------------------------------------------------------------------------------
+
+    async def get_report_document(self, document_id: str) -> dict[str, Any]:
+        """``{"reportDocumentId", "url", "compressionAlgorithm"?}``. The url is pre-signed and
+        valid for 5 minutes: treat it as a secret (``redact_url`` before logging it)."""
+        path = {"reportDocumentId": check.identifier("document_id", document_id)}
+        return _body(ops.GET_REPORT_DOCUMENT, await self._api.call(ops.GET_REPORT_DOCUMENT, path))
+
+    async def download_document(self, document_id: str, sink: Any) -> DocumentDownload:
+        """Stream a report document into ``sink`` (bounded memory) and describe what was written.
+
+        ``sink`` needs ``write(bytes)`` (a plain or an async method). It receives the bytes exactly
+        as served: a gzip document stays gzip, and ``compressed`` says so from the magic bytes,
+        not from ``compressionAlgorithm``. If an attempt fails after bytes were written (network
+        error, truncated body), the download restarts from scratch, which rewinds the sink: it
+        must then be seekable (``seekable()`` true; ``seek()``/``truncate()`` back to the position
+        it had when the download started), otherwise ``DocumentDownloadError`` is raised.
+        An expired URL (HTTP 403 from the storage host) is replaced by a fresh one from
+        ``getReportDocument``. Retries are bounded by ``max_attempts``. After an error, whatever
+        the sink holds is incomplete and must be discarded.
+        """
+        check.identifier("document_id", document_id)
+        return await _download_document(self._http, self.get_report_document, document_id, sink, self._policy)
+
+    # -- grantless -------------------------------------------------------------------------------
+
+    async def get_grantless_access_token(self, scope: str) -> str:
+        """An LWA client-credentials token for grantless operations (e.g. ``sellingpartnerapi::notifications``),
+        cached like the refresh-token one. Not used by the Reports API itself."""
+        return await self._auth.grantless_token(scope)
+
+
+def _csv(items: list[str]) -> str:
+    # SP-API array query parameters are comma-separated (reportTypes=A,B), not repeated keys.
+    return ",".join(items)
+
+
+def _optional_csv(name: str, value: Any, max_items: int, allowed: frozenset[str] | None = None) -> str | None:
+    return None if value is None else _csv(check.string_list(name, value, max_items=max_items, allowed=allowed))
+
+
+def _body(op: ops.Operation, response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise SellingPartnerError(
+            response.status_code, "UnexpectedResponse", "the response body is not a JSON object", op.name,
+            request_id=response.headers.get("x-amzn-RequestId"),
+        )
+    return body
+
+
+def _field(op: ops.Operation, response: httpx.Response, name: str) -> str:
+    value = _body(op, response).get(name)
+    if not isinstance(value, str) or not value:
+        raise SellingPartnerError(
+            response.status_code, "UnexpectedResponse", f"the response has no {name}", op.name,
+            request_id=response.headers.get("x-amzn-RequestId"),
+        )
+    return value

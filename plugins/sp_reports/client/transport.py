@@ -1,0 +1,133 @@
+"""The single request path every SP-API operation goes through: quota, auth, send, retry, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .auth import LwaAuth
+from .errors import NetworkError, OutcomeUnknownError, error_from_response, says_token_expired
+from .operations import Operation
+from .ratelimit import BUCKETS, BucketRegistry, TokenBucket, rate_from_headers
+from .retry import RetryPolicy, retry_after_seconds
+
+# The request certainly never reached Amazon: safe to retry even a non-idempotent request.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Retrying cannot help: the request itself is malformed.
+_HOPELESS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+class ApiCaller:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        auth: LwaAuth,
+        endpoint: str,
+        client_id: str,
+        policy: RetryPolicy,
+        scale_quotas: float = 1.0,
+        buckets: BucketRegistry = BUCKETS,
+    ) -> None:
+        self._http = http
+        self._auth = auth
+        self._endpoint = endpoint
+        self._client_id = client_id
+        self._policy = policy
+        self._scale = scale_quotas
+        self._buckets = buckets
+
+    def bucket(self, op: Operation) -> TokenBucket:
+        # Amazon meters per application and selling partner; the client id stands in for that.
+        # The scale is part of the key so a test's scaled quotas never leak into a real client.
+        key = (self._endpoint, self._client_id, op.name, self._scale)
+        return self._buckets.get(key, op.rate * self._scale, op.burst)
+
+    async def call(
+        self,
+        op: Operation,
+        path_params: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Send ``op`` until it succeeds or fails for good; returns the 2xx response or raises a
+        ``SellingPartnerError`` subclass.
+
+        * 429: wait (Retry-After, else one bucket refill) and retry.
+        * 5xx and network errors: full-jitter exponential backoff and retry; a non-idempotent
+          request whose response was lost raises ``OutcomeUnknownError`` instead.
+        * 401/403 with a cached token (or one Amazon says expired): refresh the token, retry once.
+        All of these share ``max_attempts``, except the single token refresh, which is extra.
+        """
+        url = self._endpoint + op.path.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        bucket = self.bucket(op)
+        policy = self._policy
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= policy.max_attempts
+            await self._take_token(bucket)
+            token, from_cache = await self._auth.access_token()
+            request = self._http.build_request(
+                op.method, url, params=params, json=json, headers={"x-amz-access-token": token}
+            )
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                reason = type(exc).__name__
+                if not op.idempotent and not isinstance(exc, _NOT_SENT):
+                    raise OutcomeUnknownError(
+                        None,
+                        reason,
+                        f"the request was sent but no response arrived ({exc or 'no detail'}); Amazon may or may not "
+                        "have accepted it, so it is not resent: list recent reports to find out",
+                        op.name,
+                    ) from exc
+                if last or isinstance(exc, _HOPELESS):
+                    raise NetworkError(None, reason, f"{exc or 'no detail'} (after {attempt} attempts)", op.name) from exc
+                await policy.wait_before_retry(op.name, reason, attempt, policy.backoff(attempt))
+                continue
+
+            self._adjust_rate(bucket, response)
+            status = response.status_code
+            if response.is_success:
+                return response
+            if status in (401, 403) and not refreshed and (from_cache or says_token_expired(response)):
+                # The cached token may have been revoked or expired early: one fresh token, one retry.
+                self._auth.invalidate(token)
+                refreshed = True
+                attempt -= 1
+                continue
+            if status == 429 and not last:
+                bucket.drain()
+                wait = retry_after_seconds(response)
+                await policy.wait_before_retry(
+                    op.name, "HTTP 429", attempt, bucket.refill_time if wait is None else wait
+                )
+                continue
+            if status >= 500 and not last:
+                wait = retry_after_seconds(response)
+                await policy.wait_before_retry(
+                    op.name, f"HTTP {status}", attempt, policy.backoff(attempt) if wait is None else wait
+                )
+                continue
+            raise error_from_response(op.name, response)
+
+    async def _take_token(self, bucket: TokenBucket) -> None:
+        wait = bucket.reserve()
+        try:
+            await self._policy.sleep(wait)
+        except asyncio.CancelledError:
+            bucket.refund()
+            raise
+
+    def _adjust_rate(self, bucket: TokenBucket, response: httpx.Response) -> None:
+        # The header states the rate the server actually applies, so it is used as is, not
+        # multiplied by scale_quotas (a sped-up emulator already reports its scaled rate).
+        rate = rate_from_headers(response.headers)
+        if rate is not None and rate != bucket.rate:
+            bucket.set_rate(rate)
