@@ -194,3 +194,40 @@ def test_sensor_poke_mode(sp_conn):
         assert time.time() < deadline
         time.sleep(0.1)
     assert result.xcom_value["processing_status"] == "DONE"
+
+
+class LostResponseClient:
+    """A client whose createReport reached Amazon but whose response was lost on the way back."""
+
+    def __init__(self, real: SellingPartnerClient):
+        self.real = real
+        self.created: list[str] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.real.close()
+
+    def create_report(self, **spec):
+        from sp_reports.client import OutcomeUnknownError
+
+        self.created.append(self.real.create_report(**spec))
+        raise OutcomeUnknownError(status=None, code="NetworkError", message="connection reset",
+                                  operation="createReport")
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_lost_create_response_adopts_the_matching_report(sp_conn, monkeypatch):
+    real = SellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=sp_conn.base_url,
+                                lwa_endpoint=sp_conn.lwa_url)
+    lost = LostResponseClient(real)
+    monkeypatch.setattr(RequestReportOperator, "hook", property(lambda self: type("H", (), {
+        "get_conn": lambda _: lost, "default_marketplace_ids": lambda _: []})()))
+    store = MemoryTaskStateStore()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator().execute({"task_state_store": store})
+    assert deferred.value.trigger.report_id == lost.created[0] == store.get(REPORT_ID_KEY)
+    assert sp_conn.stats()["calls"]["createReport"] == 1

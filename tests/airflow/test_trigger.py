@@ -120,6 +120,7 @@ async def test_on_kill_leaves_a_report_already_processing_alone(sp_conn):
 
 
 async def test_unrecoverable_error_becomes_an_error_event(sp_conn):
-    event = await first_event(rebuilt(ReportProcessingTrigger("no-such-report", poll_interval=0.1)))
+    event = await first_event(rebuilt(ReportProcessingTrigger("999999999999", poll_interval=0.1)))
     assert event["status"] == "error"
-    assert "no-such-report" in event["report_id"] and "404" in event["message"]
+    assert event["report_id"] == "999999999999"
+    assert "HTTP 404" in event["message"]

@@ -74,7 +74,8 @@ class SellingPartnerHook(BaseHook):
         """Exchange the refresh token and make one cheap read, as the UI's Test button expects."""
         try:
             with self.get_conn() as client:
-                client.get_reports(page_size=1)
+                # Cheapest read there is; getReports needs a report type (or a nextToken).
+                client.get_reports(report_types=["GET_MERCHANT_LISTINGS_ALL_DATA"], page_size=1)
         except (SellingPartnerError, ValueError) as exc:
             return False, str(exc)
         return True, "Connection to the Selling Partner API works."

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
 
-from sp_reports.client import NotFoundError, SellingPartnerClient
+from sp_reports.client import NotFoundError, OutcomeUnknownError, SellingPartnerClient
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.outcome import TERMINAL_STATUSES, fatal_error, report_outcome
 from sp_reports.triggers.reports import ReportProcessingTrigger
@@ -170,13 +170,26 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
         with self.hook.get_conn() as client:
             report_id = self._resumable_report_id(client, store)
             if report_id is None:
-                report_id = client.create_report(**spec)
+                report_id = self._create_report(client, spec)
                 self.log.info("Requested %s for %s: report %s", spec["report_type"], spec["marketplace_ids"], report_id)
                 if store is not None:
                     store.set(REPORT_ID_KEY, report_id, retention=REPORT_ID_RETENTION)
                 else:
                     self.log.warning("No task_state_store in this context: a retry would request a new report")
             return self.wait_for_report(client, report_id, self.max_wait)
+
+    def _create_report(self, client: SellingPartnerClient, spec: dict) -> str:
+        # Allow for clock skew between this worker and Amazon when looking the report up again.
+        asked_at = datetime.now(timezone.utc) - timedelta(minutes=2)
+        try:
+            return client.create_report(**spec)
+        except OutcomeUnknownError:
+            report_id = find_matching_report(client, spec, created_since=asked_at)
+            if report_id is None:
+                raise
+            self.log.warning("createReport's response was lost; adopting report %s, which matches the request",
+                             report_id)
+            return report_id
 
     def _resumable_report_id(self, client: SellingPartnerClient, store: Any) -> str | None:
         report_id = store.get(REPORT_ID_KEY) if store is not None else None
@@ -195,3 +208,27 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
 
     def on_kill(self) -> None:
         self.cancel_if_queued()
+
+
+def find_matching_report(client: SellingPartnerClient, spec: dict, created_since: datetime) -> str | None:
+    """The newest report created since ``created_since`` with this request's type, marketplaces and
+    data range: how a createReport whose response was lost is recovered without asking twice."""
+    listing = client.get_reports(report_types=[spec["report_type"]], marketplace_ids=spec["marketplace_ids"],
+                                 created_since=created_since)
+    wanted = (_instant(spec.get("data_start_time")), _instant(spec.get("data_end_time")))
+    candidates = [
+        report
+        for report in listing.get("reports", [])
+        if sorted(report.get("marketplaceIds", [])) == sorted(spec["marketplace_ids"])
+        and all(w is None or w == _instant(report.get(key))
+                for w, key in zip(wanted, ("dataStartTime", "dataEndTime")))
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda report: _instant(report["createdTime"]))["reportId"]
+
+
+def _instant(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

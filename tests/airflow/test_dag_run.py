@@ -1,0 +1,89 @@
+"""Whole DAG runs through dag.test(): request -> deferred wait -> fetch -> parse -> land, against the emulator."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from deltalake import DeltaTable
+
+from sp_reports.registry import load_registry
+from sp_reports.report_dag import build_report_dag
+from support import EMULATOR_CREDENTIALS
+
+ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
+CONF = {
+    "marketplace_ids": ["ATVPDKIKX0DER", "A1PA6795UKMFR9"],
+    "data_start": "2026-11-01T00:00:00+00:00",
+    "data_end": "2026-11-03T00:00:00+00:00",
+}
+
+
+@pytest.fixture
+def lake_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SP_REPORTS_LAKE", str(tmp_path / "lake"))
+    return tmp_path / "lake"
+
+
+def run_dag(report_type: str, conf: dict):
+    dag = build_report_dag(load_registry()[report_type], poll_interval=0.2)
+    return dag.test(run_conf=conf)
+
+
+def task_states(run) -> dict:
+    states: dict = {}
+    for ti in run.get_task_instances():
+        states.setdefault(ti.task_id, []).append(ti.state)
+    return states
+
+
+def test_a_run_lands_every_marketplace_once_and_says_so(airflow_db, sp_conn, lake_dir, capfd, caplog):
+    caplog.set_level(logging.DEBUG)
+    run = run_dag(ORDERS, CONF)
+
+    assert run.state == "success", task_states(run)
+    table = DeltaTable(str(lake_dir / "tables" / ORDERS.lower()))
+    rows = table.to_pyarrow_table()
+    assert rows.num_rows == 2 * 20  # rows_per_report in the emulator fixture
+    assert set(rows.column("marketplace_id").to_pylist()) == set(CONF["marketplace_ids"])
+    assert table.metadata().partition_columns == ["marketplace_id", "report_date"]
+    assert sp_conn.stats()["calls"]["createReport"] == 2
+    # The raw documents stay in the lake for replay.
+    assert len(list((lake_dir / "raw" / ORDERS).rglob("*.json"))) == 2
+
+    # No secret in anything the run printed or logged.
+    out, err = capfd.readouterr()
+    captured = out + err + caplog.text
+    for secret in (EMULATOR_CREDENTIALS["client_secret"], EMULATOR_CREDENTIALS["refresh_token"], "Atza|",
+                   "X-Amz-Signature="):
+        assert secret not in captured, f"{secret!r} leaked into the logs"
+    assert "Landed report" in captured
+
+
+def test_rerunning_lands_no_duplicates(airflow_db, sp_conn, lake_dir):
+    for _ in range(2):
+        assert run_dag("GET_MERCHANT_LISTINGS_ALL_DATA", {"marketplace_ids": ["ATVPDKIKX0DER"]}).state == "success"
+    table = DeltaTable(str(lake_dir / "tables" / "get_merchant_listings_all_data")).to_pyarrow_table()
+    # Two runs requested two different reports; each report's rows appear once.
+    assert table.num_rows == 2 * 20
+    assert len(set(table.column("report_id").to_pylist())) == 2
+
+
+def test_cancelled_report_succeeds_with_zero_rows_and_skips_downstream(airflow_db, sp_conn, lake_dir):
+    sp_conn.config(outcomes={ORDERS: "CANCELLED"})
+    run = run_dag(ORDERS, {**CONF, "marketplace_ids": ["ATVPDKIKX0DER"]})
+
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["report.request_report"] == ["success"]
+    assert states["report.fetch_document"] == ["skipped"]
+    assert states["report.land"] == ["skipped"]
+    assert states["summarize"] == ["success"]
+    assert not (lake_dir / "tables" / ORDERS.lower()).exists()
+
+
+def test_fatal_report_fails_the_run(airflow_db, sp_conn, lake_dir):
+    sp_conn.config(outcomes={ORDERS: "FATAL"})
+    run = run_dag(ORDERS, {**CONF, "marketplace_ids": ["ATVPDKIKX0DER"]})
+    assert run.state == "failed"
+    assert task_states(run)["report.request_report"] == ["failed"]
