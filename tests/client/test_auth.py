@@ -100,6 +100,10 @@ async def test_cache_is_shared_across_client_instances(amazon, make_client, cred
     await make_client(credentials=other).get_report("R1")
     assert len(amazon.lwa_requests) == 2  # another selling partner: another token
 
+    wrong_secret = Credentials(credentials.client_id, "not-the-secret", credentials.refresh_token)
+    await make_client(credentials=wrong_secret).get_report("R1")
+    assert len(amazon.lwa_requests) == 3  # never borrows the token minted with the right secret
+
 
 async def test_concurrent_refreshes_coalesce(amazon, make_client):
     amazon.route(*GET_R1, httpx.Response(200, json=REPORT))
@@ -128,13 +132,14 @@ def test_coalescing_locks_survive_event_loops(amazon, credentials):
     assert len(amazon.lwa_requests) == 2
 
 
-async def test_expired_token_403_refreshes_once_and_retries(amazon, client, fake):
+async def test_expired_token_403_refreshes_once_and_retries(amazon, client, fake, caplog):
     expired = fake.error_response(403, "Unauthorized", "Access to requested resource is denied.",
                                   "The access token you provided has expired.")
     amazon.queue(*GET_R1, expired, httpx.Response(200, json=REPORT))
     assert await client.get_report("R1") == REPORT
     assert len(amazon.lwa_requests) == 2
     assert [r.headers["x-amz-access-token"] for r in amazon.api_requests] == amazon.tokens_issued
+    assert "getReport: HTTP 403 (refreshing the access token) on attempt 1/6" in caplog.text
 
 
 async def test_403_with_cached_token_refreshes_once_then_fails(amazon, client, fake):

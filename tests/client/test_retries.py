@@ -18,6 +18,7 @@ from sp_reports.client import (
     QuotaExceededError,
     SellingPartnerError,
     ServerError,
+    operations,
 )
 
 BASE = "/reports/2021-06-30"
@@ -42,13 +43,7 @@ async def test_429_without_retry_after_waits_one_refill(amazon, client, sleeps, 
     await client.get_report("R1")
     assert sleeps == [pytest.approx(1 / 2.0)]  # getReport's documented rate is 2/s
     # Amazon's bucket was empty, so ours was drained too (one refill then one use: back near 0).
-    assert client._api.bucket(client_ops().GET_REPORT).tokens < 1
-
-
-def client_ops():
-    from sp_reports.client import operations
-
-    return operations
+    assert client._api.bucket(operations.GET_REPORT).tokens < 1
 
 
 async def test_429_on_every_attempt_raises_quota_exceeded(amazon, make_client, fake):
@@ -162,8 +157,6 @@ async def test_other_status_and_non_json_body(amazon, make_client):
 
 
 async def test_rate_limit_header_adjusts_bucket(amazon, client):
-    from sp_reports.client import operations
-
     amazon.route(*GET_R1, httpx.Response(200, json=REPORT, headers={"x-amzn-RateLimit-Limit": "0.5"}))
     bucket = client._api.bucket(operations.GET_REPORT)
     assert bucket.rate == 2.0
@@ -172,8 +165,6 @@ async def test_rate_limit_header_adjusts_bucket(amazon, client):
 
 
 async def test_scale_quotas_multiplies_documented_rates(make_client):
-    from sp_reports.client import operations
-
     fast = make_client(scale_quotas=100)
     normal = make_client()
     assert fast._api.bucket(operations.CREATE_REPORT).rate == pytest.approx(1.67)

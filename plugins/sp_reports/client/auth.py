@@ -31,9 +31,11 @@ class _Entry:
 class TokenCache:
     """Access tokens shared by every client in the process.
 
-    Keys are (LWA endpoint, client id, sha256 of the refresh token) or, for grantless tokens,
-    (LWA endpoint, client id, "scope:" + scope): one token per selling partner authorisation,
-    however many clients (e.g. triggers) use it.
+    Keys are (LWA endpoint, client id, sha256 of the client secret, sha256 of the refresh token)
+    or, for grantless tokens, the same with "scope:" + scope instead of the refresh token: one
+    token per selling partner authorisation, however many clients (e.g. triggers) use it. The
+    secret is part of the key so that a client with a wrong (or rotated-out) secret never
+    borrows a token minted with the right one: Airflow's "Test connection" must really test.
 
     Coalescing uses one asyncio.Lock per key *per event loop*: an asyncio.Lock belongs to the
     loop it is first used on, and the sync client runs its own loop (possibly in another thread),
@@ -99,7 +101,8 @@ class LwaAuth:
         self._endpoint = endpoint
         self._policy = policy
         self._cache = cache
-        self._key = (endpoint, credentials.client_id, credentials.refresh_token_sha256)
+        self._app = (endpoint, credentials.client_id, credentials.client_secret_sha256)
+        self._key = (*self._app, credentials.refresh_token_sha256)
 
     async def access_token(self) -> tuple[str, bool]:
         """The selling partner's access token and whether it came from the cache (False: just minted)."""
@@ -115,7 +118,7 @@ class LwaAuth:
         """An application token for grantless operations (e.g. ``sellingpartnerapi::notifications``)."""
         if not scope or not isinstance(scope, str):
             raise ValueError("scope must be a non-empty string")
-        key = (self._endpoint, self._credentials.client_id, f"scope:{scope}")
+        key = (*self._app, f"scope:{scope}")
         token, _ = await self._token(key, {"grant_type": "client_credentials", "scope": scope})
         return token
 

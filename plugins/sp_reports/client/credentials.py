@@ -30,6 +30,10 @@ class Credentials:
         """Identifies the refresh token in cache keys without keeping the token itself there."""
         return hashlib.sha256(self.refresh_token.encode()).hexdigest()
 
+    @property
+    def client_secret_sha256(self) -> str:
+        return hashlib.sha256(self.client_secret.encode()).hexdigest()
+
     def __repr__(self) -> str:
         return f"Credentials(client_id={self.client_id!r}, client_secret='***', refresh_token='***')"
 

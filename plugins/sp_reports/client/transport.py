@@ -100,6 +100,7 @@ class ApiCaller:
                 # The cached token may have been revoked or expired early: one fresh token, one retry.
                 self._auth.invalidate(token)
                 refreshed = True
+                await policy.wait_before_retry(op.name, f"HTTP {status} (refreshing the access token)", attempt, 0.0)
                 attempt -= 1
                 continue
             if status == 429 and not last:
