@@ -1,0 +1,253 @@
+"""The nine Reports 2021-06-30 operations.
+
+Order of checks per call, as Amazon applies them: access token (403), injected faults (429/5xx),
+usage-plan quota (429), then request validation and the operation itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from . import validation as v
+from .downloads import presigned_url
+from .errors import ApiError, api_error_response, error_response, invalid_input, not_found
+
+if TYPE_CHECKING:
+    from .runtime import Emulator
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+BASE = "/reports/2021-06-30"
+GET_REPORTS_FILTERS = ("reportTypes", "processingStatuses", "marketplaceIds", "pageSize", "createdSince", "createdUntil")
+RETENTION_SECONDS = 90 * 86400
+
+Handler = Callable[["Emulator", Request, bytes], Response]
+
+
+async def _operation(request: Request, operation: str, handler: Handler) -> Response:
+    emu: Emulator = request.app.state.emulator
+    emu.stats.call(operation)
+    body = await request.body()
+    response = _respond(emu, request, operation, handler, body)
+    emu.stats.response(operation, response.status_code)
+    return response
+
+
+def _respond(emu: Emulator, request: Request, operation: str, handler: Handler, body: bytes) -> Response:
+    config, now = emu.config, emu.clock()
+    denial = emu.tokens.denial(request.headers.get("x-amz-access-token"), now)
+    if denial:
+        return error_response(403, "Unauthorized", denial)
+    if emu.roll(config.rate_5xx):
+        if emu.faults.random() < 0.5:
+            return error_response(500, "InternalFailure", "We encountered an internal error. Please try again.")
+        return error_response(503, "ServiceUnavailable", "Service temporarily unavailable. Please try again.")
+    throttled = emu.roll(config.rate_429)
+    if not throttled and config.enforce_quotas:
+        throttled = not emu.quotas.take(operation, now, config.speed)
+    if throttled:
+        return error_response(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
+    try:
+        response = handler(emu, request, body)
+    except ApiError as error:
+        response = api_error_response(error)
+    except Exception:  # an emulator bug must still look like an SP-API failure to the client
+        log.exception("%s failed", operation)
+        return error_response(500, "InternalFailure", "We encountered an internal error. Please try again.")
+    if response.status_code in (200, 201, 202, 400, 404):  # the statuses the model gives this header
+        response.headers["x-amzn-RateLimit-Limit"] = emu.quotas.limit_header(operation, config.speed)
+    return response
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+
+@router.get(BASE + "/reports")
+async def get_reports(request: Request) -> Response:
+    return await _operation(request, "getReports", _get_reports)
+
+
+def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
+    params = request.query_params
+    now = emu.clock()
+    emu.store.run_schedules(emu.config, now)
+    if "nextToken" in params:
+        extra = [name for name in GET_REPORTS_FILTERS if name in params]
+        if extra:
+            raise invalid_input(f"nextToken must be the only parameter; also got {', '.join(extra)}.")
+        page = emu.store.pages.get(params["nextToken"])
+        if page is None:
+            raise invalid_input("Invalid nextToken.")
+        remaining, page_size = page
+    else:
+        report_types = v.query_list(params, "reportTypes", max_items=10)
+        if report_types is None:
+            raise invalid_input("Either reportTypes or nextToken is required.")
+        statuses = v.query_list(params, "processingStatuses")
+        bad = [s for s in statuses or [] if s not in v.REPORT_STATUSES]
+        if bad:
+            raise invalid_input("Invalid input in processingStatuses.", f"Unknown processing status: {', '.join(bad)}")
+        marketplaces = v.query_list(params, "marketplaceIds", max_items=10)
+        page_size = v.query_int(params, "pageSize", 1, 100, default=10)
+        since = v.parse_date_time("createdSince", params["createdSince"]) if "createdSince" in params else now - RETENTION_SECONDS
+        until = v.parse_date_time("createdUntil", params["createdUntil"]) if "createdUntil" in params else now
+        matches = [
+            r for r in sorted(emu.store.reports.values(), key=lambda r: r.created, reverse=True)
+            if r.report_type in report_types
+            and (statuses is None or r.status(now) in statuses)
+            and (marketplaces is None or set(marketplaces) & set(r.marketplace_ids))
+            and since <= r.created <= until
+        ]  # fmt: skip
+        remaining = [r.report_id for r in matches]
+    page, rest = remaining[:page_size], remaining[page_size:]
+    result: dict[str, Any] = {"reports": [emu.store.reports[rid].to_json(now) for rid in page]}
+    if rest:
+        result["nextToken"] = emu.store.new_page_token(rest, page_size, previous=params.get("nextToken"))
+    return JSONResponse(result)
+
+
+@router.post(BASE + "/reports")
+async def create_report(request: Request) -> Response:
+    return await _operation(request, "createReport", _create_report)
+
+
+def _create_report(emu: Emulator, request: Request, body: bytes) -> Response:
+    spec = v.json_body(body, request.headers.get("content-type"))
+    config, now = emu.config, emu.clock()
+    report_type = v.requestable_report_type(spec.get("reportType"), config)
+    marketplace_ids = v.marketplace_ids(spec.get("marketplaceIds"))
+    options = v.report_options(spec.get("reportOptions"))
+    start = v.parse_date_time("dataStartTime", spec["dataStartTime"]) if "dataStartTime" in spec else now
+    end = v.parse_date_time("dataEndTime", spec["dataEndTime"]) if "dataEndTime" in spec else now
+    if start > end:
+        raise invalid_input("dataStartTime must not be after dataEndTime.")
+    report = emu.store.create_report(config, now, report_type, marketplace_ids, start, end, options)
+    return JSONResponse({"reportId": report.report_id}, status_code=202)
+
+
+@router.get(BASE + "/reports/{reportId}")
+async def get_report(request: Request) -> Response:
+    return await _operation(request, "getReport", _get_report)
+
+
+def _get_report(emu: Emulator, request: Request, body: bytes) -> Response:
+    report_id = v.report_id(request.path_params["reportId"])
+    now = emu.clock()
+    emu.store.run_schedules(emu.config, now)
+    report = emu.store.reports.get(report_id)
+    if report is None:
+        raise not_found(f"Report {report_id} not found.")
+    return JSONResponse(report.to_json(now))
+
+
+@router.delete(BASE + "/reports/{reportId}")
+async def cancel_report(request: Request) -> Response:
+    return await _operation(request, "cancelReport", _cancel_report)
+
+
+def _cancel_report(emu: Emulator, request: Request, body: bytes) -> Response:
+    report_id = v.report_id(request.path_params["reportId"])
+    now = emu.clock()
+    report = emu.store.reports.get(report_id)
+    if report is None:
+        raise not_found(f"Report {report_id} not found.")
+    status = report.status(now)
+    if status != "IN_QUEUE":
+        raise invalid_input(f"Report {report_id} cannot be cancelled: only IN_QUEUE reports can be, it is {status}.")
+    report.cancelled_at = now
+    return Response(status_code=200)
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+
+@router.get(BASE + "/schedules")
+async def get_report_schedules(request: Request) -> Response:
+    return await _operation(request, "getReportSchedules", _get_report_schedules)
+
+
+def _get_report_schedules(emu: Emulator, request: Request, body: bytes) -> Response:
+    report_types = v.query_list(request.query_params, "reportTypes", max_items=10)
+    if report_types is None:
+        raise invalid_input("reportTypes is required.")
+    for report_type in report_types:
+        v.report_type(report_type, emu.config)
+    emu.store.run_schedules(emu.config, emu.clock())
+    schedules = [s.to_json() for s in emu.store.schedules.values() if s.report_type in report_types]
+    return JSONResponse({"reportSchedules": schedules})
+
+
+@router.post(BASE + "/schedules")
+async def create_report_schedule(request: Request) -> Response:
+    return await _operation(request, "createReportSchedule", _create_report_schedule)
+
+
+def _create_report_schedule(emu: Emulator, request: Request, body: bytes) -> Response:
+    spec = v.json_body(body, request.headers.get("content-type"))
+    config, now = emu.config, emu.clock()
+    report_type = v.requestable_report_type(spec.get("reportType"), config)
+    marketplace_ids = v.marketplace_ids(spec.get("marketplaceIds"))
+    period = v.period(spec.get("period"))
+    options = v.report_options(spec.get("reportOptions"))
+    if "nextReportCreationTime" in spec:
+        next_creation = v.parse_date_time("nextReportCreationTime", spec["nextReportCreationTime"])
+    else:
+        next_creation = now + v.PERIOD_SECONDS[period] / config.speed
+    emu.store.run_schedules(config, now)
+    schedule = emu.store.create_schedule(report_type, marketplace_ids, options, period, next_creation)
+    return JSONResponse({"reportScheduleId": schedule.schedule_id}, status_code=201)
+
+
+@router.get(BASE + "/schedules/{reportScheduleId}")
+async def get_report_schedule(request: Request) -> Response:
+    return await _operation(request, "getReportSchedule", _get_report_schedule)
+
+
+def _get_report_schedule(emu: Emulator, request: Request, body: bytes) -> Response:
+    schedule_id = v.report_id(request.path_params["reportScheduleId"], "reportScheduleId")
+    emu.store.run_schedules(emu.config, emu.clock())
+    schedule = emu.store.schedules.get(schedule_id)
+    if schedule is None:
+        raise not_found(f"Report schedule {schedule_id} not found.")
+    return JSONResponse(schedule.to_json())
+
+
+@router.delete(BASE + "/schedules/{reportScheduleId}")
+async def cancel_report_schedule(request: Request) -> Response:
+    return await _operation(request, "cancelReportSchedule", _cancel_report_schedule)
+
+
+def _cancel_report_schedule(emu: Emulator, request: Request, body: bytes) -> Response:
+    schedule_id = v.report_id(request.path_params["reportScheduleId"], "reportScheduleId")
+    emu.store.run_schedules(emu.config, emu.clock())
+    if emu.store.schedules.pop(schedule_id, None) is None:
+        raise not_found(f"Report schedule {schedule_id} not found.")
+    return Response(status_code=200)
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+
+@router.get(BASE + "/documents/{reportDocumentId}")
+async def get_report_document(request: Request) -> Response:
+    return await _operation(request, "getReportDocument", _get_report_document)
+
+
+def _get_report_document(emu: Emulator, request: Request, body: bytes) -> Response:
+    document_id = v.document_id(request.path_params["reportDocumentId"])
+    content_encoding = v.query_bool(request.query_params, "enableContentEncodingUrlHeader")
+    now = emu.clock()
+    report = emu.store.reports.get(emu.store.documents.get(document_id, ""))
+    if report is None or not report.document_ready(now):
+        raise not_found(f"Report document {document_id} not found.")
+    result: dict[str, Any] = {
+        "reportDocumentId": document_id,
+        "url": presigned_url(emu, request, document_id, gzip_encoding=content_encoding and report.compressed),
+    }
+    if report.compressed:
+        result["compressionAlgorithm"] = "GZIP"
+    return JSONResponse(result)

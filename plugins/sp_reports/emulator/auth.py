@@ -1,0 +1,106 @@
+"""Login with Amazon (LWA): the token endpoint and the access-token check of every SP-API call."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from .runtime import Emulator
+
+router = APIRouter()
+
+GRANTLESS_SCOPES = frozenset(
+    {"sellingpartnerapi::notifications", "sellingpartnerapi::client_credential:rotation", "sellingpartnerapi::migration"}
+)
+
+
+@dataclass
+class IssuedToken:
+    expires_at: float
+    grantless: bool
+
+
+class TokenStore:
+    def __init__(self) -> None:
+        self.tokens: dict[str, IssuedToken] = {}
+
+    def issue(self, now: float, ttl: float, grantless: bool) -> str:
+        token = "Atza|" + secrets.token_urlsafe(64)
+        self.tokens[token] = IssuedToken(now + ttl, grantless)
+        return token
+
+    def denial(self, token: str | None, now: float) -> str | None:
+        """Why a Reports call with this access token is refused (Amazon's messages), or None."""
+        issued = self.tokens.get(token or "")
+        # Grantless tokens only open grantless operations; the Reports API needs seller authorization.
+        if issued is None or issued.grantless:
+            return "Access to requested resource is denied."
+        if now >= issued.expires_at:
+            return "The access token you provided has expired."
+        return None
+
+
+def _lwa_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=status)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", "replace")
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = json.loads(body or "{}")
+        except ValueError:
+            return {}
+        return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+@router.post("/auth/o2/token")
+async def token(request: Request) -> JSONResponse:
+    emu: Emulator = request.app.state.emulator
+    emu.stats.call("lwaToken")
+    response = await _token_response(emu, await _form(request))
+    emu.stats.response("lwaToken", response.status_code)
+    return response
+
+
+async def _token_response(emu: Emulator, form: dict[str, str]) -> JSONResponse:
+    config = emu.config
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        return _lwa_error(400, "invalid_request", "The request is missing a required parameter : grant_type")
+    if grant_type not in ("refresh_token", "client_credentials"):
+        return _lwa_error(400, "unsupported_grant_type", f"The authorization grant type is not supported : {grant_type}")
+    for name in ("client_id", "client_secret"):
+        if not form.get(name):
+            return _lwa_error(400, "invalid_request", f"The request is missing a required parameter : {name}")
+    if form["client_id"] != config.client_id or not secrets.compare_digest(form["client_secret"], config.client_secret):
+        return _lwa_error(401, "invalid_client", "Client authentication failed")
+
+    ttl = config.token_ttl_seconds
+    expires_in = int(ttl) if float(ttl).is_integer() else ttl
+    if grant_type == "refresh_token":
+        refresh = form.get("refresh_token")
+        if not refresh:
+            return _lwa_error(400, "invalid_request", "The request is missing a required parameter : refresh_token")
+        if not secrets.compare_digest(refresh, config.refresh_token):
+            return _lwa_error(400, "invalid_grant", "The request has an invalid grant parameter : refresh_token")
+        access = emu.tokens.issue(emu.clock(), ttl, grantless=False)
+        return JSONResponse(
+            {"access_token": access, "refresh_token": refresh, "token_type": "bearer", "expires_in": expires_in}
+        )
+
+    scope = form.get("scope")
+    if not scope:
+        return _lwa_error(400, "invalid_request", "The request is missing a required parameter : scope")
+    if scope not in GRANTLESS_SCOPES:
+        return _lwa_error(400, "invalid_scope", "An unknown scope was requested")
+    access = emu.tokens.issue(emu.clock(), ttl, grantless=True)
+    return JSONResponse({"access_token": access, "token_type": "bearer", "expires_in": expires_in})

@@ -1,0 +1,83 @@
+"""`sp-reports emulator`: serve the SP-API emulator with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+
+from .config import EmulatorConfig
+
+log = logging.getLogger("sp_reports.emulator")
+
+# CLI flag -> EmulatorConfig field, for the knobs that are plain numbers.
+NUMERIC_FLAGS = {
+    "speed": float,
+    "processing_seconds": float,
+    "rows_per_report": int,
+    "seed": int,
+    "rate_429": float,
+    "rate_5xx": float,
+    "fatal_rate": float,
+    "cancel_rate": float,
+    "truncate_rate": float,
+    "slow_rate": float,
+    "token_ttl_seconds": float,
+    "url_ttl_seconds": float,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one (default 8000)")
+    for name, kind in NUMERIC_FLAGS.items():
+        default = getattr(EmulatorConfig, name)
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=f"default {default}")
+    parser.add_argument("--no-quotas", action="store_true", help="do not enforce the usage-plan quotas")
+    parser.add_argument("--no-gzip", action="store_true", help="serve documents uncompressed")
+    parser.add_argument(
+        "--outcome",
+        action="append",
+        default=[],
+        metavar="REPORT_TYPE=STATUS",
+        help="force the final status (DONE, FATAL or CANCELLED) of a report type; repeatable",
+    )
+    parser.add_argument("--config-json", help="further EmulatorConfig fields as a JSON object")
+
+
+def build_config(args: argparse.Namespace) -> EmulatorConfig:
+    values = {name: getattr(args, name) for name in NUMERIC_FLAGS}
+    outcomes = {}
+    for item in args.outcome:
+        report_type, _, status = item.partition("=")
+        outcomes[report_type] = status
+    values.update(outcomes=outcomes, enforce_quotas=not args.no_quotas, gzip_documents=not args.no_gzip)
+    return EmulatorConfig().updated({**values, **json.loads(args.config_json or "{}")})
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = build_config(args)
+    except ValueError as error:
+        log.error("invalid emulator configuration: %s", error)
+        return 2
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as error:
+        log.error("cannot listen on %s:%s: %s", args.host, args.port, error)
+        sock.close()
+        return 1
+    host, port = sock.getsockname()[:2]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    log.info("SP-API emulator listening on %s (LWA %s/auth/o2/token, speed %g, seed %d)", url, url, config.speed, config.seed)
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="off"))
+    server.run(sockets=[sock])
+    return 0

@@ -1,0 +1,117 @@
+"""Every knob of the emulator, in one dataclass that can be changed at runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL_OUTCOMES = ("DONE", "FATAL", "CANCELLED")
+
+DEFAULT_CLIENT_ID = "emulator-client-id"
+DEFAULT_CLIENT_SECRET = "emulator-client-secret"
+DEFAULT_REFRESH_TOKEN = "Atzr|emulator-refresh-token"
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    # Randomness: outcomes, content, ids and injected faults all derive from this.
+    seed: int = 0
+    # Time compression: quotas refill `speed` times faster, processing and URL lifetimes shrink.
+    speed: float = 1.0
+
+    # LWA credentials accepted by /auth/o2/token.
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    refresh_token: str = DEFAULT_REFRESH_TOKEN
+    # Not scaled by speed: the client reads `expires_in` and must be able to trust it.
+    token_ttl_seconds: float = 3600.0
+
+    # Report lifecycle: time from createReport to a terminal status (before speed); the first
+    # half is IN_QUEUE, the second IN_PROGRESS.
+    processing_seconds: float = 2.0
+    fatal_rate: float = 0.0
+    cancel_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_factor: float = 10.0
+    # Deterministic outcome per report type, e.g. {"GET_MERCHANT_LISTINGS_ALL_DATA": "FATAL"}.
+    outcomes: dict[str, str] = field(default_factory=dict)
+    fatal_error_document: bool = True
+    # Reject report types Amazon does not know (Amazon answers 400 for them).
+    strict_report_types: bool = True
+
+    # Documents.
+    rows_per_report: int = 50
+    gzip_documents: bool = True
+    url_ttl_seconds: float = 300.0
+    truncate_rate: float = 0.0
+    download_chunk_size: int = 64 * 1024
+    # Base of pre-signed URLs; None = the host the client used to call getReportDocument.
+    public_base_url: str | None = None
+
+    # Quotas and injected faults.
+    enforce_quotas: bool = True
+    rate_429: float = 0.0
+    rate_5xx: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("fatal_rate", "cancel_rate", "slow_rate", "truncate_rate", "rate_429", "rate_5xx"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        if self.fatal_rate + self.cancel_rate > 1.0:
+            raise ValueError("fatal_rate + cancel_rate must not exceed 1")
+        for name in ("speed", "slow_factor", "url_ttl_seconds", "token_ttl_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.processing_seconds < 0:
+            raise ValueError("processing_seconds must not be negative")
+        if self.rows_per_report < 0:
+            raise ValueError("rows_per_report must not be negative")
+        if self.download_chunk_size < 1:
+            raise ValueError("download_chunk_size must be positive")
+        for report_type, outcome in self.outcomes.items():
+            if outcome not in TERMINAL_OUTCOMES:
+                raise ValueError(f"outcomes[{report_type!r}] must be one of {TERMINAL_OUTCOMES}, got {outcome!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def updated(self, changes: dict[str, Any]) -> EmulatorConfig:
+        """A copy with `changes` applied; values are coerced to the field's type (JSON has no float/int split)."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        coerced = {name: _coerce(name, fields[name].type, value) for name, value in changes.items()}
+        return dataclasses.replace(self, **coerced)
+
+
+def _coerce(name: str, type_name: Any, value: Any) -> Any:
+    # Annotations are strings because of `from __future__ import annotations`.
+    expected = str(type_name)
+    if expected == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be a boolean")
+        return value
+    if expected in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number")
+        if expected == "int":
+            if value != int(value):
+                raise ValueError(f"{name} must be an integer")
+            return int(value)
+        return float(value)
+    if expected == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string")
+        return value
+    if expected == "str | None":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string or null")
+        return value
+    if expected.startswith("dict"):
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be an object")
+        return dict(value)
+    raise ValueError(f"{name} cannot be changed")  # pragma: no cover - every field type is handled above

@@ -1,0 +1,420 @@
+"""Report document contents: Amazon-style tab-separated flat files, localized per marketplace.
+
+Content is a pure function of (seed, report), so a document downloads identically every time.
+Flat files are unquoted, tab-separated, with a header row and `\\n` line ends, as Amazon serves them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from .locales import LOCALES, Locale
+from .marketplaces import CHARSET_LABELS, MARKETPLACES, Marketplace
+from .state import DAY, Report, iso
+
+ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
+LISTINGS = "GET_MERCHANT_LISTINGS_ALL_DATA"
+INVENTORY = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"
+SHIPMENTS = "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_GENERAL"
+RETURNS = "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA"
+
+COLUMNS: dict[str, list[str]] = {
+    ORDERS: (
+        "amazon-order-id merchant-order-id purchase-date last-updated-date order-status fulfillment-channel "
+        "sales-channel order-channel url ship-service-level product-name sku asin item-status quantity currency "
+        "item-price item-tax shipping-price shipping-tax gift-wrap-price gift-wrap-tax item-promotion-discount "
+        "ship-promotion-discount ship-city ship-state ship-postal-code ship-country promotion-ids "
+        "is-business-order purchase-order-number price-designation"
+    ).split(),
+    LISTINGS: (
+        "item-name item-description listing-id seller-sku price quantity open-date image-url item-is-marketplace "
+        "product-id-type zshop-shipping-fee item-note item-condition zshop-category1 zshop-browse-path "
+        "zshop-storefront-feature asin1 asin2 asin3 will-ship-internationally expedited-shipping zshop-boldface "
+        "product-id bid-for-featured-placement add-delete pending-quantity fulfillment-channel "
+        "merchant-shipping-group status"
+    ).split(),
+    INVENTORY: (
+        "sku fnsku asin product-name condition your-price mfn-listing-exists mfn-fulfillable-quantity "
+        "afn-listing-exists afn-warehouse-quantity afn-fulfillable-quantity afn-unsellable-quantity "
+        "afn-reserved-quantity afn-total-quantity per-unit-volume afn-inbound-working-quantity "
+        "afn-inbound-shipped-quantity afn-inbound-receiving-quantity afn-researching-quantity "
+        "afn-reserved-future-supply afn-future-supply-buyable"
+    ).split(),
+    SHIPMENTS: (
+        "amazon-order-id merchant-order-id shipment-id shipment-item-id amazon-order-item-id merchant-order-item-id "
+        "purchase-date payments-date shipment-date reporting-date buyer-email buyer-name buyer-phone-number sku "
+        "product-name quantity-shipped currency item-price item-tax shipping-price shipping-tax gift-wrap-price "
+        "gift-wrap-tax ship-service-level recipient-name ship-address-1 ship-address-2 ship-address-3 ship-city "
+        "ship-state ship-postal-code ship-country ship-phone-number bill-address-1 bill-address-2 bill-address-3 "
+        "bill-city bill-state bill-postal-code bill-country item-promotion-discount ship-promotion-discount carrier "
+        "tracking-number estimated-arrival-date fulfillment-center-id fulfillment-channel sales-channel"
+    ).split(),
+    RETURNS: (
+        "return-date order-id sku asin fnsku product-name quantity fulfillment-center-id detailed-disposition "
+        "reason status license-plate-number customer-comments"
+    ).split(),
+}
+GENERIC_COLUMNS = "date marketplace-id sku asin product-name quantity amount currency".split()
+
+TAX_RATES = {"USD": 0.08, "CAD": 0.13, "MXN": 0.16, "JPY": 0.10, "GBP": 0.20, "EUR": 0.19}
+ALNUM = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class DocumentContent:
+    data: bytes  # encoded text, not compressed
+    content_type: str
+
+
+def charset_label(report_type: str, marketplace: Marketplace) -> str:
+    if marketplace.codec == "cp932":
+        # Amazon labels some JP flat files Shift_JIS and others windows-31j; the bytes are cp932 in both.
+        return "Shift_JIS" if report_type.startswith(("GET_FLAT_FILE", "GET_MERCHANT_LISTINGS")) else "windows-31j"
+    return CHARSET_LABELS[marketplace.codec]
+
+
+def report_marketplace(report: Report) -> Marketplace:
+    # Flat files cover the first requested marketplace; that also fixes the document's encoding.
+    return MARKETPLACES.get(report.marketplace_ids[0], MARKETPLACES["ATVPDKIKX0DER"])
+
+
+def render(report: Report) -> DocumentContent:
+    if report.outcome == "FATAL":
+        body = json.dumps({"errorDetails": report.error_details or "Report processing failed."})
+        return DocumentContent(body.encode("utf-8"), "application/json;charset=UTF-8")
+    marketplace = report_marketplace(report)
+    text = flat_file(report, marketplace)
+    label = charset_label(report.report_type, marketplace)
+    return DocumentContent(text.encode(marketplace.codec), f"text/plain;charset={label}")
+
+
+def served_bytes(report: Report) -> tuple[bytes, str]:
+    """The bytes exactly as the download URL serves them, and their Content-Type."""
+    content = render(report)
+    data = gzip.compress(content.data, mtime=0) if report.compressed else content.data
+    return data, content.content_type
+
+
+def flat_file(report: Report, marketplace: Marketplace) -> str:
+    gen = Generator(report, marketplace)
+    columns = COLUMNS.get(report.report_type, GENERIC_COLUMNS)
+    build = ROW_BUILDERS.get(report.report_type, Generator.generic_rows)
+    lines = ["\t".join(columns)]
+    for row in build(gen, report.rows):
+        values = [row.get(column, "") for column in columns]
+        lines.append("\t".join(_clean(v) for v in values))
+    return "\n".join(lines) + "\n"
+
+
+def _clean(value: str) -> str:
+    # A stray tab or newline would shift every following column in an unquoted flat file.
+    return value.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+class Generator:
+    """Deterministic row factory for one report."""
+
+    def __init__(self, report: Report, marketplace: Marketplace) -> None:
+        self.report = report
+        self.mp = marketplace
+        self.loc: Locale = LOCALES[marketplace.language]
+        self.rng = random.Random(f"{report.seed}:{report.report_id}:content")
+        start, end = report.data_start, report.data_end
+        if end <= start:  # both default to "now"; give the rows a day to spread over
+            start = end - DAY
+        self.start, self.end = start, end
+        self.tld = marketplace.domain.split("Amazon.", 1)[1]
+
+    # --- small helpers -----------------------------------------------------------------------
+
+    def code(self, length: int, alphabet: str = ALNUM) -> str:
+        return "".join(self.rng.choice(alphabet) for _ in range(length))
+
+    def digits(self, length: int) -> str:
+        return self.code(length, string.digits)
+
+    def money(self, amount: float) -> str:
+        if self.mp.currency == "JPY":
+            return str(int(round(amount)))
+        return f"{amount:.2f}"
+
+    def base_price(self) -> float:
+        if self.mp.currency == "JPY":
+            return float(self.rng.randrange(500, 20000, 10))
+        return round(self.rng.uniform(4.99, 249.99), 2)
+
+    def tax(self, amount: float) -> float:
+        return amount * TAX_RATES.get(self.mp.currency, 0.10)
+
+    def timestamps(self, n: int) -> list[float]:
+        return sorted(self.rng.uniform(self.start, self.end) for _ in range(n))
+
+    def local_time(self, ts: float) -> str:
+        local = datetime.fromtimestamp(ts, timezone.utc) + timedelta(hours=self.mp.utc_offset_hours)
+        return f"{local:%Y-%m-%d %H:%M:%S} {self.mp.zone_abbreviation}"
+
+    def order_id(self) -> str:
+        prefix = {"na": "11", "eu": "30", "fe": "25"}[self.mp.region]
+        return f"{prefix}{self.rng.randint(1, 9)}-{self.digits(7)}-{self.digits(7)}"
+
+    def person(self) -> str:
+        given, family = self.rng.choice(self.loc.given_names), self.rng.choice(self.loc.family_names)
+        return f"{family} {given}" if self.loc.family_name_first else f"{given} {family}"
+
+    def place(self) -> dict[str, str]:
+        city, state, postal = self.rng.choice(self.loc.places)
+        postal = "".join(str(self.rng.randint(0, 9)) if ch == "#" else ch for ch in postal)
+        return {"city": city, "state": state, "postal": postal, "country": self.mp.country}
+
+    def product(self, index: int) -> dict[str, str | float]:
+        """Catalog item `index` of this seller in this marketplace, identical across reports."""
+        rng = random.Random(f"{self.report.seed}:{self.mp.id}:product:{index}")
+        names = self.loc.products
+        code = "".join(rng.choice(ALNUM) for _ in range(4))
+        price = float(rng.randrange(500, 20000, 10)) if self.mp.currency == "JPY" else round(rng.uniform(4.99, 249.99), 2)
+        return {
+            "name": names[index % len(names)],
+            "sku": f"{code[:2]}-{index:04d}-{code[2:]}",
+            "asin": "B0" + "".join(rng.choice(ALNUM) for _ in range(8)),
+            "fnsku": "X00" + "".join(rng.choice(ALNUM) for _ in range(7)),
+            "price": price,
+        }
+
+    # --- report types ------------------------------------------------------------------------
+
+    def order_rows(self, n: int):
+        catalog = max(10, n)
+        seen_orders: set[str] = set()
+        order: dict[str, str] = {}
+        items_in_order: set[int] = set()
+        for ts in self.timestamps(n):
+            # One row per order item; a quarter of the rows add an item to the previous order.
+            if not order or len(items_in_order) >= 3 or self.rng.random() < 0.75:
+                order_id = self.order_id()
+                while order_id in seen_orders:
+                    order_id = self.order_id()
+                seen_orders.add(order_id)
+                status = self.rng.choices(["Shipped", "Pending", "Cancelled", "Shipping"], [80, 10, 5, 5])[0]
+                place = self.place()
+                business = self.rng.random() < 0.1
+                order = {
+                    "amazon-order-id": order_id,
+                    "purchase-date": iso(ts),
+                    "last-updated-date": iso(min(ts + self.rng.uniform(600, 3 * DAY), self.report.created)),
+                    "order-status": status,
+                    "fulfillment-channel": self.rng.choice(["Amazon", "Amazon", "Merchant"]),
+                    "sales-channel": self.mp.domain,
+                    "ship-service-level": self.rng.choice(["Standard", "Expedited", "SecondDay"]),
+                    "ship-city": place["city"],
+                    "ship-state": place["state"],
+                    "ship-postal-code": place["postal"],
+                    "ship-country": place["country"],
+                    "is-business-order": "true" if business else "false",
+                    "purchase-order-number": f"PO-{self.digits(6)}" if business and self.rng.random() < 0.5 else "",
+                    "price-designation": "BusinessPrice" if business else "",
+                }
+                items_in_order = set()
+            index = self.rng.randrange(catalog)
+            while index in items_in_order:
+                index = self.rng.randrange(catalog)
+            items_in_order.add(index)
+            product = self.product(index)
+            quantity = self.rng.choices([1, 2, 3], [80, 15, 5])[0]
+            row = dict(order)
+            status = order["order-status"]
+            row.update(
+                {
+                    "product-name": str(product["name"]),
+                    "sku": str(product["sku"]),
+                    "asin": str(product["asin"]),
+                    "item-status": {"Shipped": "Shipped", "Cancelled": "Cancelled"}.get(status, "Unshipped"),
+                    "quantity": str(0 if status == "Cancelled" else quantity),
+                    "currency": self.mp.currency,
+                }
+            )
+            # Amazon leaves the money columns empty until an order is confirmed.
+            if status not in ("Pending", "Cancelled"):
+                price = float(product["price"]) * quantity
+                shipping = 0.0 if self.rng.random() < 0.6 else self.base_price() / 10
+                promo = self.rng.random() < 0.15
+                row.update(
+                    {
+                        "item-price": self.money(price),
+                        "item-tax": self.money(self.tax(price)),
+                        "shipping-price": self.money(shipping),
+                        "shipping-tax": self.money(self.tax(shipping)),
+                        "gift-wrap-price": "",
+                        "gift-wrap-tax": "",
+                        "item-promotion-discount": self.money(-price * 0.1) if promo else "",
+                        "ship-promotion-discount": self.money(-shipping) if promo and shipping else "",
+                        "promotion-ids": f"Core Free Shipping {self.code(8)}" if promo else "",
+                    }
+                )
+            yield row
+
+    def listing_rows(self, n: int):
+        channel = {"na": "AMAZON_NA", "eu": "AMAZON_EU", "fe": "AMAZON_FE"}[self.mp.region]
+        for index in range(n):
+            product = self.product(index)
+            fba = self.rng.random() < 0.5
+            quantity = self.rng.choice([0, 0, 3, 12, 40, 150])
+            opened = self.report.created - self.rng.uniform(DAY, 900 * DAY)
+            status = "Active" if fba or quantity else "Inactive"
+            if self.rng.random() < 0.03:
+                status = "Incomplete"
+            yield {
+                "item-name": str(product["name"]),
+                "item-description": self.rng.choice(self.loc.descriptions),
+                "listing-id": f"{datetime.fromtimestamp(opened, timezone.utc):%m%d}{self.code(7)}",
+                "seller-sku": str(product["sku"]),
+                "price": self.money(float(product["price"])),
+                "quantity": "" if fba else str(quantity),
+                "open-date": self.local_time(opened),
+                "image-url": "",
+                "item-is-marketplace": "y",
+                "product-id-type": "1",
+                "item-note": "",
+                "item-condition": "11",
+                "asin1": str(product["asin"]),
+                "will-ship-internationally": "" if fba else self.rng.choice(["", "1"]),
+                "expedited-shipping": "" if fba else self.rng.choice(["", "N"]),
+                "product-id": str(product["asin"]),
+                "pending-quantity": "0",
+                "fulfillment-channel": channel if fba else "DEFAULT",
+                "merchant-shipping-group": "" if fba else self.loc.shipping_group,
+                "status": status,
+            }
+
+    def inventory_rows(self, n: int):
+        for index in range(n):
+            product = self.product(index)
+            fulfillable = self.rng.choice([0, 0, 5, 24, 80, 310])
+            unsellable = self.rng.choice([0, 0, 0, 1, 2])
+            reserved = self.rng.choice([0, 0, 1, 3, 8])
+            working, shipped, receiving = (self.rng.choice([0, 0, 0, 10, 50]) for _ in range(3))
+            warehouse = fulfillable + unsellable + reserved
+            mfn = self.rng.random() < 0.2
+            yield {
+                "sku": str(product["sku"]),
+                "fnsku": str(product["fnsku"]),
+                "asin": str(product["asin"]),
+                "product-name": str(product["name"]),
+                "condition": "New",
+                "your-price": self.money(float(product["price"])),
+                "mfn-listing-exists": "Yes" if mfn else "No",
+                "mfn-fulfillable-quantity": str(self.rng.randint(0, 20)) if mfn else "",
+                "afn-listing-exists": "Yes",
+                "afn-warehouse-quantity": str(warehouse),
+                "afn-fulfillable-quantity": str(fulfillable),
+                "afn-unsellable-quantity": str(unsellable),
+                "afn-reserved-quantity": str(reserved),
+                "afn-total-quantity": str(warehouse + working + shipped + receiving),
+                "per-unit-volume": f"{self.rng.uniform(0.01, 2.5):.2f}",
+                "afn-inbound-working-quantity": str(working),
+                "afn-inbound-shipped-quantity": str(shipped),
+                "afn-inbound-receiving-quantity": str(receiving),
+                "afn-researching-quantity": str(self.rng.choice([0, 0, 0, 1])),
+                "afn-reserved-future-supply": "0",
+                "afn-future-supply-buyable": "0",
+            }
+
+    def shipment_rows(self, n: int):
+        catalog = max(10, n)
+        for row_number, shipped in enumerate(self.timestamps(n)):
+            product = self.product(self.rng.randrange(catalog))
+            purchased = shipped - self.rng.uniform(2 * 3600, 2 * DAY)
+            quantity = self.rng.choices([1, 2, 3], [85, 10, 5])[0]
+            price = float(product["price"]) * quantity
+            shipping = 0.0 if self.rng.random() < 0.7 else self.base_price() / 10
+            place = self.place()
+            carrier = self.rng.choice(self.loc.carriers)
+            recipient = self.person()
+            yield {
+                "amazon-order-id": self.order_id(),
+                "shipment-id": "D" + self.code(8),
+                # The index keeps this natural key unique within the document.
+                "shipment-item-id": f"D{self.code(7)}{row_number:05d}",
+                "amazon-order-item-id": self.digits(14),
+                "purchase-date": iso(purchased),
+                "payments-date": iso(purchased + self.rng.uniform(30, 3600)),
+                "shipment-date": iso(shipped),
+                "reporting-date": iso(shipped + self.rng.uniform(600, 3 * 3600)),
+                "buyer-email": f"{self.code(14).lower()}@marketplace.amazon.{self.tld.lower()}",
+                "buyer-name": self.person(),
+                "sku": str(product["sku"]),
+                "product-name": str(product["name"]),
+                "quantity-shipped": str(quantity),
+                "currency": self.mp.currency,
+                "item-price": self.money(price),
+                "item-tax": self.money(self.tax(price)),
+                "shipping-price": self.money(shipping),
+                "shipping-tax": self.money(self.tax(shipping)),
+                "gift-wrap-price": self.money(0),
+                "gift-wrap-tax": self.money(0),
+                "ship-service-level": self.rng.choice(["Standard", "Expedited"]),
+                "recipient-name": recipient,
+                "ship-address-1": self.rng.choice(self.loc.streets),
+                "ship-city": place["city"],
+                "ship-state": place["state"],
+                "ship-postal-code": place["postal"],
+                "ship-country": place["country"],
+                "item-promotion-discount": self.money(0),
+                "ship-promotion-discount": self.money(0),
+                "carrier": carrier,
+                "tracking-number": ("TBA" + self.digits(12)) if carrier.startswith("AMZN") else self.digits(12),
+                "estimated-arrival-date": iso(shipped + self.rng.uniform(1, 4) * DAY),
+                "fulfillment-center-id": self.rng.choice(self.loc.fulfillment_centers),
+                "fulfillment-channel": "AFN",
+                "sales-channel": self.mp.domain,
+            }
+
+    def return_rows(self, n: int):
+        catalog = max(10, n)
+        for returned in self.timestamps(n):
+            product = self.product(self.rng.randrange(catalog))
+            disposition = self.rng.choices(["SELLABLE", "CUSTOMER_DAMAGED", "DEFECTIVE", "CARRIER_DAMAGED"], [60, 20, 15, 5])[0]
+            yield {
+                "return-date": iso(returned),
+                "order-id": self.order_id(),
+                "sku": str(product["sku"]),
+                "asin": str(product["asin"]),
+                "fnsku": str(product["fnsku"]),
+                "product-name": str(product["name"]),
+                "quantity": "1",
+                "fulfillment-center-id": self.rng.choice(self.loc.fulfillment_centers),
+                "detailed-disposition": disposition,
+                "reason": self.rng.choice(["UNWANTED_ITEM", "DEFECTIVE", "NOT_AS_DESCRIBED", "ORDERED_WRONG_ITEM", "SWITCHEROO"]),
+                "status": "Unit returned to inventory" if disposition == "SELLABLE" else self.rng.choice(["Reimbursed", "Repackaged Successfully"]),
+                "license-plate-number": "LPN" + self.code(10),
+                "customer-comments": self.rng.choice(self.loc.comments),
+            }
+
+    def generic_rows(self, n: int):
+        for ts in self.timestamps(n):
+            product = self.product(self.rng.randrange(max(10, n)))
+            quantity = self.rng.randint(1, 5)
+            yield {
+                "date": iso(ts),
+                "marketplace-id": self.mp.id,
+                "sku": str(product["sku"]),
+                "asin": str(product["asin"]),
+                "product-name": str(product["name"]),
+                "quantity": str(quantity),
+                "amount": self.money(float(product["price"]) * quantity),
+                "currency": self.mp.currency,
+            }
+
+
+ROW_BUILDERS: dict[str, Callable[[Generator, int], object]] = {
+    ORDERS: Generator.order_rows,
+    LISTINGS: Generator.listing_rows,
+    INVENTORY: Generator.inventory_rows,
+    SHIPMENTS: Generator.shipment_rows,
+    RETURNS: Generator.return_rows,
+}

@@ -1,0 +1,64 @@
+"""Per-operation token buckets with the usage plans documented in the Reports 2021-06-30 model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# operationId -> (rate in requests per second, burst), from each operation's "Usage Plan" table.
+OPERATION_QUOTAS: dict[str, tuple[float, int]] = {
+    "getReports": (0.0222, 10),
+    "createReport": (0.0167, 15),
+    "cancelReport": (0.0222, 10),
+    "getReport": (2.0, 15),
+    "getReportSchedules": (0.0222, 10),
+    "createReportSchedule": (0.0222, 10),
+    "cancelReportSchedule": (0.0222, 10),
+    "getReportSchedule": (0.0222, 10),
+    "getReportDocument": (0.0167, 15),
+}
+
+
+@dataclass
+class TokenBucket:
+    rate: float
+    burst: int
+    tokens: float
+    updated: float
+
+    def refill(self, now: float, speed: float) -> None:
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(float(self.burst), self.tokens + elapsed * self.rate * speed)
+        self.updated = now
+
+    def take(self, now: float, speed: float) -> bool:
+        self.refill(now, speed)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Quotas:
+    """One full bucket per operation; `speed` is passed on every call so runtime changes apply at once."""
+
+    def __init__(self, now: float) -> None:
+        self.reset(now)
+
+    def reset(self, now: float) -> None:
+        self.buckets = {
+            op: TokenBucket(rate=rate, burst=burst, tokens=float(burst), updated=now)
+            for op, (rate, burst) in OPERATION_QUOTAS.items()
+        }
+
+    def take(self, operation: str, now: float, speed: float) -> bool:
+        return self.buckets[operation].take(now, speed)
+
+    def settle(self, now: float, speed: float) -> None:
+        """Account the time elapsed so far at the old speed before the speed changes."""
+        for bucket in self.buckets.values():
+            bucket.refill(now, speed)
+
+    @staticmethod
+    def limit_header(operation: str, speed: float) -> str:
+        rate = OPERATION_QUOTAS[operation][0] * speed
+        return f"{rate:.6g}"

@@ -1,0 +1,245 @@
+"""Reports, schedules and documents, and how a report's status follows from elapsed time."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .config import EmulatorConfig
+from .marketplaces import MARKETPLACES
+from .report_types import MAX_RANGE_DAYS
+
+# ISO 8601 periods of CreateReportScheduleSpecification.period, in seconds (P1M taken as 30 days).
+PERIOD_SECONDS = {
+    "PT5M": 300, "PT15M": 900, "PT30M": 1800, "PT1H": 3600, "PT2H": 7200, "PT4H": 14400,
+    "PT8H": 28800, "PT12H": 43200, "P1D": 86400, "P2D": 172800, "P3D": 259200, "PT84H": 302400,
+    "P7D": 604800, "P14D": 1209600, "P15D": 1296000, "P18D": 1555200, "P30D": 2592000, "P1M": 2592000,
+}  # fmt: skip
+
+# A schedule that fell far behind creates only its latest reports, not thousands.
+MAX_CATCH_UP_REPORTS = 10
+
+DAY = 86400.0
+
+
+def iso(ts: float) -> str:
+    """Amazon's date-time format for Reports 2021-06-30 (second precision, explicit offset)."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+@dataclass
+class Report:
+    report_id: str
+    report_type: str
+    marketplace_ids: list[str]
+    data_start: float
+    data_end: float
+    created: float
+    options: dict[str, str]
+    outcome: str  # the terminal status it will reach: DONE | FATAL | CANCELLED
+    queue_seconds: float
+    total_seconds: float
+    document_id: str | None  # None when the outcome has no document
+    seed: int  # content is generated from the seed in force when the report was created
+    rows: int
+    compressed: bool
+    error_details: str | None = None
+    schedule_id: str | None = None
+    cancelled_at: float | None = None  # set by cancelReport
+
+    def status(self, now: float) -> str:
+        if self.cancelled_at is not None:
+            return "CANCELLED"
+        elapsed = now - self.created
+        if elapsed < self.queue_seconds:
+            return "IN_QUEUE"
+        if elapsed < self.total_seconds:
+            return "IN_PROGRESS"
+        return self.outcome
+
+    def document_ready(self, now: float) -> bool:
+        return self.document_id is not None and self.status(now) in ("DONE", "FATAL")
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        status = self.status(now)
+        body: dict[str, Any] = {
+            "reportId": self.report_id,
+            "reportType": self.report_type,
+            "marketplaceIds": list(self.marketplace_ids),
+            "dataStartTime": iso(self.data_start),
+            "dataEndTime": iso(self.data_end),
+            "createdTime": iso(self.created),
+            "processingStatus": status,
+        }
+        if self.schedule_id:
+            body["reportScheduleId"] = self.schedule_id
+        # A report cancelled by the caller never started processing.
+        if status != "IN_QUEUE" and self.cancelled_at is None:
+            body["processingStartTime"] = iso(self.created + self.queue_seconds)
+            if status != "IN_PROGRESS":
+                body["processingEndTime"] = iso(self.created + self.total_seconds)
+        if self.document_ready(now):
+            body["reportDocumentId"] = self.document_id
+        return body
+
+
+@dataclass
+class Schedule:
+    schedule_id: str
+    report_type: str
+    marketplace_ids: list[str]
+    options: dict[str, str]
+    period: str
+    next_creation: float
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "reportScheduleId": self.schedule_id,
+            "reportType": self.report_type,
+            "marketplaceIds": list(self.marketplace_ids),
+            "period": self.period,
+            "nextReportCreationTime": iso(self.next_creation),
+        }
+        if self.options:
+            body["reportOptions"] = dict(self.options)
+        return body
+
+
+@dataclass
+class Store:
+    seed: int
+    reports: dict[str, Report] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    documents: dict[str, str] = field(default_factory=dict)  # reportDocumentId -> reportId
+    # nextToken -> (reportIds not yet returned, pageSize); tokens stay valid so a retried call works
+    pages: dict[str, tuple[list[str], int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._ids = random.Random(f"{self.seed}:ids")
+        self._page_tokens = random.Random(f"{self.seed}:pages")
+        # Amazon's report and schedule ids are 11-digit numbers that grow over time.
+        self._next_report_id = 50_000_000_000 + self._ids.randrange(10**9)
+        self._next_schedule_id = 60_000_000_000 + self._ids.randrange(10**9)
+
+    # --- ids -------------------------------------------------------------------------------
+
+    def _new_report_id(self) -> str:
+        self._next_report_id += self._ids.randint(1, 997)
+        return str(self._next_report_id)
+
+    def _new_schedule_id(self) -> str:
+        self._next_schedule_id += self._ids.randint(1, 997)
+        return str(self._next_schedule_id)
+
+    def new_page_token(self, remaining: list[str], page_size: int, previous: str | None = None) -> str:
+        # Following a token is idempotent: a retried call gets the same page and the same next token.
+        raw = hashlib.sha384(previous.encode()).digest() if previous else self._page_tokens.randbytes(48)
+        token = base64.b64encode(raw).decode()
+        self.pages[token] = (remaining, page_size)
+        return token
+
+    # --- reports ---------------------------------------------------------------------------
+
+    def create_report(
+        self,
+        config: EmulatorConfig,
+        now: float,
+        report_type: str,
+        marketplace_ids: list[str],
+        data_start: float,
+        data_end: float,
+        options: dict[str, str],
+        schedule_id: str | None = None,
+    ) -> Report:
+        report_id = self._new_report_id()
+        # Outcome and timing depend only on seed + reportId, so they reproduce across runs.
+        rng = random.Random(f"{config.seed}:{report_id}:outcome")
+        outcome = config.outcomes.get(report_type)
+        draw = rng.random()
+        if outcome is None:
+            if draw < config.fatal_rate:
+                outcome = "FATAL"
+            elif draw < config.fatal_rate + config.cancel_rate:
+                outcome = "CANCELLED"
+            else:
+                outcome = "DONE"
+        error_details = None
+        max_days = MAX_RANGE_DAYS.get(report_type)
+        if max_days is not None and data_end - data_start > max_days * DAY:
+            outcome = "FATAL"
+            error_details = (
+                f"Report request failed because the requested date range exceeds the maximum "
+                f"of {max_days} days allowed for {report_type}."
+            )
+        elif outcome == "FATAL":
+            error_details = "The report could not be generated because of an internal error. Request a new report."
+
+        total = config.processing_seconds / config.speed
+        if rng.random() < config.slow_rate:
+            total *= config.slow_factor
+
+        document_id = None
+        if outcome == "DONE" or (outcome == "FATAL" and config.fatal_error_document):
+            region = MARKETPLACES[marketplace_ids[0]].region if marketplace_ids[0] in MARKETPLACES else "na"
+            document_id = f"amzn1.spdoc.1.4.{region}.{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+            self.documents[document_id] = report_id
+
+        report = Report(
+            report_id=report_id,
+            report_type=report_type,
+            marketplace_ids=list(marketplace_ids),
+            data_start=data_start,
+            data_end=data_end,
+            created=now,
+            options=dict(options),
+            outcome=outcome,
+            queue_seconds=total / 2,
+            total_seconds=total,
+            document_id=document_id,
+            seed=config.seed,
+            rows=config.rows_per_report,
+            compressed=config.gzip_documents and outcome == "DONE",
+            error_details=error_details,
+            schedule_id=schedule_id,
+        )
+        self.reports[report_id] = report
+        return report
+
+    # --- schedules -------------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        report_type: str,
+        marketplace_ids: list[str],
+        options: dict[str, str],
+        period: str,
+        next_creation: float,
+    ) -> Schedule:
+        # Amazon: a schedule with the same report type and marketplaces is cancelled and replaced.
+        for existing in list(self.schedules.values()):
+            if existing.report_type == report_type and sorted(existing.marketplace_ids) == sorted(marketplace_ids):
+                del self.schedules[existing.schedule_id]
+        schedule = Schedule(self._new_schedule_id(), report_type, list(marketplace_ids), dict(options), period, next_creation)
+        self.schedules[schedule.schedule_id] = schedule
+        return schedule
+
+    def run_schedules(self, config: EmulatorConfig, now: float) -> None:
+        """Create the reports schedules owe by `now`; called lazily before reads."""
+        for schedule in self.schedules.values():
+            step = PERIOD_SECONDS[schedule.period] / config.speed
+            due = int((now - schedule.next_creation) // step) + 1 if now >= schedule.next_creation else 0
+            if due > MAX_CATCH_UP_REPORTS:
+                schedule.next_creation += (due - MAX_CATCH_UP_REPORTS) * step
+                due = MAX_CATCH_UP_REPORTS
+            for _ in range(due):
+                at = schedule.next_creation
+                self.create_report(
+                    config, at, schedule.report_type, schedule.marketplace_ids,
+                    at - PERIOD_SECONDS[schedule.period], at, schedule.options, schedule.schedule_id,
+                )  # fmt: skip
+                schedule.next_creation += step

@@ -1,0 +1,91 @@
+"""Run the emulator inside a test: `with running_emulator(speed=100) as emu: ...`."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from typing import Any, Iterator
+
+import httpx
+import uvicorn
+
+from .app import create_app
+from .config import EmulatorConfig
+
+STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+class RunningEmulator:
+    """Handle to an emulator served on 127.0.0.1; `config`, `stats` and `reset` call its control API."""
+
+    def __init__(self, base_url: str, config: EmulatorConfig) -> None:
+        self.base_url = base_url
+        self.lwa_url = base_url + "/auth/o2/token"
+        self.initial_config = config
+        self._http = httpx.Client(base_url=base_url, timeout=10.0)
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """client_id / client_secret / refresh_token the emulator accepts (as started)."""
+        c = self.initial_config
+        return {"client_id": c.client_id, "client_secret": c.client_secret, "refresh_token": c.refresh_token}
+
+    def config(self, **changes: Any) -> dict[str, Any]:
+        """Apply `changes` (none: just read) and return the full config."""
+        response = self._http.post("/_emulator/config", json=changes) if changes else self._http.get("/_emulator/config")
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        response = self._http.get("/_emulator/stats")
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self, config: bool = False) -> None:
+        """Clear reports, schedules, quotas and stats; `config=True` also restores the starting config."""
+        self._http.post("/_emulator/reset", json={"config": config}).raise_for_status()
+
+    def access_token(self) -> str:
+        """A fresh access token from the LWA endpoint (refresh_token grant)."""
+        response = self._http.post("/auth/o2/token", data={"grant_type": "refresh_token", **self.credentials})
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@contextlib.contextmanager
+def running_emulator(**config_overrides: Any) -> Iterator[RunningEmulator]:
+    config = EmulatorConfig(**config_overrides)
+    # Binding here (port 0) gives a free port with no race against other processes.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sp-api-emulator-{port}", daemon=True)
+    thread.start()
+    handle = RunningEmulator(f"http://127.0.0.1:{port}", config)
+    try:
+        _wait_until_started(server, thread)
+        yield handle
+    finally:
+        handle.close()
+        server.should_exit = True
+        thread.join(timeout=5)
+        sock.close()
+
+
+def _wait_until_started(server: uvicorn.Server, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the SP-API emulator exited during startup")
+        if time.monotonic() > deadline:
+            raise RuntimeError("the SP-API emulator did not start in time")
+        time.sleep(0.01)
