@@ -37,8 +37,9 @@ def test_flags_map_to_config():
     assert defaults.speed == 1.0 and defaults.enforce_quotas is True
 
 
-def test_invalid_config_exits_with_2():
+def test_invalid_config_exits_with_2(capsys):
     assert cli.run(_parse("--fatal-rate", "2")) == 2
+    assert "fatal_rate must be between 0 and 1" in capsys.readouterr().err
 
 
 def test_command_serves_and_logs_its_url():

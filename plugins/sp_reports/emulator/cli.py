@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import socket
+import sys
 
 from .config import EmulatorConfig
 
@@ -61,12 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = build_config(args)
     except ValueError as error:
-        log.error("invalid emulator configuration: %s", error)
+        print(f"sp-reports emulator: invalid configuration: {error}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
