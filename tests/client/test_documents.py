@@ -221,6 +221,8 @@ async def test_large_body_streams_with_bounded_memory(amazon, client):
 
 async def test_httpx_request_log_lines_lose_the_signature(amazon, client, caplog, fake):
     caplog.set_level(logging.DEBUG)
+    # Explicitly: Airflow's logging setup (imported by other tests) may have quieted httpx.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     amazon.document("D1", TSV)
     await client.download_document("D1", io.BytesIO())
     assert f"GET https://{fake.STORAGE_HOST}/D1 " in caplog.text  # httpx's line is still there...

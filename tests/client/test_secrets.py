@@ -30,6 +30,8 @@ def test_credentials_validation_does_not_echo(field):
 
 async def test_no_secret_anywhere_in_a_rough_session(amazon, make_client, caplog, fake):
     caplog.set_level(logging.DEBUG)
+    # Explicitly: Airflow's logging setup (imported by other tests) may have quieted httpx.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     client = make_client(max_attempts=3)
     errors: list[BaseException] = []
 
