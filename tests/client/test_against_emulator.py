@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-testing = pytest.importorskip("sp_reports.emulator.testing")
+from sp_reports.emulator import testing  # noqa: E402
 
 from sp_reports.client import (  # noqa: E402
     TOKEN_CACHE,

@@ -1,7 +1,7 @@
 """Replay the model's `x-amzn-api-sandbox` static examples against the emulator.
 
 The examples' own ids ("ID323", "ReportId1") mean nothing to the emulator, so examples that only
-work with them are skipped; every other example must give the status the sandbox gives, and every
+work with them have only their response checked against the model; every other example must give the status the sandbox gives, and every
 example response must itself match the model (which checks the validator).
 """
 
@@ -58,7 +58,7 @@ def test_sandbox_example(fast, api, model, operation_id, path, method, parameter
         schema = model.schema(operation_id, int(status))
         jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER).validate(example["response"])
     if (operation_id, status) in SANDBOX_ID_EXAMPLES:
-        pytest.skip("example relies on the sandbox's own ids")
+        return  # its request names the sandbox's invented ids: only the response shape above applies
 
     locations = {p["name"]: p["in"] for p in parameters}
     url, query, body = path, {}, None
