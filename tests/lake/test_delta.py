@@ -1,0 +1,195 @@
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+import sp_reports.lake.delta as delta
+from sp_reports.lake import land_report, parse_flat_file, read_table, table_name_for
+
+TABLE = "get_test_report"
+HEADER = "amazon-order-id\tpurchase-date\tsku\n"
+
+
+def stage(lake, report_id: str, rows: list[tuple[str, str, str]], *, header: str = HEADER, marketplace: str = "A1PA"):
+    """Write a raw flat file for the report and parse it into staging; returns the staging files."""
+    raw = f"raw/GET_TEST_REPORT/{report_id}/doc.bin"
+    with lake.open_output(raw) as f:
+        f.write((header + "".join("\t".join(r) + "\n" for r in rows)).encode())
+    result = parse_flat_file(
+        lake, raw, f"staging/GET_TEST_REPORT/{report_id}", charset=None,
+        extra_columns={"report_id": report_id, "marketplace_id": marketplace}, date_column="purchase-date",
+    )
+    return result.files
+
+
+def rows_of(report: str, n: int, day: str = "2026-11-20") -> list[tuple[str, str, str]]:
+    return [(f"{report}-{i}", f"{day}T10:00:00+00:00", f"SKU-{i}") for i in range(n)]
+
+
+def table_rows(lake) -> pa.Table:
+    return DeltaTable(lake.table_uri(TABLE)).to_pyarrow_table()
+
+
+def test_table_name_for():
+    assert table_name_for("GET_FLAT_FILE_OPEN_LISTINGS_DATA") == "get_flat_file_open_listings_data"
+
+
+def test_land_creates_a_partitioned_table(lake):
+    files = stage(lake, "r1", rows_of("r1", 3) + rows_of("r1b", 2, day="2026-11-21"))
+    result = land_report(lake, TABLE, files, report_id="r1")
+    assert result.rows == 5 and result.table_uri == lake.table_uri(TABLE)
+    table = DeltaTable(result.table_uri)
+    assert result.version == table.version()
+    assert table.metadata().partition_columns == ["marketplace_id", "report_date"]
+    data = table.to_pyarrow_table()
+    assert data.num_rows == 5
+    assert sorted(set(data.column("report_date").to_pylist())) == ["2026-11-20", "2026-11-21"]
+    assert lake.list(f"tables/{TABLE}/marketplace_id=A1PA")  # hive-style partition directories
+    assert not any(lake.exists(f) for f in files)  # staging cleaned up after the commit
+    assert read_table(lake, TABLE).num_rows == 5
+
+
+def test_relanding_the_same_report_is_idempotent(lake):
+    first = land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 4)), report_id="r1")
+    second = land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 4)), report_id="r1")
+    assert second.version > first.version
+    assert table_rows(lake).num_rows == 4
+    # A corrected document for the report replaces its rows instead of adding to them.
+    land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 2)), report_id="r1")
+    assert table_rows(lake).num_rows == 2
+
+
+def test_different_reports_accumulate(lake):
+    land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 3)), report_id="r1")
+    land_report(lake, TABLE, stage(lake, "r2", rows_of("r2", 2, day="2026-11-21"), marketplace="ATVPDKIKX0DER"),
+                report_id="r2")
+    counts = table_rows(lake).group_by("report_id").aggregate([("sku", "count")]).to_pylist()
+    assert sorted((c["report_id"], c["sku_count"]) for c in counts) == [("r1", 3), ("r2", 2)]
+
+
+def test_schema_evolution_when_amazon_adds_a_column(lake):
+    land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 2)), report_id="r1")
+    wider = [r + ("gift",) for r in rows_of("r2", 3)]
+    land_report(lake, TABLE, stage(lake, "r2", wider, header=HEADER.rstrip("\n") + "\tgift-message\n"), report_id="r2")
+    data = table_rows(lake)
+    assert "gift_message" in data.schema.names
+    by_report = {r: data.filter(pa.compute.equal(data["report_id"], r)) for r in ("r1", "r2")}
+    assert by_report["r1"].column("gift_message").null_count == 2
+    assert by_report["r2"].column("gift_message").to_pylist() == ["gift"] * 3
+    # An old-shaped document (without the new column) still relands.
+    land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 2)), report_id="r1")
+    assert table_rows(lake).num_rows == 5
+
+
+def test_header_only_and_empty_reports_remove_earlier_rows(lake):
+    land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 3)), report_id="r1")
+    land_report(lake, TABLE, stage(lake, "r2", rows_of("r2", 1)), report_id="r2")
+    result = land_report(lake, TABLE, stage(lake, "r1", []), report_id="r1")  # header-only document
+    assert result.rows == 0
+    assert table_rows(lake).column("report_id").to_pylist() == ["r2"]
+    result = land_report(lake, TABLE, [], report_id="r2")  # empty document: no staging files at all
+    assert result.rows == 0 and result.version == DeltaTable(lake.table_uri(TABLE)).version()
+    assert table_rows(lake).num_rows == 0
+
+
+def test_header_only_report_creates_the_table(lake):
+    result = land_report(lake, TABLE, stage(lake, "r1", []), report_id="r1")
+    assert result.version is not None and table_rows(lake).num_rows == 0
+    assert land_report(lake, "other_table", [], report_id="r1").version is None  # nothing to do, no table
+
+
+def test_null_report_date_partition(lake):
+    files = stage(lake, "r1", [("o1", "20.11.2026", "s")])
+    land_report(lake, TABLE, files, report_id="r1")
+    assert table_rows(lake).column("report_date").to_pylist() == [None]
+
+
+def test_rows_must_belong_to_the_report(lake):
+    land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 1)), report_id="r1")
+    version = DeltaTable(lake.table_uri(TABLE)).version()
+    files = stage(lake, "r2", rows_of("r2", 1))
+    with pytest.raises(Exception, match="validation"):
+        land_report(lake, TABLE, files, report_id="r3")
+    assert DeltaTable(lake.table_uri(TABLE)).version() == version
+    assert all(lake.exists(f) for f in files)  # staging kept for a retry
+
+
+def test_missing_partition_column_is_rejected_before_writing(lake):
+    files = stage(lake, "r1", rows_of("r1", 1))
+    with pytest.raises(ValueError, match="lack columns"):
+        land_report(lake, TABLE, files, report_id="r1", partition_by=("marketplace_id", "ship_date"))
+    assert not lake.exists(f"tables/{TABLE}/_delta_log/00000000000000000000.json")
+
+
+def test_a_corrupt_staging_file_leaves_the_table_unchanged(lake):
+    land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 2)), report_id="r1")
+    version = DeltaTable(lake.table_uri(TABLE)).version()
+    files = stage(lake, "r2", rows_of("r2", 2))
+    with lake.open_output("staging/GET_TEST_REPORT/r2/corrupt.parquet") as f:
+        f.write(b"PAR1 this is not parquet")
+    with pytest.raises(Exception):
+        land_report(lake, TABLE, files + ["staging/GET_TEST_REPORT/r2/corrupt.parquet"], report_id="r2")
+    assert DeltaTable(lake.table_uri(TABLE)).version() == version
+    assert table_rows(lake).column("report_id").to_pylist() == ["r1", "r1"]
+
+
+def test_a_failure_while_streaming_rows_leaves_the_table_unchanged(lake, monkeypatch):
+    land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 2)), report_id="r1")
+    version = DeltaTable(lake.table_uri(TABLE)).version()
+    real = delta._staged_batches
+
+    def failing(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 1:
+                raise OSError("connection reset while reading staging")
+            yield batch
+
+    monkeypatch.setattr(delta, "_staged_batches", failing)
+    files = stage(lake, "r1", rows_of("r1", 5))
+    files.append(_copy(lake, files[0], "staging/GET_TEST_REPORT/r1/copy.parquet"))  # a second file to fail on
+    with pytest.raises(Exception, match="connection reset"):
+        land_report(lake, TABLE, files, report_id="r1")
+    assert DeltaTable(lake.table_uri(TABLE)).version() == version
+    assert table_rows(lake).num_rows == 2  # the old rows of r1 are still there, nothing half-replaced
+
+
+def _copy(lake, source: str, target: str) -> str:
+    with lake.open_output(target) as f:
+        f.write(lake.read_bytes(source))
+    return target
+
+
+def test_concurrent_landings_of_different_reports_lose_nothing(lake):
+    staged = {f"r{i}": stage(lake, f"r{i}", rows_of(f"r{i}", 10, day=f"2026-11-{i % 3 + 1:02d}")) for i in range(8)}
+    # One report gets a new column, forcing a schema (metadata) change while others commit.
+    staged["r7"] = stage(lake, "r7", [r + ("x",) for r in rows_of("r7", 10)], header=HEADER.rstrip("\n") + "\textra\n")
+    errors = []
+    barrier = threading.Barrier(len(staged))
+
+    def land(report_id: str) -> None:
+        barrier.wait()
+        try:
+            land_report(lake, TABLE, staged[report_id], report_id=report_id)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=land, args=(r,)) for r in staged]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    data = table_rows(lake)
+    assert data.num_rows == 80
+    assert sorted(set(data.column("report_id").to_pylist())) == sorted(staged)
+
+
+def test_staged_files_with_different_schemas_are_unified(lake):
+    a = stage(lake, "r1", rows_of("r1", 1))
+    narrow = pq.read_table(lake.fs_path(a[0]), filesystem=lake.filesystem).drop_columns(["sku"])
+    with lake.open_output("staging/GET_TEST_REPORT/r1/narrow.parquet") as f:
+        pq.write_table(narrow, f)
+    land_report(lake, TABLE, a + ["staging/GET_TEST_REPORT/r1/narrow.parquet"], report_id="r1")
+    assert table_rows(lake).column("sku").to_pylist().count(None) == 1
