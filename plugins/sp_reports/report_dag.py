@@ -30,6 +30,7 @@ def build_report_dag(
     max_wait: timedelta = timedelta(hours=6),
     start_date: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
     schedule: str | None | object = ...,
+    retries: int = 2,
 ) -> DAG:
     """``schedule`` defaults to the registry's; pass None for manual runs only."""
     asset = table_asset(report)
@@ -66,7 +67,7 @@ def build_report_dag(
         max_active_runs=1,
         params=params,
         tags=["sp-api", "reports", report.format],
-        default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+        default_args={"retries": retries, "retry_delay": timedelta(minutes=1)},
     ) as dag:
 
         @task

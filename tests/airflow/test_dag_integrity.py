@@ -39,14 +39,14 @@ def test_every_dag_has_the_report_path(dagbag):
 
 def test_landing_task_updates_the_table_asset(dagbag):
     for dag_id, report in load_registry().items():
-        outlets = dagbag.get_dag(dag_id).get_task("report.land").outlets
+        outlets = dagbag.dags[dag_id].get_task("report.land").outlets
         assert [asset.name for asset in outlets] == [f"sp_reports.{report.table_name}"]
         assert outlets[0].uri.endswith(f"tables/{report.table_name}")
 
 
 def test_trigger_form_matches_the_report_type(dagbag):
     for dag_id, report in load_registry().items():
-        params = dagbag.get_dag(dag_id).params
+        params = dagbag.dags[dag_id].params
         assert {"marketplace_ids", "report_options"} <= set(params)
         assert ("data_start" in params) is report.takes_date_range
         assert params["report_options"] == report.report_options
@@ -54,4 +54,4 @@ def test_trigger_form_matches_the_report_type(dagbag):
 
 def test_schedules_come_from_the_registry(dagbag):
     for dag_id, report in load_registry().items():
-        assert dagbag.get_dag(dag_id).schedule == report.schedule
+        assert dagbag.dags[dag_id].schedule == report.schedule

@@ -26,7 +26,7 @@ def lake_dir(tmp_path, monkeypatch):
 
 
 def run_dag(report_type: str, conf: dict):
-    dag = build_report_dag(load_registry()[report_type], poll_interval=0.2)
+    dag = build_report_dag(load_registry()[report_type], poll_interval=0.2, retries=0)
     return dag.test(run_conf=conf)
 
 
