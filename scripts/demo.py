@@ -92,6 +92,8 @@ def main() -> int:
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__HOST": "127.0.0.1",
+        # Task workers reach Airflow through the Execution API; it must follow the API server's port.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         # The demo's Airflow listens on loopback only; everyone who reaches it is an admin.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
