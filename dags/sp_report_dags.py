@@ -1,4 +1,4 @@
-"""One DAG per report type in include/report_types.yaml (see sp_reports.report_dag for the shape)."""
+"""One Airflow DAG per report type in include/report_types.yaml (see sp_reports.report_dag for the shape)."""
 
 from __future__ import annotations
 
