@@ -18,7 +18,10 @@ GROUP = "report"
 
 
 def table_asset(report: ReportType) -> Asset:
-    return Asset(name=f"sp_reports.{report.table_name}", uri=lake_from_airflow().table_uri(report.table_name))
+    """The table as an Airflow Asset. Its URI names the logical table, not where the lake happens to be,
+    so moving the lake (a local folder to S3, say) keeps asset-scheduled consumers attached; each event's
+    extra carries the physical ``table_uri``."""
+    return Asset(name=f"sp_reports.{report.table_name}", uri=f"sp-reports://tables/{report.table_name}")
 
 
 def build_report_dag(
@@ -113,6 +116,7 @@ def build_report_dag(
                     "rows": landed["rows"],
                     "marketplace_ids": landed["marketplace_ids"],
                     "table_version": landed["table_version"],
+                    "table_uri": landed["table_uri"],
                 }
                 return landed
 

@@ -41,7 +41,7 @@ def test_landing_task_updates_the_table_asset(dagbag):
     for dag_id, report in load_registry().items():
         outlets = dagbag.dags[dag_id].get_task("report.land").outlets
         assert [asset.name for asset in outlets] == [f"sp_reports.{report.table_name}"]
-        assert outlets[0].uri.endswith(f"tables/{report.table_name}")
+        assert outlets[0].uri == f"sp-reports://tables/{report.table_name}"
 
 
 def test_trigger_form_matches_the_report_type(dagbag):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 from deltalake import DeltaTable
 
+from sp_reports.hooks.lake import lake_from_airflow
+from sp_reports.lake import read_table
 from sp_reports.registry import load_registry
 from sp_reports.report_dag import build_report_dag
 from support import EMULATOR_CREDENTIALS
@@ -59,6 +62,16 @@ def test_a_run_lands_every_marketplace_once_and_says_so(airflow_db, sp_conn, lak
         assert secret not in captured, f"{secret!r} leaked into the logs"
     assert "Landed report" in captured
 
+    # Each landing updated the table's Asset, with the report and its row count in the extra.
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = [e.extra for e in session.query(AssetEvent).filter(AssetEvent.source_run_id == run.run_id)]
+    assert sorted(e["rows"] for e in events) == [20, 20]
+    assert {e["report_id"] for e in events} == set(rows.column("report_id").to_pylist())
+    assert {e["table_uri"] for e in events} == {str(lake_dir / "tables" / ORDERS.lower())}
+
 
 def test_rerunning_lands_no_duplicates(airflow_db, sp_conn, lake_dir):
     for _ in range(2):
@@ -87,3 +100,26 @@ def test_fatal_report_fails_the_run(airflow_db, sp_conn, lake_dir):
     run = run_dag(ORDERS, {**CONF, "marketplace_ids": ["ATVPDKIKX0DER"]})
     assert run.state == "failed"
     assert task_states(run)["report.request_report"] == ["failed"]
+
+
+def test_a_run_lands_in_s3_through_the_aws_connection(airflow_db, sp_conn, moto_server, monkeypatch):
+    import boto3
+
+    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="dag-lake")
+    monkeypatch.setenv("SP_REPORTS_LAKE", "s3://dag-lake/lake")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
+    }))
+
+    returns = "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA"
+    run = run_dag(returns, {**CONF, "marketplace_ids": ["A1VC38T7YXB528"]})
+
+    assert run.state == "success", task_states(run)
+    lake = lake_from_airflow()
+    table = read_table(lake, returns.lower())
+    assert table.num_rows == 20
+    assert set(table.column("marketplace_id").to_pylist()) == {"A1VC38T7YXB528"}
+    assert lake.list("raw/" + returns)  # the raw document stays in the bucket for replay
+    assert not lake.list("staging")  # intermediate Parquet is cleaned up after the commit
