@@ -14,6 +14,8 @@ REGISTRY = os.environ.get("SP_REPORTS_REGISTRY") or Path(__file__).resolve().par
 SCHEDULES_ENABLED = os.environ.get("SP_REPORTS_DISABLE_SCHEDULES", "") not in ("1", "true", "True")
 
 for _report in load_registry(REGISTRY).values():
+    if not _report.requestable:
+        continue  # Amazon creates these itself (settlements): they are listed, not requested
     globals()[_report.report_type] = build_report_dag(
         _report,
         schedule=_report.schedule if SCHEDULES_ENABLED else None,

@@ -21,6 +21,10 @@ def test_project_registry_has_the_required_report_types():
     orders = registry["GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"]
     assert orders.date_column == "purchase-date" and orders.max_range_days == 30
     assert registry["GET_MERCHANT_LISTINGS_ALL_DATA"].takes_date_range is False
+    assert registry["GET_MERCHANT_LISTINGS_ALL_DATA"].header_aliases["出品者SKU"] == "seller-sku"
+    settlement = registry["GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"]
+    assert settlement.summary_first_row and not settlement.requestable
+    assert registry["GET_SALES_AND_TRAFFIC_REPORT"].records == ("salesAndTrafficByDate", "salesAndTrafficByAsin")
 
 
 @pytest.mark.parametrize(
@@ -33,6 +37,8 @@ def test_project_registry_has_the_required_report_types():
         ("GET_X: {colour: red}", "unknown field"),
         ("[1, 2]", "must map report types"),
         ("GET_X: {natural_keys: sku}", "list of column names"),
+        ("GET_X: {columns: {qty: number}}", "columns must map"),
+        ("GET_X: {format: xml}", "need records"),
     ],
 )
 def test_malformed_registry_is_a_clear_error(tmp_path, text, message):

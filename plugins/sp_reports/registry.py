@@ -15,10 +15,13 @@ from typing import Any
 import yaml
 
 FORMATS = ("tsv", "xml", "json")
+# Declared column types; undeclared columns stay strings (Amazon adds columns without warning).
+COLUMN_TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean")
 _REPORT_TYPE_RE = re.compile(r"^[A-Z0-9_]+$")
 _FIELDS = {
     "format", "description", "date_column", "natural_keys", "max_range_days",
-    "report_options", "restricted", "schedule",
+    "report_options", "restricted", "schedule", "columns", "header_aliases", "summary_first_row",
+    "records", "requestable",
 }
 
 
@@ -37,6 +40,16 @@ class ReportType:
     report_options: dict[str, str] = field(default_factory=dict)
     restricted: bool = False
     schedule: str | None = None
+    # Amazon header name -> one of COLUMN_TYPES.
+    columns: dict[str, str] = field(default_factory=dict)
+    # Localised header (JP, DE, ...) -> Amazon's canonical header name.
+    header_aliases: dict[str, str] = field(default_factory=dict)
+    # Settlement flat files: the first data row summarises the settlement (lands in <table>_summary).
+    summary_first_row: bool = False
+    # XML: the repeating record element (e.g. "Order"); JSON: the arrays that become tables.
+    records: tuple[str, ...] = ()
+    # False for reports only Amazon creates (settlements): found by listing, never requested.
+    requestable: bool = True
 
     @property
     def table_name(self) -> str:
@@ -89,6 +102,17 @@ def _parse_entry(path: Path, name: Any, spec: Any) -> ReportType:
     keys = spec.get("natural_keys") or []
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise RegistryError(f"{where}: natural_keys must be a list of column names")
+    columns = spec.get("columns") or {}
+    if not isinstance(columns, dict) or not all(t in COLUMN_TYPES for t in columns.values()):
+        raise RegistryError(f"{where}: columns must map column names to one of {COLUMN_TYPES}")
+    aliases = spec.get("header_aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise RegistryError(f"{where}: header_aliases must map localised headers to Amazon's header names")
+    records = spec.get("records") or []
+    if isinstance(records, str):
+        records = [records]
+    if fmt in ("xml", "json") and not records:
+        raise RegistryError(f"{where}: {fmt} report types need records (the record element or arrays)")
     return ReportType(
         report_type=name,
         format=fmt,
@@ -99,4 +123,9 @@ def _parse_entry(path: Path, name: Any, spec: Any) -> ReportType:
         report_options=dict(options),
         restricted=bool(spec.get("restricted", False)),
         schedule=spec.get("schedule"),
+        columns=dict(columns),
+        header_aliases=dict(aliases),
+        summary_first_row=bool(spec.get("summary_first_row", False)),
+        records=tuple(records),
+        requestable=bool(spec.get("requestable", True)),
     )

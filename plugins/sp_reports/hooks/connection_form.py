@@ -1,6 +1,6 @@
 """The ``selling_partner`` connection form, as plain data (no Airflow import: the provider manager reads it)."""
 
-DEFAULT_LWA_ENDPOINT = "https://api.amazon.com/auth/o2/token"
+from sp_reports.client.endpoints import DEFAULT_LWA_ENDPOINT
 
 # Declarative connection form: Airflow >= 3.2 reads "conn-fields" from the provider info.
 CONN_FIELDS = {

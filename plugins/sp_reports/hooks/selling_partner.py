@@ -8,13 +8,13 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from sp_reports.client import (
+    DEFAULT_LWA_ENDPOINT,
     REGION_ENDPOINTS,
     AsyncSellingPartnerClient,
     Credentials,
     SellingPartnerClient,
     SellingPartnerError,
 )
-from sp_reports.hooks.connection_form import DEFAULT_LWA_ENDPOINT
 
 
 class SellingPartnerHook(BaseHook):
