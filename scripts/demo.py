@@ -53,13 +53,27 @@ def start(name: str, args: list[str], env: dict) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
+    """SIGTERM the process's whole group, then SIGKILL whatever is left: airflow standalone may exit
+    before children of its own (the api-server's workers) have."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
         return
-    os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)  # anyone left in the group?
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    try:
         os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def wait_until(what: str, check, timeout: float, processes: list[subprocess.Popen]) -> None:
