@@ -1,5 +1,5 @@
 """The steps after Amazon has finished a report: fetch -> parse -> land. Airflow tasks call these, and
-so does the command line, so a replayed document lands exactly as a DAG would land it.
+so does ``sp-reports land``, so a replayed document lands exactly as a DAG would land it.
 
 Each step takes and returns plain JSON-able dicts (they travel between tasks through XCom) and keeps
 its files in the lake, so consecutive steps may run on different workers.
@@ -7,17 +7,26 @@ its files in the lake, so consecutive steps may run on different workers.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
-import shutil
 import tempfile
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import BinaryIO
 
 from sp_reports.client import SellingPartnerClient
-from sp_reports.lake import Lake, land_report, parse_flat_file
+from sp_reports.lake import Lake, land_tables
+from sp_reports.parsing import ParseOutcome, parse_document
 from sp_reports.registry import ReportType
 
 log = logging.getLogger(__name__)
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+COPY_CHUNK = 1024 * 1024
+
+
+class AccountingError(RuntimeError):
+    """rows read != rows landed + rows quarantined: something was lost, so nothing is committed."""
 
 
 def fetch_document(client: SellingPartnerClient, lake: Lake, outcome: dict) -> dict:
@@ -25,86 +34,136 @@ def fetch_document(client: SellingPartnerClient, lake: Lake, outcome: dict) -> d
     report_id, document_id = outcome["report_id"], outcome["report_document_id"]
     if not document_id:
         raise ValueError(f"report {report_id} has no reportDocumentId (status {outcome['processing_status']})")
-    path = lake.raw_document_path(outcome["report_type"], report_id, document_id)
     # The client rewinds its sink to retry an interrupted download; object-store outputs cannot
     # rewind, so the bytes are spooled (memory, then local disk) and copied into the lake in one go.
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
         download = client.download_document(document_id, spool)
         spool.seek(0)
-        with lake.open_output(path) as out:
-            shutil.copyfileobj(spool, out, 1024 * 1024)
-    fetched = {
-        **outcome,
-        "raw_path": path,
-        "content_type": download.content_type,
-        "charset": download.charset,
-        "compressed": download.compressed,
-        "size": download.size,
-        "sha256": download.sha256,
-    }
-    lake.write_json(path + ".json", fetched)
-    log.info("Fetched document %s of report %s: %d bytes (%s, charset %s) -> %s", document_id, report_id,
-             download.size, "gzip" if download.compressed else "uncompressed", download.charset, path)
+        fetched = store_raw_document(lake, outcome, spool, content_type=download.content_type)
+    if fetched["sha256"] != download.sha256:
+        raise RuntimeError(f"document {document_id} changed between download and the raw zone")
     return fetched
 
 
-def parse_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
-    """Parse the raw document into Parquet files in the lake's staging zone."""
-    if report.format != "tsv":
-        raise NotImplementedError(f"{report.report_type}: {report.format} documents are not parsed yet")
+def store_raw_document(lake: Lake, outcome: dict, source: BinaryIO, *, content_type: str | None) -> dict:
+    """Copy a document into ``raw/`` atomically, with a JSON sidecar describing it."""
+    from sp_reports.client.documents import charset_of
+
+    path = lake.raw_document_path(outcome["report_type"], outcome["report_id"], outcome["report_document_id"])
+    digest, size, head = hashlib.sha256(), 0, b""
+    with lake.open_output(path) as out:
+        while chunk := source.read(COPY_CHUNK):
+            if not head:
+                head = chunk[:2]
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    fetched = {
+        **outcome,
+        "raw_path": path,
+        "content_type": content_type,
+        "charset": charset_of(content_type),
+        "compressed": head == b"\x1f\x8b",
+        "size": size,
+        "sha256": digest.hexdigest(),
+    }
+    lake.write_json(path + ".json", fetched)
+    log.info("Stored document %s of report %s: %d bytes (%s, Content-Type %s) -> %s",
+             outcome["report_document_id"], outcome["report_id"], size,
+             "gzip" if fetched["compressed"] else "uncompressed", content_type, path)
+    return fetched
+
+
+def parse_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
+    """Parse the raw document into typed Parquet files (and quarantine records) in the staging zone."""
     marketplace_id = ",".join(fetched["marketplace_ids"])
-    extra = {"report_id": fetched["report_id"], "marketplace_id": marketplace_id}
-    if not report.date_column:
-        # Snapshots carry no row date: they partition by the day the report describes.
-        extra["report_date"] = _day(fetched.get("data_end_time") or fetched.get("created_time"))
-    result = parse_flat_file(
+    extra = {
+        "report_id": fetched["report_id"],
+        "marketplace_id": marketplace_id,
+        "report_created_time": fetched.get("created_time") or "",
+        # Rows without a date of their own (snapshots) partition by the day the report describes.
+        "report_date": _day(fetched.get("data_end_time") or fetched.get("created_time")),
+    }
+    outcome = parse_document(
         lake,
         fetched["raw_path"],
         lake.staging_dir(report.table_name, fetched["report_id"]),
+        report=report,
+        marketplace_id=marketplace_id,
         charset=fetched.get("charset"),
         compressed=fetched.get("compressed"),
         extra_columns=extra,
-        date_column=report.date_column,
     )
-    log.info("Parsed report %s: %d rows, %d columns into %d Parquet file(s)", fetched["report_id"], result.rows,
-             len(result.columns), len(result.files))
-    return {**fetched, "staging_files": result.files, "rows": result.rows, "columns": result.columns}
+    log.info("Parsed report %s: %d rows read, %d parsed, %d quarantined; encoding %s (%s)", fetched["report_id"],
+             outcome.rows_read, outcome.rows_parsed, outcome.rows_quarantined, outcome.encoding.get("codec"),
+             outcome.encoding.get("reason"))
+    return {**fetched, "parse": dataclasses.asdict(outcome)}
 
 
-def land_document(lake: Lake, parsed: dict, report: ReportType) -> dict:
-    """Commit the parsed rows to the report type's Delta table, replacing any earlier landing of the report."""
-    result = land_report(lake, report.table_name, parsed["staging_files"], report_id=parsed["report_id"])
-    log.info("Landed report %s: %d rows in %s (version %s)", parsed["report_id"], result.rows, result.table_uri,
-             result.version)
-    return {
+def land_parsed_document(lake: Lake, parsed: dict, report: ReportType) -> dict:
+    """Commit the parsed rows to the report type's Delta tables and write the landing's manifest."""
+    outcome = ParseOutcome(**parsed["parse"])
+    if outcome.rows_read != outcome.rows_parsed + outcome.rows_quarantined:
+        raise AccountingError(
+            f"report {parsed['report_id']}: {outcome.rows_read} rows read but {outcome.rows_parsed} parsed "
+            f"+ {outcome.rows_quarantined} quarantined; nothing was committed"
+        )
+    result = land_tables(lake, report.table_name, outcome, report=report, report_id=parsed["report_id"])
+    tables = {name: dataclasses.asdict(landing) for name, landing in result.tables.items()}
+    manifest = {
         "report_id": parsed["report_id"],
         "report_type": parsed["report_type"],
         "marketplace_ids": parsed["marketplace_ids"],
-        "rows": result.rows,
-        "table_uri": result.table_uri,
-        "table_version": result.version,
+        "document_id": parsed["report_document_id"],
+        "raw_path": parsed["raw_path"],
+        "content_type": parsed.get("content_type"),
+        "bytes": parsed["size"],
+        "sha256": parsed["sha256"],
+        "compressed": outcome.compressed,
+        "encoding": outcome.encoding,
+        "rows_read": outcome.rows_read,
+        "rows_landed": outcome.rows_parsed,
+        "rows_quarantined": outcome.rows_quarantined,
+        "values_quarantined": outcome.values_quarantined,
+        "columns_added": result.columns_added,
+        "columns_missing": result.columns_missing,
+        "tables": tables,
+        "quarantine_table": dataclasses.asdict(result.quarantine) if result.quarantine else None,
+        "landed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    manifest["manifest_path"] = lake.path("manifests", report.table_name, f"{parsed['report_id']}.json")
+    lake.write_json(manifest["manifest_path"], manifest)
+    log.info("Landed report %s; manifest %s:\n%s", parsed["report_id"], manifest["manifest_path"],
+             json.dumps(manifest, indent=2, ensure_ascii=False))
+    return manifest
 
 
-def summary_row(outcome: dict, landed: dict | None) -> dict:
+def land_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
+    """Parse and land a document already in the raw zone: what ``sp-reports land`` does in one go."""
+    return land_parsed_document(lake, parse_raw_document(lake, fetched, report), report)
+
+
+def summary_row(outcome: dict, manifest: dict | None) -> dict:
+    main = (manifest or {}).get("tables", {}).get("") or {}
     return {
         "report_type": outcome["report_type"],
         "report_id": outcome["report_id"],
         "marketplace_ids": outcome["marketplace_ids"],
         "processing_status": outcome["processing_status"],
-        "rows": landed["rows"] if landed else outcome.get("rows", 0),
-        "table_uri": landed["table_uri"] if landed else None,
+        "rows": manifest["rows_landed"] if manifest else outcome.get("rows", 0),
+        "rows_quarantined": manifest["rows_quarantined"] if manifest else 0,
+        "table_uri": main.get("uri"),
     }
 
 
 def format_summary(rows: list[dict]) -> str:
-    lines = [f"{'reportId':<20} {'marketplace':<16} {'status':<10} {'rows':>8}  table"]
+    lines = [f"{'reportId':<20} {'marketplace':<16} {'status':<10} {'rows':>8} {'quarantined':>11}  table"]
     for row in rows:
-        lines.append(f"{row['report_id']:<20} {','.join(row['marketplace_ids']):<16} "
-                     f"{row['processing_status']:<10} {row['rows']:>8}  {row['table_uri'] or '-'}")
+        lines.append(f"{row['report_id']:<20} {','.join(row['marketplace_ids']):<16} {row['processing_status']:<10} "
+                     f"{row['rows']:>8} {row['rows_quarantined']:>11}  {row['table_uri'] or '-'}")
     return "\n".join(lines)
 
 
 def _day(timestamp: str | None) -> str:
-    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) if timestamp else datetime.now()
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) if timestamp else datetime.now(timezone.utc)
     return moment.date().isoformat()

@@ -106,19 +106,22 @@ def build_report_dag(
 
             @task
             def parse_document(fetched: dict) -> dict:
-                return pipeline.parse_document(lake_from_airflow(), fetched, report)
+                return pipeline.parse_raw_document(lake_from_airflow(), fetched, report)
 
             @task(outlets=[asset])
             def land(parsed: dict) -> dict:
-                landed = pipeline.land_document(lake_from_airflow(), parsed, report)
+                manifest = pipeline.land_parsed_document(lake_from_airflow(), parsed, report)
+                main = manifest["tables"][""]
                 get_current_context()["outlet_events"][asset].extra = {
-                    "report_id": landed["report_id"],
-                    "rows": landed["rows"],
-                    "marketplace_ids": landed["marketplace_ids"],
-                    "table_version": landed["table_version"],
-                    "table_uri": landed["table_uri"],
+                    "report_id": manifest["report_id"],
+                    "rows": manifest["rows_landed"],
+                    "rows_quarantined": manifest["rows_quarantined"],
+                    "marketplace_ids": manifest["marketplace_ids"],
+                    "table_version": main["version"],
+                    "table_uri": main["uri"],
+                    "manifest": manifest["manifest_path"],
                 }
-                return landed
+                return manifest
 
             land(parse_document(fetch_document(requested.output)))
 
