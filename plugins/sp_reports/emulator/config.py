@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TERMINAL_OUTCOMES = ("DONE", "FATAL", "CANCELLED")
+COLUMN_DRIFTS = ("add", "drop")
 
 DEFAULT_CLIENT_ID = "emulator-client-id"
 DEFAULT_CLIENT_SECRET = "emulator-client-secret"
@@ -49,13 +50,30 @@ class EmulatorConfig:
     # Base of pre-signed URLs; None = the host the client used to call getReportDocument.
     public_base_url: str | None = None
 
+    # Document quirks (real Amazon documents have all of these). A report keeps the quirks in force
+    # when it was created, so its document stays the same however often it is downloaded.
+    bom: bool = False  # UTF-8 documents start with a byte order mark
+    crlf: bool = False  # lines end in \r\n
+    trailing_tabs: bool = False  # flat files: every data line ends in an extra tab (an empty field)
+    # The charset label the Content-Type claims whatever the bytes are, e.g. "UTF-8" on cp1252/cp932
+    # bytes or "Cp1252" on cp932 bytes; None = the truthful label. XML declarations stay truthful.
+    mislabel_charset: str | None = None
+    # gzip bytes served with no compressionAlgorithm, plain bytes served with compressionAlgorithm GZIP.
+    gzip_mislabel: bool = False
+    empty_document: bool = False  # zero bytes (before compression)
+    header_only: bool = False  # the header (XML envelope, JSON arrays) and no record
+    # "add": an unknown column (XML element, JSON key) appears; "drop": one goes missing.
+    column_drift: str | None = None
+    # Share of data lines whose bytes are corrupted so that no charset decodes them.
+    bad_bytes_rate: float = 0.0
+
     # Quotas and injected faults.
     enforce_quotas: bool = True
     rate_429: float = 0.0
     rate_5xx: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("fatal_rate", "cancel_rate", "slow_rate", "truncate_rate", "rate_429", "rate_5xx"):
+        for name in ("fatal_rate", "cancel_rate", "slow_rate", "truncate_rate", "rate_429", "rate_5xx", "bad_bytes_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
@@ -70,9 +88,16 @@ class EmulatorConfig:
             raise ValueError("rows_per_report must not be negative")
         if self.download_chunk_size < 1:
             raise ValueError("download_chunk_size must be positive")
+        if self.column_drift is not None and self.column_drift not in COLUMN_DRIFTS:
+            raise ValueError(f"column_drift must be one of {COLUMN_DRIFTS} or null, got {self.column_drift!r}")
+        if self.mislabel_charset is not None and not self.mislabel_charset.strip():
+            raise ValueError("mislabel_charset must be a charset label or null")
         for report_type, outcome in self.outcomes.items():
             if outcome not in TERMINAL_OUTCOMES:
                 raise ValueError(f"outcomes[{report_type!r}] must be one of {TERMINAL_OUTCOMES}, got {outcome!r}")
+
+    def quirks(self) -> DocumentQuirks:
+        return DocumentQuirks(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DocumentQuirks)})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,6 +110,21 @@ class EmulatorConfig:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
         coerced = {name: _coerce(name, fields[name].type, value) for name, value in changes.items()}
         return dataclasses.replace(self, **coerced)
+
+
+@dataclass(frozen=True)
+class DocumentQuirks:
+    """The document quirks of one report, fixed when it is created (see EmulatorConfig)."""
+
+    bom: bool = False
+    crlf: bool = False
+    trailing_tabs: bool = False
+    mislabel_charset: str | None = None
+    gzip_mislabel: bool = False
+    empty_document: bool = False
+    header_only: bool = False
+    column_drift: str | None = None
+    bad_bytes_rate: float = 0.0
 
 
 def _coerce(name: str, type_name: Any, value: Any) -> Any:

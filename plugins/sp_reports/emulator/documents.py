@@ -1,7 +1,11 @@
-"""Report document contents: Amazon-style tab-separated flat files, localized per marketplace.
+"""Report document contents: Amazon-style flat files, XML and JSON, localized per marketplace.
 
 Content is a pure function of (seed, report), so a document downloads identically every time.
-Flat files are unquoted, tab-separated, with a header row and `\\n` line ends, as Amazon serves them.
+Flat files are unquoted, tab-separated, with a header row and `\\n` line ends, as Amazon serves them;
+GET_XML_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL is an AmazonEnvelope of Order messages and
+GET_SALES_AND_TRAFFIC_REPORT is JSON following Amazon's sellerSalesAndTrafficReport schema (see
+structured.py). The document quirks of EmulatorConfig (BOM, CRLF, trailing tabs, mislabelled charset
+or compression, empty or header-only documents, column drift, undecodable bytes) are applied here.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from .config import DocumentQuirks
 from .locales import LOCALES, Locale
 from .marketplaces import CHARSET_LABELS, MARKETPLACES, Marketplace
 from .state import DAY, Report, iso
@@ -23,6 +28,9 @@ LISTINGS = "GET_MERCHANT_LISTINGS_ALL_DATA"
 INVENTORY = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"
 SHIPMENTS = "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_GENERAL"
 RETURNS = "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA"
+SETTLEMENT = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"
+XML_ORDERS = "GET_XML_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
+SALES_AND_TRAFFIC = "GET_SALES_AND_TRAFFIC_REPORT"
 
 COLUMNS: dict[str, list[str]] = {
     ORDERS: (
@@ -59,8 +67,41 @@ COLUMNS: dict[str, list[str]] = {
         "return-date order-id sku asin fnsku product-name quantity fulfillment-center-id detailed-disposition "
         "reason status license-plate-number customer-comments"
     ).split(),
+    SETTLEMENT: (
+        "settlement-id settlement-start-date settlement-end-date deposit-date total-amount currency "
+        "transaction-type order-id merchant-order-id adjustment-id shipment-id marketplace-name amount-type "
+        "amount-description amount fulfillment-id posted-date posted-date-time order-item-code "
+        "merchant-order-item-id merchant-adjustment-item-id sku quantity-purchased promotion-id"
+    ).split(),
 }
 GENERIC_COLUMNS = "date marketplace-id sku asin product-name quantity amount currency".split()
+
+# Amazon.co.jp and Amazon.de write some headers in their own language (the others stay English);
+# the project's report registry maps them back (header_aliases).
+LOCALIZED_HEADERS: dict[str, dict[str, dict[str, str]]] = {
+    LISTINGS: {
+        "JP": {
+            "item-name": "商品名", "item-description": "商品の説明", "listing-id": "出品ID", "seller-sku": "出品者SKU",
+            "price": "価格", "quantity": "数量", "open-date": "出品日", "image-url": "画像URL",
+            "product-id-type": "商品IDタイプ", "item-note": "コンディション説明", "item-condition": "コンディション",
+            "product-id": "商品ID", "fulfillment-channel": "フルフィルメント・チャネル", "status": "ステータス",
+        },
+        "DE": {
+            "item-name": "Artikelbezeichnung", "item-description": "Artikelbeschreibung", "listing-id": "Angebotsnummer",
+            "seller-sku": "Händler-SKU", "price": "Preis", "quantity": "Menge", "open-date": "Erstellungsdatum",
+            "product-id-type": "Produkt-ID-Typ", "item-note": "Anmerkung zum Artikel", "item-condition": "Zustand",
+            "product-id": "Produkt-ID", "merchant-shipping-group": "Versender-Gruppe",
+        },
+    },
+}  # fmt: skip
+
+# column_drift="add": a column Amazon added without notice (the value is the same in every format).
+DRIFT_COLUMN = "deemed-reseller-category"
+DRIFT_VALUE = "AU_VOEC"
+# Inserted into a line by bad_bytes_rate: 0x81 is undefined in cp1252, a bare continuation byte in
+# UTF-8, and a cp932 lead byte that a space cannot follow, so no candidate charset decodes the line.
+BAD_BYTES = b"\x81 "
+UTF8_BOM = b"\xef\xbb\xbf"
 
 TAX_RATES = {"USD": 0.08, "CAD": 0.13, "MXN": 0.16, "JPY": 0.10, "GBP": 0.20, "EUR": 0.19}
 ALNUM = string.ascii_uppercase + string.digits
@@ -72,7 +113,26 @@ class DocumentContent:
     content_type: str
 
 
+@dataclass
+class Lines:
+    """A document before encoding: its lines, and where each line may take corrupted bytes."""
+
+    lines: list[str]
+    # Character offset in the line where bad bytes may be inserted; None = never (headers, markup).
+    corruptible: Callable[[int, str], int | None]
+
+
+def document_format(report_type: str) -> str:
+    if report_type == SALES_AND_TRAFFIC:
+        return "json"
+    if report_type == XML_ORDERS:
+        return "xml"
+    return "tsv"
+
+
 def charset_label(report_type: str, marketplace: Marketplace) -> str:
+    if document_format(report_type) == "json":
+        return "UTF-8"  # JSON is UTF-8 (RFC 8259) in every marketplace
     if marketplace.codec == "cp932":
         # Amazon labels some JP flat files Shift_JIS and others windows-31j; the bytes are cp932 in both.
         return "Shift_JIS" if report_type.startswith(("GET_FLAT_FILE", "GET_MERCHANT_LISTINGS")) else "windows-31j"
@@ -88,28 +148,70 @@ def render(report: Report) -> DocumentContent:
     if report.outcome == "FATAL":
         body = json.dumps({"errorDetails": report.error_details or "Report processing failed."})
         return DocumentContent(body.encode("utf-8"), "application/json;charset=UTF-8")
+    from .structured import sales_and_traffic_document, xml_orders_document
+
     marketplace = report_marketplace(report)
-    text = flat_file(report, marketplace)
-    label = charset_label(report.report_type, marketplace)
-    return DocumentContent(text.encode(marketplace.codec), f"text/plain;charset={label}")
+    quirks = report.quirks
+    fmt = document_format(report.report_type)
+    codec = "utf-8" if fmt == "json" else marketplace.codec
+    label = quirks.mislabel_charset or charset_label(report.report_type, marketplace)
+    media = {"tsv": "text/plain", "xml": "text/xml", "json": "application/json"}[fmt]
+    content_type = f"{media};charset={label}"
+    if quirks.empty_document:
+        return DocumentContent(b"", content_type)
+    if fmt == "xml":
+        document = xml_orders_document(Generator(report, marketplace), quirks)
+    elif fmt == "json":
+        document = sales_and_traffic_document(Generator(report, marketplace), quirks)
+    else:
+        document = flat_file(report, marketplace)
+    return DocumentContent(encode(document, codec, quirks, report), content_type)
 
 
 def served_bytes(report: Report) -> tuple[bytes, str]:
     """The bytes exactly as the download URL serves them, and their Content-Type."""
     content = render(report)
-    data = gzip.compress(content.data, mtime=0) if report.compressed else content.data
+    data = gzip.compress(content.data, mtime=0) if report.gzip_served else content.data
     return data, content.content_type
 
 
-def flat_file(report: Report, marketplace: Marketplace) -> str:
+def encode(document: Lines, codec: str, quirks: DocumentQuirks, report: Report) -> bytes:
+    """Encode line by line, corrupting some lines (bad_bytes_rate), with the quirks' line ends and BOM."""
+    rng = random.Random(f"{report.seed}:{report.report_id}:bad-bytes")
+    newline = b"\r\n" if quirks.crlf else b"\n"
+    out = bytearray(UTF8_BOM if quirks.bom and codec == "utf-8" else b"")
+    for number, line in enumerate(document.lines):
+        at = document.corruptible(number, line) if quirks.bad_bytes_rate else None
+        if at is not None and rng.random() < quirks.bad_bytes_rate:
+            out += line[:at].encode(codec) + BAD_BYTES + line[at:].encode(codec)
+        else:
+            out += line.encode(codec)
+        out += newline
+    return bytes(out)
+
+
+def flat_file(report: Report, marketplace: Marketplace) -> Lines:
     gen = Generator(report, marketplace)
-    columns = COLUMNS.get(report.report_type, GENERIC_COLUMNS)
+    quirks = report.quirks
+    columns = list(COLUMNS.get(report.report_type, GENERIC_COLUMNS))
     build = ROW_BUILDERS.get(report.report_type, Generator.generic_rows)
-    lines = ["\t".join(columns)]
-    for row in build(gen, report.rows):
-        values = [row.get(column, "") for column in columns]
-        lines.append("\t".join(_clean(v) for v in values))
-    return "\n".join(lines) + "\n"
+    if quirks.column_drift == "add":
+        columns.insert(len(columns) // 2, DRIFT_COLUMN)
+    elif quirks.column_drift == "drop":
+        columns.pop()  # the last column: never a key or a date column in Amazon's layouts
+    localized = LOCALIZED_HEADERS.get(report.report_type, {}).get(marketplace.country, {})
+    lines = ["\t".join(localized.get(column, column) for column in columns)]
+    if not quirks.header_only:
+        end = "\t" if quirks.trailing_tabs else ""
+        for row in build(gen, report.rows):
+            row = {**row, DRIFT_COLUMN: DRIFT_VALUE}
+            lines.append("\t".join(_clean(row.get(column, "")) for column in columns) + end)
+
+    def corruptible(number: int, line: str) -> int | None:
+        # Data lines only, right after the first tab (a character boundary in every codec).
+        return line.index("\t") + 1 if number > 0 and "\t" in line else None
+
+    return Lines(lines, corruptible)
 
 
 def _clean(value: str) -> str:
@@ -156,8 +258,17 @@ class Generator:
         return sorted(self.rng.uniform(self.start, self.end) for _ in range(n))
 
     def local_time(self, ts: float) -> str:
+        """Local time in the marketplace's layout: 2026-11-20 14:03:12 PST, 2026/11/20 ... JST, 20.11.2026 ... MEZ."""
         local = datetime.fromtimestamp(ts, timezone.utc) + timedelta(hours=self.mp.utc_offset_hours)
-        return f"{local:%Y-%m-%d %H:%M:%S} {self.mp.zone_abbreviation}"
+        return self.mp.date_time(local, self.mp.zone_abbreviation)
+
+    def utc_time(self, ts: float) -> str:
+        """UTC in the marketplace's layout (settlements): 2026-11-20 14:03:12 UTC, 20.11.2026 14:03:12 UTC."""
+        return self.mp.date_time(datetime.fromtimestamp(ts, timezone.utc), "UTC")
+
+    def local_amount(self, amount: float) -> str:
+        """An amount as localised flat files write it (decimal comma in DE)."""
+        return self.mp.amount(self.money(amount))
 
     def order_id(self) -> str:
         prefix = {"na": "11", "eu": "30", "fe": "25"}[self.mp.region]
@@ -273,7 +384,7 @@ class Generator:
                 "item-description": self.rng.choice(self.loc.descriptions),
                 "listing-id": f"{datetime.fromtimestamp(opened, timezone.utc):%m%d}{self.code(7)}",
                 "seller-sku": str(product["sku"]),
-                "price": self.money(float(product["price"])),
+                "price": self.local_amount(float(product["price"])),
                 "quantity": "" if fba else str(quantity),
                 "open-date": self.local_time(opened),
                 "image-url": "",
@@ -395,6 +506,84 @@ class Generator:
                 "customer-comments": self.rng.choice(self.loc.comments),
             }
 
+    def settlement_rows(self, n: int):
+        """The summary row, then n transaction rows (orders, refunds, other transactions) of one settlement.
+
+        The settlement period is the report's data range (14 days up to dataEndTime when shorter than a
+        day); dates are UTC in the marketplace's layout, amounts are localised (12,34 in DE).
+        """
+        end = self.report.data_end
+        start = self.report.data_start if end - self.report.data_start >= DAY else end - 14 * DAY
+        deposit = end + self.rng.uniform(DAY, 3 * DAY)
+        rows: list[dict[str, str]] = []
+        catalog = max(10, n)
+        while len(rows) < n:
+            posted = self.rng.uniform(start, end)
+            common = {
+                "marketplace-name": self.mp.domain,
+                "posted-date": self.mp.date(datetime.fromtimestamp(posted, timezone.utc)),
+                "posted-date-time": self.utc_time(posted),
+            }
+            kind = self.rng.choices(["Order", "Refund", "other-transaction"], [85, 10, 5])[0]
+            if kind == "other-transaction":
+                fee = self.rng.choice(["Subscription Fee", "Storage Fee", "FBA Inbound Transportation Fee"])
+                amounts = [("other-transaction", fee, -self.base_price() / 2)]
+                common = {**common, "marketplace-name": "", "transaction-type": "other-transaction"}
+            else:
+                product = self.product(self.rng.randrange(catalog))
+                quantity = self.rng.choices([1, 2, 3], [85, 10, 5])[0]
+                price = float(product["price"]) * quantity
+                fba = self.rng.random() < 0.6
+                common.update(
+                    {
+                        "transaction-type": kind,
+                        "order-id": self.order_id(),
+                        "fulfillment-id": "AFN" if fba else "MFN",
+                        "order-item-code": self.digits(14),
+                        "sku": str(product["sku"]),
+                    }
+                )
+                if kind == "Order":
+                    common["shipment-id"] = self.code(9)
+                    amounts = [("ItemPrice", "Principal", price), ("ItemPrice", "Tax", self.tax(price))]
+                    if not fba and self.rng.random() < 0.5:
+                        amounts.append(("ItemPrice", "Shipping", self.base_price() / 10))
+                    amounts.append(("ItemFees", "Commission", -price * 0.15))
+                    if fba:
+                        amounts.append(("ItemFees", "FBAPerUnitFulfillmentFee", -self.base_price() / 8))
+                    if self.rng.random() < 0.15:
+                        amounts.append(("Promotion", "Principal", -price * 0.1))
+                else:
+                    common["adjustment-id"] = self.digits(14)
+                    common["merchant-adjustment-item-id"] = self.code(12)
+                    amounts = [
+                        ("ItemPrice", "Principal", -price),
+                        ("ItemPrice", "Tax", -self.tax(price)),
+                        ("ItemFees", "Commission", price * 0.15),
+                        ("ItemFees", "RefundCommission", -price * 0.03),
+                    ]
+            for amount_type, description, amount in amounts:
+                text = self.money(amount)
+                row = {**common, "amount-type": amount_type, "amount-description": description,
+                       "amount": self.mp.amount(text)}  # fmt: skip
+                if kind == "Order" and (amount_type, description) == ("ItemPrice", "Principal"):
+                    row["quantity-purchased"] = str(quantity)
+                if amount_type == "Promotion":
+                    row["promotion-id"] = f"Core Free Shipping {self.code(8)}"
+                rows.append(row)
+        rows = rows[:n]
+        settlement_id = str(10_000_000_000 + self.rng.randrange(10**10))
+        summary = {
+            "settlement-start-date": self.utc_time(start),
+            "settlement-end-date": self.utc_time(end),
+            "deposit-date": self.utc_time(deposit),
+            "total-amount": self.local_amount(sum(float(self.money(_number(r["amount"]))) for r in rows)),
+            "currency": self.mp.currency,
+        }
+        yield {"settlement-id": settlement_id, **summary}
+        for row in rows:
+            yield {"settlement-id": settlement_id, **row}
+
     def generic_rows(self, n: int):
         for ts in self.timestamps(n):
             product = self.product(self.rng.randrange(max(10, n)))
@@ -417,4 +606,9 @@ ROW_BUILDERS: dict[str, Callable[[Generator, int], object]] = {
     INVENTORY: Generator.inventory_rows,
     SHIPMENTS: Generator.shipment_rows,
     RETURNS: Generator.return_rows,
+    SETTLEMENT: Generator.settlement_rows,
 }
+
+
+def _number(localised: str) -> float:
+    return float(localised.replace(",", "."))

@@ -104,7 +104,7 @@ def _download(emu: Emulator, request: Request, document_id: str) -> Response:
     if emu.roll(emu.config.truncate_rate):
         data = data[: max(1, int(len(data) * emu.faults.uniform(0.2, 0.9)))]
     headers = {"Content-Type": content_type, "Content-Length": str(len(data)), "ETag": f'"{etag}"'}
-    if params.get("response-content-encoding") == "gzip" and report.compressed:
+    if params.get("response-content-encoding") == "gzip" and report.gzip_served:
         headers["Content-Encoding"] = "gzip"
     return StreamingResponse(_chunks(data, emu.config.download_chunk_size), headers=headers)
 

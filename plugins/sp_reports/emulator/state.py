@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .config import EmulatorConfig
+from .config import DocumentQuirks, EmulatorConfig
 from .marketplaces import MARKETPLACES
 from .report_types import MAX_RANGE_DAYS
 
@@ -47,10 +47,18 @@ class Report:
     document_id: str | None  # None when the outcome has no document
     seed: int  # content is generated from the seed in force when the report was created
     rows: int
-    compressed: bool
+    compressed: bool  # what getReportDocument says (compressionAlgorithm GZIP)
     error_details: str | None = None
     schedule_id: str | None = None
     cancelled_at: float | None = None  # set by cancelReport
+    quirks: DocumentQuirks = field(default_factory=DocumentQuirks)
+
+    @property
+    def gzip_served(self) -> bool:
+        """Whether the served bytes are gzip: as labelled, unless the gzip_mislabel quirk inverts it."""
+        if self.quirks.gzip_mislabel and self.outcome == "DONE":
+            return not self.compressed
+        return self.compressed
 
     def status(self, now: float) -> str:
         if self.cancelled_at is not None:
@@ -206,6 +214,7 @@ class Store:
             compressed=config.gzip_documents and outcome == "DONE",
             error_details=error_details,
             schedule_id=schedule_id,
+            quirks=config.quirks(),
         )
         self.reports[report_id] = report
         return report
