@@ -170,6 +170,7 @@ def test_the_decision_waits_for_the_first_non_ascii_bytes(parse, monkeypatch):
     import sp_reports.parsing.flatfile as flatfile
 
     monkeypatch.setattr(flatfile, "_BLOCK", 4096)  # many blocks in a small document
+    monkeypatch.setattr(flatfile, "_READ_CHUNK", 1024)
     ascii_rows = "".join(f"{i}\tplain {i}\n" for i in range(2000))
     data = (HEADER + ascii_rows + JP_TEXT).encode("cp932")
     p = parse(data, charset="Cp1252", marketplace=JP)
@@ -266,3 +267,19 @@ def test_encoding_choice_is_decided_once():
     assert not choice.decided and choice.codec == "cp1252"
     choice.decide("Café".encode("cp1252"))
     assert choice.decided and choice.codec == "cp1252" and choice.fallbacks == ("utf-8",)
+
+
+def test_a_utf8_label_with_a_stray_line_holds(parse):
+    data = (HEADER + "A\tCafé\nB\tcrème\n").encode() + "C\tdéjà\n".encode("cp1252")
+    p = parse(data, charset="UTF-8", marketplace=DE)
+    assert p.outcome.encoding["codec"] == "utf-8"
+    assert p.outcome.encoding["reason"].startswith("Content-Type charset UTF-8; mostly valid UTF-8 (2 of 3")
+    assert [r["name"] for r in p.rows()] == ["Café", "crème", "déjà"]  # the stray line: DE's cp1252
+
+
+def test_a_label_that_decodes_everything_needs_a_clear_utf8_majority(parse):
+    """One line that happens to be valid UTF-8 ("Ã©" in cp1252) does not overturn a Cp1252 label."""
+    data = (HEADER + "A\tÃ©\nB\tcrème\n").encode("cp1252")
+    p = parse(data, charset="Cp1252", marketplace=US)
+    assert p.outcome.encoding["codec"] == "cp1252"
+    assert [r["name"] for r in p.rows()] == ["Ã©", "crème"]

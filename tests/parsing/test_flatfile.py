@@ -21,6 +21,7 @@ from sp_reports.parsing.result import SOURCE_COLUMNS_KEY
 def small_blocks(monkeypatch):
     """Blocks of a few hundred bytes: block boundaries in small documents."""
     monkeypatch.setattr(flatfile, "_BLOCK", 300)
+    monkeypatch.setattr(flatfile, "_READ_CHUNK", 256)
 
 
 def test_basic_document_with_system_columns(lake, parse):
@@ -448,4 +449,25 @@ def test_a_storage_error_is_not_a_parse_error(lake, monkeypatch):
         parse_document(lake, RAW, OUT, report=PLAIN, marketplace_id=US, charset=None, compressed=None,
                        extra_columns={})
     assert not isinstance(err.value, DocumentParseError)
+    assert lake.list("staging") == []
+
+
+def test_a_failure_while_writing_stops_every_thread_and_leaves_nothing(lake, parse, monkeypatch, small_blocks):
+    import threading
+
+    from sp_reports.parsing.result import StagingWriter
+
+    real_write, calls = StagingWriter.write, []
+
+    def failing_write(self, batch):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("disk full")
+        real_write(self, batch)
+
+    monkeypatch.setattr(StagingWriter, "write", failing_write)
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="disk full"):
+        parse(b"a\tb\n" + b"".join(b"%d\tvalue\n" % i for i in range(5_000)))
+    assert threading.active_count() == before
     assert lake.list("staging") == []

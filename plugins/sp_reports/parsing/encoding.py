@@ -156,24 +156,31 @@ class EncodingChoice:
         candidates = self._candidates()
         errors = {c: _first_error(block, c) for c in candidates}
         label = self.label_codec
-        # UTF-8 validates itself: if (most of) the non-ASCII lines are valid UTF-8, the document is UTF-8
+        # UTF-8 validates itself: if the non-ASCII lines are (mostly) valid UTF-8, the document is UTF-8
         # and any other reading of those lines is mojibake; the other lines are strays.
-        utf8_lines = _utf8_lines(block) if errors[UTF8] else None
-        utf8 = errors[UTF8] is None or (utf8_lines[0] >= utf8_lines[1] > 0 or utf8_lines[0] > 0 == utf8_lines[1])
-        utf8_why = "valid UTF-8" if utf8_lines is None else f"mostly valid UTF-8 ({utf8_lines[0]} of {sum(utf8_lines)} lines)"
+        if errors[UTF8] is None:
+            valid, invalid = 1, 0
+            utf8_why = "valid UTF-8"
+        else:
+            valid, invalid = _utf8_lines(block)
+            utf8_why = f"mostly valid UTF-8 ({valid} of {valid + invalid} non-ASCII lines)"
         if label and errors[label] is None:
-            cleaner = UTF8 if utf8 and label != UTF8 else self._cleaner_than(block, label, candidates, errors)
+            # A label that decodes everything gives way to UTF-8 only on a clear majority.
+            utf8_wins = label != UTF8 and valid > invalid
+            cleaner = UTF8 if utf8_wins else self._cleaner_than(block, label, candidates, errors)
             if cleaner is None:
                 self._choose(label, f"Content-Type charset {self.label}", with_label=True)
             else:
                 self._choose(cleaner, f"Content-Type charset {self.label} contradicts the bytes (they read as "
                                       f"mojibake in {label}, cleanly as {cleaner})", with_label=False)
             return
-        if label:
+        if label == UTF8 and valid >= invalid:  # the label holds for most lines: not contradicted
+            note = f"Content-Type charset {self.label}; "
+        elif label:
             note = f"Content-Type charset {self.label} contradicts the bytes ({errors[label]}); "
         else:
             note = f"{self._label_problem}; " if self._label_problem else ""
-        if utf8:
+        if valid >= invalid:
             self._choose(UTF8, note + utf8_why, with_label=False)
             return
         for codec in candidates:
@@ -237,7 +244,7 @@ def _undecodable_lines(block: bytes, codec: str) -> list[bytes]:
 
 
 def _utf8_lines(block: bytes) -> tuple[int, int]:
-    """(non-ASCII lines that are valid UTF-8, lines that are not)."""
+    """(non-ASCII lines that are valid UTF-8, lines that are not); called when some line is not."""
     valid = invalid = 0
     for line in block.split(b"\n"):
         if line.isascii():

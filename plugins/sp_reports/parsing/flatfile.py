@@ -219,7 +219,7 @@ class _Stream:
             backup = inflater.copy()
             try:
                 # max_length bounds the output when the input is extremely compressible.
-                out = inflater.decompress(data, 4 * _READ_CHUNK)
+                out = inflater.decompress(data, _READ_CHUNK)
             except zlib.error as e:
                 # zlib drops the output of a failing call: redo it in small steps to keep what came before.
                 yield from _salvage(backup, data)
