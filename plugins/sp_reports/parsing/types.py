@@ -140,6 +140,9 @@ _BOOLEAN_VALUES = pa.array([True, False] * 5, pa.bool_())
 
 
 def _cast_boolean(values: pa.Array) -> tuple[pa.Array, list[tuple[int, str]]]:
+    attempt = _try_cast(values, pa.bool_())  # true/false/1/0, any case: the common case, and cheapest
+    if attempt is not None:
+        return attempt, []
     position = pc.index_in(pc.utf8_lower(values), value_set=pa.array(_BOOLEAN_WORDS))
     fast = _BOOLEAN_VALUES.take(position)
     rejected = pc.and_(pc.is_valid(values), pc.is_null(position))
