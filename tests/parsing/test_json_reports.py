@@ -108,7 +108,7 @@ def test_sales_and_traffic_report(lake, sales_report):
     assert schema.field("sales_by_date_units_ordered").type == pa.int64()
     assert schema.field("sales_by_date_refund_rate").type == pa.float64()
     assert schema.field("traffic_by_date_buy_box_percentage").type == pa.float64()
-    assert schema.field("date").type == pa.string()
+    assert schema.field("date").type == pa.date32()  # declared `date: date` in the registry
     # B2B metrics exist on some days only: the columns are the union, null where absent.
     b2b = by_date.column("sales_by_date_units_ordered_b2b")
     assert 0 < b2b.null_count < 7
