@@ -114,7 +114,7 @@ def test_sales_and_traffic_report(lake, sales_report):
     assert 0 < b2b.null_count < 7
     first = document["salesAndTrafficByDate"][0]
     row = by_date.slice(0, 1).to_pylist()[0]
-    assert row["date"] == first["date"]
+    assert row["date"].isoformat() == first["date"]
     assert row["sales_by_date_ordered_product_sales_amount"] == Decimal(str(first["salesByDate"]["orderedProductSales"]["amount"]))
     assert row["traffic_by_date_sessions"] == first["trafficByDate"]["sessions"]
     assert by_date.column("report_date").to_pylist() == [date.fromisoformat(r["date"]) for r in document["salesAndTrafficByDate"]]
