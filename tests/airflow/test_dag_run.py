@@ -77,9 +77,12 @@ def test_rerunning_lands_no_duplicates(airflow_db, sp_conn, lake_dir):
     for _ in range(2):
         assert run_dag("GET_MERCHANT_LISTINGS_ALL_DATA", {"marketplace_ids": ["ATVPDKIKX0DER"]}).state == "success"
     table = DeltaTable(str(lake_dir / "tables" / "get_merchant_listings_all_data")).to_pyarrow_table()
-    # Two runs requested two different reports; each report's rows appear once.
-    assert table.num_rows == 2 * 20
-    assert len(set(table.column("report_id").to_pylist())) == 2
+    # Two runs, two reports carrying the same listings: merged on the natural key (seller-sku), each
+    # listing appears once, from the newer report.
+    skus = table.column("seller_sku").to_pylist()
+    assert len(skus) == len(set(skus)) == 20
+    assert len(set(table.column("report_id").to_pylist())) == 1
+    assert sp_conn.stats()["calls"]["createReport"] == 2
 
 
 def test_cancelled_report_succeeds_with_zero_rows_and_skips_downstream(airflow_db, sp_conn, lake_dir):
