@@ -41,7 +41,6 @@ import itertools
 import json
 import logging
 import queue
-import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -56,6 +55,7 @@ import pyarrow.csv as pacsv
 from sp_reports.lake.paths import join_path
 from sp_reports.registry import ReportType
 
+from .names import snake_case
 from .encoding import BLANKED, UTF8_BOM, EncodingChoice, decode_block
 from .result import (
     DEFAULT_BATCH_ROWS,
@@ -152,13 +152,6 @@ def parse_tsv(
 
 # --- column names ------------------------------------------------------------------------------------
 
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_NON_WORD = re.compile(r"[^\w]+")
-
-
-def snake_case(name: str) -> str:
-    """``amazon-order-id`` / ``Amazon Order ID`` / ``amazonOrderId`` -> ``amazon_order_id`` (non-ASCII letters kept)."""
-    return _NON_WORD.sub("_", _CAMEL_BOUNDARY.sub("_", name.strip()).lower()).strip("_")
 
 
 def normalise_columns(header: list[str], reserved: frozenset[str] | set[str] = frozenset()) -> list[str]:

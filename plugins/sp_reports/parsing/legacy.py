@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 from sp_reports.lake.paths import join_path
 
 from .encoding import codec_for_label
-from .flatfile import _in_background, normalise_columns, snake_case
+from .flatfile import _in_background, normalise_columns
+from .names import snake_case
 from .result import STAGING_PARQUET as _STAGING_PARQUET
 from .result import SOURCE_COLUMNS_KEY, DocumentParseError
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import codecs
 import json
 import pickle
-import re
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -56,6 +55,8 @@ import pyarrow.compute as pc
 from sp_reports.lake.paths import join_path
 from sp_reports.lake.storage import Lake
 from sp_reports.registry import ReportType
+
+from .names import snake_case  # noqa: F401  (the XML/JSON parsers import it from here)
 
 from .encoding import codec_for_label
 from .result import QUARANTINE_SCHEMA, SOURCE_COLUMNS_KEY, ParseOutcome, QuarantineRecords, StagingWriter
@@ -80,20 +81,6 @@ Path = tuple[str, ...]
 
 
 # --- names ------------------------------------------------------------------------------------------
-
-_ACRONYM_PLURAL = re.compile(r"([A-Z]{2,})s(?=[A-Z0-9_\W]|$)")
-_LOWER_UPPER = re.compile(r"(?<=[a-z])(?=[A-Z0-9])|(?<=[0-9])(?=[A-Z][a-z])")
-_ACRONYM_WORD = re.compile(r"(?<=[A-Z])(?=[A-Z][a-z])")
-_NON_WORD = re.compile(r"[^\w]+")
-
-
-def snake_case(name: str) -> str:
-    """``AmazonOrderID`` -> ``amazon_order_id``, ``PromotionIDs`` -> ``promotion_ids``, ``salesByDate`` ->
-    ``sales_by_date``, ``unitsOrderedB2B`` -> ``units_ordered_b2b``, ``ship-address-1`` -> ``ship_address_1``."""
-    name = _ACRONYM_PLURAL.sub(lambda m: m.group(1).capitalize() + "s", name.strip())
-    name = _ACRONYM_WORD.sub("_", _LOWER_UPPER.sub("_", name))
-    return _NON_WORD.sub("_", name).strip("_").lower()
-
 
 # --- items ------------------------------------------------------------------------------------------
 
