@@ -6,7 +6,7 @@ import pytest
 from deltalake import DeltaTable
 
 import sp_reports.lake.delta as delta
-from sp_reports.lake import land_report, parse_flat_file, read_table, table_name_for
+from sp_reports.lake import LandingError, land_report, parse_flat_file, read_table, table_name_for
 
 TABLE = "get_test_report"
 HEADER = "amazon-order-id\tpurchase-date\tsku\n"
@@ -110,7 +110,7 @@ def test_rows_must_belong_to_the_report(lake):
     land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 1)), report_id="r1")
     version = DeltaTable(lake.table_uri(TABLE)).version()
     files = stage(lake, "r2", rows_of("r2", 1))
-    with pytest.raises(Exception, match="validation"):
+    with pytest.raises(LandingError, match="hold rows of report 'r2'"):
         land_report(lake, TABLE, files, report_id="r3")
     assert DeltaTable(lake.table_uri(TABLE)).version() == version
     assert all(lake.exists(f) for f in files)  # staging kept for a retry

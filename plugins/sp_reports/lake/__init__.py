@@ -1,6 +1,17 @@
 """Lake storage (local / S3), raw zone, flat-file -> Parquet parser and Delta landing. No Airflow imports."""
 
-from .delta import DEFAULT_PARTITION_BY, LandResult, land_report, open_table, read_table, table_name_for
+from .delta import (
+    DEFAULT_PARTITION_BY,
+    LandingError,
+    LandResult,
+    TableLanding,
+    land_report,
+    land_tables,
+    natural_key_columns,
+    open_table,
+    read_table,
+    table_name_for,
+)
 from .paths import raw_document_path, raw_metadata_path, staging_dir
 from .raw import read_raw_metadata, write_raw_metadata
 from .storage import Lake
@@ -9,9 +20,13 @@ __all__ = [
     "DEFAULT_PARTITION_BY",
     "DocumentParseError",
     "LandResult",
+    "LandingError",
     "Lake",
     "ParseResult",
+    "TableLanding",
     "land_report",
+    "land_tables",
+    "natural_key_columns",
     "open_table",
     "parse_flat_file",
     "python_codec",

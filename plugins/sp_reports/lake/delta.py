@@ -1,10 +1,23 @@
-"""Delta landing: all rows of one report go into ``tables/{table_name}`` in one atomic commit.
+"""Delta landing: a parsed document's staging Parquet files -> the report type's Delta tables.
 
-The commit is a predicate overwrite (``report_id = '<id>'``) with ``schema_mode="merge"``: it removes the
-report's earlier rows (if any) and adds the new ones together, so landing is idempotent, a reader never
-sees half a report, and a column Amazon adds later is merged into the table schema (older rows read
-as null). Commits of different reports into one table (parallel Airflow tasks) are serialised by
-delta-rs' optimistic concurrency; the conflicts it can't resolve itself are retried here.
+``land_tables`` lands one ``ParseOutcome`` (see docs/parsing.md): the main table ``tables/<name>``,
+extra tables ``tables/<name>__<suffix>`` and the quarantine table ``tables/<name>__quarantine``.
+
+* Report types with natural keys are MERGEd on (marketplace_id, natural keys): a key's row is the one
+  from the most recent report (report_created_time, then report_id), duplicates inside one document
+  keep the last line, relanding a report changes nothing, a row appears once however many reports
+  carried it. Other tables (extra tables and the quarantine table included) replace the report's rows.
+* One commit per table, all or nothing: the landing writes its data files itself (``datafiles.py``,
+  bounded memory whatever the partitions) and commits their ``add`` actions together with the
+  ``remove`` actions of the files it replaces in one Delta transaction. Until that commit nothing is
+  visible; after a failure the written files are deleted (or, if the process died, left unreferenced
+  for VACUUM). Schema evolution (new columns, with their Amazon header names as column metadata) is
+  committed first, on its own: it only adds nullable columns.
+* Concurrent landings into one table (mapped Airflow tasks): each commit is made with delta-rs retries
+  off, so it fails if any other commit got in since the snapshot it was computed from; the landing
+  then recomputes against the new snapshot (only scanning the files that appeared) and commits again,
+  a bounded number of times with jittered backoff. That is serializable: two documents carrying the
+  same new key can't both insert it.
 
 On S3, delta-rs (>= 1.0) makes the commit safe with conditional writes (``PutObject`` with
 ``If-None-Match: *``), which AWS S3 and moto support; no locking provider is needed. S3-compatible
@@ -14,42 +27,176 @@ which is only safe with a single writer per table.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import random
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from pyarrow import fs as pafs
 
+from .datafiles import DataFile, PartitionedWriter, TableFile, TableStorage, rewrite_without
+from .keyindex import FileMatch, MergeIndex, SourceDrops
 from .paths import join_path
 from .storage import Lake
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITION_BY = ("marketplace_id", "report_date")
+QUARANTINE_PARTITION_BY = ("marketplace_id",)
+QUARANTINE_SUFFIX = "quarantine"
 REPORT_ID_COLUMN = "report_id"
-MAX_ATTEMPTS = 8
-_BACKOFF_BASE, _BACKOFF_CAP = 0.2, 10.0  # seconds
-# delta-rs keeps a number of input batches in flight: small batches keep its memory down (measured:
-# ~400 MB peak RSS at 8k rows vs ~850 MB at 64k rows for an unpartitioned 1M-row write).
-_READ_BATCH_ROWS = 8192
+CREATED_TIME_COLUMN = "report_created_time"
+SOURCE_LINE_COLUMN = "source_line"
+MARKETPLACE_COLUMN = "marketplace_id"
+# Columns the parser adds to every data table; never reported as added / missing.
+SYSTEM_COLUMNS = ("report_id", "marketplace_id", "report_created_time", "report_date", "source_line")
+# Parquet schema metadata of staging files: {snake_case column: header as the document wrote it}.
+SOURCE_COLUMNS_KEY = "sp_reports.source_columns"
+# Delta column metadata: the Amazon header a column comes from (e.g. "amazon-order-id").
+SOURCE_COLUMN_METADATA = "sp_reports.source_column"
+MAX_ATTEMPTS = 12
+_BACKOFF_BASE, _BACKOFF_CAP = 0.1, 5.0  # seconds
+_READ_BATCH_ROWS = 16_384
 
 
-@dataclass(frozen=True)
+class LandingError(ValueError):
+    """The staged rows can't be landed as they are (wrong report, missing or incompatible columns)."""
+
+
+@dataclass
+class TableLanding:
+    name: str  # table name, e.g. get_merchant_listings_all_data__quarantine
+    uri: str
+    rows: int  # rows of this document in the table after the landing
+    version: int | None  # the commit's table version; the current one if nothing changed; None: no table
+    mode: str = "replace"  # "merge" (natural keys) or "replace" (the report's rows)
+    replaced: int = 0  # table rows removed: the report's earlier rows, or older rows of the merged keys
+    duplicates: int = 0  # document rows not landed: a later line of the document has the same key
+    superseded: int = 0  # document rows not landed: a more recent report already landed the key
+
+
+@dataclass
 class LandResult:
-    rows: int
-    table_uri: str
-    version: int | None  # the table version of the commit; None when there was nothing to land and no table
+    tables: dict[str, TableLanding]  # by suffix: "" = the main table, "summary", ...
+    quarantine: TableLanding | None = None
+    columns_added: list[str] = field(default_factory=list)
+    columns_missing: list[str] = field(default_factory=list)
+
+    # The main table's landing, as ``land_report`` used to return it.
+    @property
+    def rows(self) -> int:
+        main = self.tables.get("")
+        return main.rows if main else 0
+
+    @property
+    def table_uri(self) -> str | None:
+        main = self.tables.get("")
+        return main.uri if main else None
+
+    @property
+    def version(self) -> int | None:
+        main = self.tables.get("")
+        return main.version if main else None
 
 
 def table_name_for(report_type: str) -> str:
     """Table name of a report type: ``GET_FLAT_FILE_OPEN_LISTINGS_DATA`` -> ``get_flat_file_open_listings_data``."""
     return report_type.lower()
+
+
+def column_name(header: str) -> str:
+    """An Amazon header (``seller-sku``, ``AmazonOrderID``) as the column the parsers name it."""
+    from sp_reports.parsing.names import snake_case
+
+    return snake_case(header)
+
+
+def natural_key_columns(report: Any) -> tuple[str, ...]:
+    """The MERGE key of a report type's main table: marketplace_id + its natural keys as column names."""
+    keys = [column_name(k) for k in getattr(report, "natural_keys", ()) or ()]
+    if not keys:
+        return ()
+    return (MARKETPLACE_COLUMN, *[k for k in keys if k != MARKETPLACE_COLUMN])
+
+
+# ----------------------------------------------------------------------------------------- public API
+
+
+def land_tables(
+    lake: Lake,
+    table_name: str,
+    outcome: Any,
+    *,
+    report: Any,
+    report_id: str,
+    max_attempts: int = MAX_ATTEMPTS,
+    spill_dir: str | None = None,
+    delete_staging: bool = True,
+) -> LandResult:
+    """Land a parsed document (a ``ParseOutcome``: ``.tables``, ``.quarantine_files``, ``.columns``,
+    ``.source_columns``) into ``tables/<table_name>``, its extra tables and its quarantine table.
+
+    Each table is committed atomically on its own; the staging files are deleted once all are. On an
+    error nothing of the failing table is visible and the staging files stay for a retry (landing is
+    idempotent, so tables committed before the error are simply landed again).
+    """
+    staged: Mapping[str, Sequence[str]] = dict(getattr(outcome, "tables", {}) or {})
+    quarantine_files = list(getattr(outcome, "quarantine_files", []) or [])
+    aliases = dict(getattr(report, "header_aliases", {}) or {})
+    headers = {**_staged_source_columns(lake, staged.get("", ())), **dict(getattr(outcome, "source_columns", {}) or {})}
+    headers = {column: aliases.get(header, header) for column, header in headers.items()}
+    options = {"report_id": report_id, "max_attempts": max_attempts, "spill_dir": spill_dir}
+
+    tables: dict[str, TableLanding] = {}
+    columns_added: list[str] = []
+    columns_missing: list[str] = []
+    for suffix in sorted(staged, key=lambda s: (s != "", s)):
+        name = table_name if suffix == "" else f"{table_name}__{suffix}"
+        main = suffix == ""
+        landed = _land_table(
+            lake, name, staged[suffix],
+            key_columns=natural_key_columns(report) if main else (),
+            partition_by=DEFAULT_PARTITION_BY,
+            headers=headers if main else _with_aliases(_staged_source_columns(lake, staged[suffix]), aliases),
+            document_columns=list(getattr(outcome, "columns", []) or []) if main else None,
+            **options,
+        )
+        if landed.landing is not None:
+            tables[suffix] = landed.landing
+        if main:
+            columns_added, columns_missing = landed.columns_added, landed.columns_missing
+    if "" not in staged and natural_key_columns(report) == ():
+        # An empty document still replaces the report's earlier rows in the main table.
+        landed = _land_table(lake, table_name, [], key_columns=(), partition_by=DEFAULT_PARTITION_BY, headers={},
+                             document_columns=None, **options)
+        if landed.landing is not None:
+            tables[""] = landed.landing
+    quarantine = _land_table(
+        lake, f"{table_name}__{QUARANTINE_SUFFIX}", quarantine_files, key_columns=(),
+        partition_by=QUARANTINE_PARTITION_BY, headers={}, document_columns=None, **options,
+    ).landing
+
+    if delete_staging:
+        _delete_staging(lake, [p for files in staged.values() for p in files] + quarantine_files)
+    return LandResult(tables=tables, quarantine=quarantine, columns_added=columns_added,
+                      columns_missing=columns_missing)
 
 
 def land_report(
@@ -62,102 +209,21 @@ def land_report(
     max_attempts: int = MAX_ATTEMPTS,
     delete_staging: bool = True,
 ) -> LandResult:
-    """Commit the rows of the staging ``parquet_files`` as report ``report_id``, replacing its earlier rows.
+    """Replace report ``report_id``'s rows in ``tables/<table_name>`` by the staging ``parquet_files``.
 
-    ``partition_by`` applies when the table is created. With no files (an empty document) the report's
-    earlier rows are deleted. Every row must have ``report_id`` equal to ``report_id`` (delta-rs checks
-    the rows against the overwrite predicate). On any error nothing is committed; the staging files
-    are deleted only after a successful commit.
+    The single-table form of ``land_tables`` (no natural keys, no quarantine). ``partition_by`` applies
+    when the table is created. With no files (an empty document) the report's earlier rows are deleted.
     """
-    uri = lake.table_uri(table_name)
-    schema = _staged_schema(lake, parquet_files)  # reads every footer first: a bad file fails before writing
-    if schema is not None:
-        missing = [c for c in (REPORT_ID_COLUMN, *partition_by) if c not in schema.names]
-        if missing:
-            raise ValueError(f"staging files for report {report_id} lack columns {missing}")
-    predicate = f"{REPORT_ID_COLUMN} = '{report_id.replace(chr(39), chr(39) * 2)}'"
-
-    for attempt in range(1, max_attempts + 1):
-        try:
-            rows, version = _replace_report(lake, uri, parquet_files, schema, partition_by, predicate, report_id)
-            break
-        except CommitFailedError as e:
-            if attempt == max_attempts:
-                raise
-            delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-            log.warning(
-                "landing report %s into %s conflicted with a concurrent commit (attempt %d/%d), retrying in %.1fs: %s",
-                report_id, uri, attempt, max_attempts, delay, e,
-            )
-            time.sleep(delay)
-
-    log.info("landed report %s into %s: %d rows, version %s", report_id, uri, rows, version)
-    if delete_staging:
-        for path in parquet_files:
-            try:
-                lake.delete(path)
-            except OSError:  # the data is committed; a leftover staging file is only clutter
-                log.warning("could not delete staging file %s", path, exc_info=True)
-    return LandResult(rows=rows, table_uri=uri, version=version)
-
-
-def _replace_report(
-    lake: Lake,
-    uri: str,
-    files: Sequence[str],
-    schema: pa.Schema | None,
-    partition_by: Sequence[str],
-    predicate: str,
-    report_id: str,
-) -> tuple[int, int | None]:
-    """One attempt: a single commit replacing the report's rows. Returns (rows, version)."""
-    commit = CommitProperties(custom_metadata={"sp_reports.report_id": report_id})
-    try:
-        table = DeltaTable(uri, storage_options=lake.storage_options)
-    except TableNotFoundError:
-        if schema is None:
-            return 0, None
-        # Created empty first so the data goes through the same path as for an existing table (and
-        # table.version() then names our commit). A concurrent creator makes this raise CommitFailedError.
-        table = DeltaTable.create(
-            uri, schema=schema, partition_by=list(partition_by), mode="ignore", storage_options=lake.storage_options
-        )
-    if schema is None:
-        table.delete(predicate, commit_properties=commit)
-        return 0, table.version()
-    missing = [c for c in table.metadata().partition_columns if c not in schema.names]
-    if missing:
-        raise ValueError(f"{uri} is partitioned by {missing}, which the staging files lack")
-    counted = [0]
-    write_deltalake(
-        table,
-        pa.RecordBatchReader.from_batches(schema, _staged_batches(lake, files, schema, counted)),
-        mode="overwrite",
-        predicate=predicate,
-        schema_mode="merge",
-        commit_properties=commit,
+    landed = _land_table(
+        lake, table_name, parquet_files, report_id=report_id, key_columns=(), partition_by=partition_by,
+        headers=_staged_source_columns(lake, parquet_files), document_columns=None, max_attempts=max_attempts,
+        spill_dir=None,
     )
-    return counted[0], table.version()
-
-
-def _staged_schema(lake: Lake, files: Sequence[str]) -> pa.Schema | None:
-    if not files:
-        return None
-    schemas = [pq.read_schema(lake.fs_path(path), filesystem=lake.filesystem) for path in files]
-    return pa.unify_schemas(schemas).remove_metadata()
-
-
-def _staged_batches(lake: Lake, files: Sequence[str], schema: pa.Schema, counted: list[int]) -> Iterator[pa.RecordBatch]:
-    """Stream the staging files (one row group at a time), conformed to the unified schema."""
-    for path in files:
-        with lake.open_input_file(path) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=_READ_BATCH_ROWS):
-                columns = [
-                    batch.column(field.name) if field.name in batch.schema.names else pa.nulls(batch.num_rows, field.type)
-                    for field in schema
-                ]
-                counted[0] += batch.num_rows
-                yield pa.RecordBatch.from_arrays(columns, schema=schema)
+    if delete_staging:
+        _delete_staging(lake, list(parquet_files))
+    landing = landed.landing or TableLanding(table_name, lake.table_uri(table_name), 0, None)
+    return LandResult(tables={"": landing}, columns_added=landed.columns_added,
+                      columns_missing=landed.columns_missing)
 
 
 def open_table(lake: Lake, table_name: str) -> DeltaTable:
@@ -174,3 +240,643 @@ def read_table(lake: Lake, table_name: str, columns: list[str] | None = None, fi
     table = open_table(lake, table_name)
     root = pafs.SubTreeFileSystem(lake.fs_path(join_path("tables", table_name)), lake.filesystem)
     return table.to_pyarrow_table(columns=columns, filters=filters, filesystem=root)
+
+
+def source_columns(lake: Lake, table_name: str) -> dict[str, str]:
+    """{column: Amazon header} as recorded in the table's column metadata."""
+    return {
+        f.name: f.metadata[SOURCE_COLUMN_METADATA]
+        for f in open_table(lake, table_name).schema().fields
+        if f.metadata and SOURCE_COLUMN_METADATA in f.metadata
+    }
+
+
+# ----------------------------------------------------------------------------------------- one table
+
+
+@dataclass
+class _Landed:
+    landing: TableLanding | None
+    columns_added: list[str] = field(default_factory=list)
+    columns_missing: list[str] = field(default_factory=list)
+
+
+def _land_table(
+    lake: Lake,
+    name: str,
+    files: Sequence[str],
+    *,
+    report_id: str,
+    key_columns: Sequence[str],
+    partition_by: Sequence[str],
+    headers: Mapping[str, str],
+    document_columns: list[str] | None,
+    max_attempts: int,
+    spill_dir: str | None,
+) -> _Landed:
+    uri = lake.table_uri(name)
+    files = list(files)
+    schema = _staged_schema(lake, files)  # reads every footer first: a bad file fails before writing
+    table = _open(lake, uri)
+    if schema is not None:
+        required = [REPORT_ID_COLUMN, *key_columns, *(table.metadata().partition_columns if table else partition_by)]
+        lacking = [c for c in dict.fromkeys(required) if c not in schema.names]
+        if lacking:
+            raise LandingError(f"staging files for report {report_id} lack columns {lacking} (table {name})")
+    mode = "merge" if key_columns else "replace"
+
+    if schema is None:  # an empty document: nothing staged
+        if table is None:
+            return _Landed(None)
+        if mode == "merge":
+            return _Landed(TableLanding(name, uri, 0, table.version(), mode))
+        return _Landed(_Landing(lake, name, uri, [], None, {}, report_id, (), max_attempts, spill_dir).run())
+
+    before = [f.name for f in _arrow_schema(table)] if table is not None else []
+    if table is None:
+        table = _create(lake, uri, schema, [c for c in partition_by if c in schema.names], headers)
+    table = _evolve(lake, uri, table, schema, headers, max_attempts)
+    plan = _conform_plan(schema, _arrow_schema(table), name)
+
+    document = document_columns or [c for c in schema.names]
+    document = [c for c in document if c not in SYSTEM_COLUMNS]
+    added = [c for c in document if c not in before]
+    missing = [c for c in before if c not in SYSTEM_COLUMNS and c not in document]
+    if added or missing:
+        log.info("%s: report %s adds columns %s, lacks columns %s", name, report_id, added, missing)
+    landing = _Landing(lake, name, uri, files, schema, plan, report_id, tuple(key_columns), max_attempts,
+                       spill_dir, headers).run()
+    return _Landed(landing, added, missing)
+
+
+class _Landing:
+    """One document into one table: write the data files, then commit (retrying on conflicts)."""
+
+    def __init__(self, lake: Lake, name: str, uri: str, files: list[str], schema: pa.Schema | None,
+                 plan: dict[str, pa.DataType], report_id: str, key_columns: tuple[str, ...], max_attempts: int,
+                 spill_dir: str | None, headers: Mapping[str, str] | None = None):
+        self.lake, self.name, self.uri, self.files, self.schema = lake, name, uri, files, schema
+        self.headers = dict(headers or {})
+        self.plan, self.report_id, self.key_columns = plan, report_id, key_columns
+        self.max_attempts, self.spill_root = max_attempts, spill_dir
+        self.storage = TableStorage(lake, name)
+        self.landing_id = uuid.uuid4().hex[:12]
+        self.merge = bool(key_columns)
+        self.created_time: str | None = None
+        self.marketplaces: set[str | None] = set()
+        self.key_range: tuple[str, str] | None = None
+        self._key_range_valid = True
+        self.new_files: list[DataFile] = []
+        self._filtered: dict[int, tuple[bytes, DataFile | None]] = {}
+        self._rewritten: dict[str, DataFile | None] = {}
+        self._matches: dict[str, FileMatch] = {}
+        self._seq = 1_000_000  # file numbers of rewritten files (new files count from 0)
+        self._outcome: TableLanding | None = None
+        self.partition_by: list[str] = []
+
+    # ---------------------------------------------------------------- write
+
+    def run(self) -> TableLanding:
+        spill_dir = tempfile.mkdtemp(prefix="sp-reports-landing-", dir=self.spill_root) if self.merge else None
+        index: MergeIndex | None = None
+        committed = False
+        try:
+            if self.schema is not None:
+                table = _open(self.lake, self.uri)
+                if self.merge:
+                    source_rows = _staged_rows(self.lake, self.files)
+                    table_rows = sum(f.rows or 0 for f in _table_files(table)) if table else 0
+                    index = MergeIndex(self.key_columns, source_rows, table_rows, spill_dir)
+                self.partition_by = list(table.metadata().partition_columns) if table else []
+                self._write(self.partition_by, index)
+            landing = self._commit_loop(index)
+            committed = True
+            return landing
+        finally:
+            if index is not None:
+                index.close()
+            if spill_dir is not None:
+                shutil.rmtree(spill_dir, ignore_errors=True)
+            if not committed and not self._in_table():
+                self._delete(self._all_written())
+
+    def _write(self, partition_by: list[str], index: MergeIndex | None) -> None:
+        writer = PartitionedWriter(self.storage, partition_by, self.landing_id)
+        counted = [0]
+        try:
+            for batch in _staged_batches(self.lake, self.files, self.schema, counted):
+                self._check_report(batch)
+                batch = _conform(batch, self.plan)
+                self._observe(batch)
+                writer.write(batch)
+            self.new_files = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        if index is not None:
+            # The key index is built from the files just written (their key columns read back) rather than
+            # while writing: the two phases' memory doesn't add up.
+            line_column = SOURCE_LINE_COLUMN if SOURCE_LINE_COLUMN in self.schema.names else None
+            for number, data_file in enumerate(self.new_files):
+                if data_file is not None:
+                    partition = {k: v for k, v in data_file.partition_values.items() if k in self.key_columns}
+                    index.add_source_file(number, data_file.path, partition, self._read_columns, line_column)
+
+    def _check_report(self, batch: pa.RecordBatch) -> None:
+        ids = batch.column(REPORT_ID_COLUMN)
+        wrong = pc.invert(pc.fill_null(pc.equal(ids, pa.scalar(self.report_id, ids.type)), False))
+        if pc.any(wrong).as_py():
+            other = ids.filter(wrong)[0].as_py()
+            raise LandingError(f"staging files for report {self.report_id} hold rows of report {other!r}")
+
+    def _observe(self, batch: pa.RecordBatch) -> None:
+        """Remember what the MERGE needs: the report's created time, marketplaces, the first key's range."""
+        if self.created_time is None and CREATED_TIME_COLUMN in batch.schema.names:
+            values = pc.drop_null(batch.column(CREATED_TIME_COLUMN))
+            if len(values):
+                self.created_time = str(values[0].as_py())
+        if not self.merge:
+            return
+        if MARKETPLACE_COLUMN in batch.schema.names:
+            self.marketplaces.update(pc.unique(pc.cast(batch.column(MARKETPLACE_COLUMN), pa.string())).to_pylist())
+        first = self._range_column()
+        if first is not None and self._key_range_valid:
+            column = batch.column(first)
+            if column.null_count:
+                self._key_range_valid = False
+            elif len(column):
+                bounds = pc.min_max(column).as_py()
+                low, high = bounds["min"], bounds["max"]
+                if self.key_range is not None:
+                    low, high = min(low, self.key_range[0]), max(high, self.key_range[1])
+                self.key_range = (low, high)
+
+    def _range_column(self) -> str | None:
+        """The first natural key column if it is text (files are skipped by its min/max statistics)."""
+        for name in self.key_columns:
+            if name == MARKETPLACE_COLUMN:
+                continue
+            target = self.plan.get(name)
+            return name if target is not None and pa.types.is_string(target) else None
+        return None
+
+    # ---------------------------------------------------------------- commit
+
+    def _commit_loop(self, index: MergeIndex | None) -> TableLanding:
+        last_error: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            table = _open(self.lake, self.uri)
+            if table is None:
+                return TableLanding(self.name, self.uri, 0, None, self._mode())
+            snapshot = _table_files(table)
+            if attempt > 1 and self._outcome is not None and self._in_table(snapshot):
+                # The failed attempt's commit did land (e.g. its response was lost): done.
+                log.warning("%s: the commit of report %s landed despite an error", self.name, self.report_id)
+                return self._outcome
+            if self._check_schema(table):
+                # A column of ours is not in the table (a concurrent landing created the table without it).
+                _evolve(self.lake, self.uri, table, self.schema, self.headers, self.max_attempts)
+                continue
+            deleted, drops, counts = self._plan(table, snapshot, index)
+            actions, rows, replaced = self._actions(snapshot, deleted, drops)
+            version = table.version()
+            self._outcome = TableLanding(self.name, self.uri, rows, version + 1, self._mode(), replaced, *counts)
+            if not actions:
+                log.info("%s: report %s changes nothing (version %s)", self.name, self.report_id, version)
+                return TableLanding(self.name, self.uri, rows, version, self._mode(), 0, *counts)
+            try:
+                table.create_write_transaction(
+                    actions,
+                    "append",
+                    table.schema(),
+                    partition_by=table.metadata().partition_columns,
+                    commit_properties=CommitProperties(
+                        custom_metadata={
+                            "sp_reports.report_id": self.report_id,
+                            "sp_reports.landing": self.landing_id,
+                            "sp_reports.mode": self._mode(),
+                        },
+                        max_commit_retries=0,  # any concurrent commit: recompute against it (see module doc)
+                    ),
+                )
+            except CommitFailedError as e:
+                last_error = e
+                if attempt == self.max_attempts:
+                    break
+                delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                log.warning("%s: report %s conflicted with a concurrent commit (attempt %d/%d), retrying in %.1fs",
+                            self.name, self.report_id, attempt, self.max_attempts, delay)
+                time.sleep(delay)
+                continue
+            self._delete(self._all_written() - {a.path for a in actions if hasattr(a, "stats")})
+            log.info("%s: landed report %s (%s): %d rows, %d replaced, %d duplicates, %d superseded -> version %d",
+                     self.name, self.report_id, self._mode(), rows, replaced, *counts, version + 1)
+            return self._outcome
+        raise CommitFailedError(
+            f"{self.uri}: report {self.report_id} still conflicted after {self.max_attempts} attempts: {last_error}"
+        )
+
+    def _mode(self) -> str:
+        return "merge" if self.merge else "replace"
+
+    def _check_schema(self, table: DeltaTable) -> list[str]:
+        """Columns of ours the table lacks; raises if one has another type than the files were written with."""
+        current = {f.name: f.type for f in _arrow_schema(table)}
+        lacking = []
+        for column, wanted in self.plan.items():
+            have = current.get(column)
+            if have is None:
+                lacking.append(column)
+            elif not _same_type(have, wanted):
+                raise LandingError(f"{self.name}: column {column} became {have} while landing {wanted}")
+        return lacking
+
+    def _plan(self, table: DeltaTable, snapshot: list[TableFile], index: MergeIndex | None):
+        """Table rows to delete {path: positions | None (all)}, document rows to drop, (duplicates, superseded)."""
+        if not self.merge:
+            return self._report_rows(snapshot), SourceDrops(), (0, 0)
+        assert index is not None
+        partition_columns = table.metadata().partition_columns
+        candidates = [f for f in snapshot if self._may_match(f, partition_columns)]
+        unseen = [f for f in candidates if f.path not in self._matches]
+        if unseen:
+            order = _ReportOrder(self.created_time, self.report_id)
+            self._matches.update(index.match(
+                [(f.path, {k: v for k, v in f.partition_values.items() if k in self.key_columns}) for f in unseen],
+                self._read_columns,
+                order.newer,
+                (CREATED_TIME_COLUMN, REPORT_ID_COLUMN),
+            ))
+        else:
+            index.deduplicate()
+        current = [self._matches[f.path] for f in candidates]
+        superseded = SourceDrops.of((m.superseded_file, m.superseded_pos) for m in current)
+        drops = SourceDrops.of(
+            [(np.full(len(p), n), p) for n, p in index.duplicates.positions.items()]
+            + [(np.full(len(p), n), p) for n, p in superseded.positions.items()]
+        )
+        deleted = {f.path: self._matches[f.path].deleted for f in candidates if len(self._matches[f.path].deleted)}
+        return deleted, drops, (index.duplicates.count, drops.count - index.duplicates.count)
+
+    def _may_match(self, f: TableFile, partition_columns: list[str]) -> bool:
+        if MARKETPLACE_COLUMN in partition_columns and MARKETPLACE_COLUMN in self.key_columns:
+            if f.partition_values.get(MARKETPLACE_COLUMN) not in self.marketplaces:
+                return False
+        column = self._range_column()
+        if column is not None and self._key_range_valid and self.key_range is not None:
+            low, high = f.stats.get("min", {}).get(column), f.stats.get("max", {}).get(column)
+            if isinstance(high, str) and high < self.key_range[0]:
+                return False
+            if isinstance(low, str) and low > self.key_range[1] and not f.stats.get("null_count", {}).get(column):
+                return False
+        return True
+
+    def _report_rows(self, snapshot: list[TableFile]) -> dict[str, np.ndarray | None]:
+        """The report's rows in the table: whole files (None) or row positions."""
+        found: dict[str, np.ndarray | None] = {}
+        for f in snapshot:
+            if REPORT_ID_COLUMN in f.partition_values:
+                if f.partition_values[REPORT_ID_COLUMN] == self.report_id:
+                    found[f.path] = None
+                continue
+            low = f.stats.get("min", {}).get(REPORT_ID_COLUMN)
+            high = f.stats.get("max", {}).get(REPORT_ID_COLUMN)
+            nulls = f.stats.get("null_count", {}).get(REPORT_ID_COLUMN)
+            if isinstance(low, str) and isinstance(high, str):
+                if self.report_id < low or self.report_id > high:
+                    continue
+                if low == high == self.report_id and nulls == 0:
+                    found[f.path] = None
+                    continue
+            positions = []
+            offset = 0
+            for batch in self._read_columns(f.path, [REPORT_ID_COLUMN]):
+                ids = batch.column(0)
+                hit = pc.fill_null(pc.equal(ids, pa.scalar(self.report_id, ids.type)), False)
+                positions.append(np.flatnonzero(hit.to_numpy(zero_copy_only=False)) + offset)
+                offset += batch.num_rows
+            hits = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+            if len(hits) == offset and offset:
+                found[f.path] = None
+            elif len(hits):
+                found[f.path] = hits
+        return found
+
+    def _read_columns(self, path: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        """A table file's ``columns`` (null where the file lacks one), one batch at a time."""
+        with self.storage.open_input_file(path) as f:
+            parquet = pq.ParquetFile(f, pre_buffer=self.lake.is_s3, buffer_size=0 if self.lake.is_s3 else 1 << 20)
+            present = [c for c in columns if c in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=65_536, columns=present, use_threads=False):
+                arrays = [batch.column(c) if c in present else pa.nulls(batch.num_rows, pa.string()) for c in columns]
+                yield pa.RecordBatch.from_arrays(arrays, names=columns)
+
+    def _actions(self, snapshot: list[TableFile], deleted: Mapping[str, np.ndarray | None], drops: SourceDrops):
+        actions: list[Any] = []
+        rows = 0
+        for number, data_file in enumerate(self.new_files):
+            if data_file is None:
+                continue
+            positions = drops.positions.get(number)
+            if positions is not None and len(positions):
+                data_file = self._filtered_file(number, data_file, positions)
+            if data_file is not None:
+                actions.append(data_file.add_action())
+                rows += data_file.rows
+        replaced = 0
+        for f in snapshot:
+            if f.path not in deleted:
+                continue
+            positions = deleted[f.path]
+            if positions is None or (f.rows is not None and len(positions) >= f.rows):
+                replaced += f.rows if f.rows is not None else _count_rows(self.storage, f.path)
+                actions.append(f.remove_action())
+                continue
+            if f.path not in self._rewritten:
+                self._seq += 1
+                self._rewritten[f.path] = rewrite_without(
+                    self.storage, f.path, positions, f.partition_values, self._partition_order(f.partition_values),
+                    self.landing_id, self._seq,
+                )
+            rewritten = self._rewritten[f.path]
+            replaced += len(positions)
+            if rewritten is not None:
+                actions.append(rewritten.add_action())
+            actions.append(f.remove_action())
+        return actions, rows, replaced
+
+    def _partition_order(self, values: Mapping[str, str | None]) -> list[str]:
+        return [c for c in self.partition_by if c in values] + [c for c in values if c not in self.partition_by]
+
+    def _filtered_file(self, number: int, data_file: DataFile, positions: np.ndarray) -> DataFile | None:
+        fingerprint = hashlib.sha1(np.ascontiguousarray(positions, dtype=np.int64).tobytes()).digest()
+        cached = self._filtered.get(number)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        if cached is not None and cached[1] is not None:
+            self._delete({cached[1].path})
+        self._seq += 1
+        filtered = rewrite_without(self.storage, data_file.path, positions, data_file.partition_values,
+                                   self._partition_order(data_file.partition_values), self.landing_id, self._seq)
+        self._filtered[number] = (fingerprint, filtered)
+        return filtered
+
+    def _in_table(self, snapshot: list[TableFile] | None = None) -> bool:
+        """Whether a commit of this landing is in the table (its file names carry the landing id)."""
+        if snapshot is None:
+            if not self._all_written():
+                return False
+            try:
+                table = _open(self.lake, self.uri)
+                snapshot = _table_files(table) if table is not None else []
+            except Exception:  # noqa: BLE001 - can't tell: keep the files (VACUUM removes unreferenced ones)
+                return True
+        return any(f"-{self.landing_id}-" in f.path for f in snapshot)
+
+    def _all_written(self) -> set[str]:
+        written = {f.path for f in self.new_files if f is not None}
+        written |= {f.path for _, f in self._filtered.values() if f is not None}
+        written |= {f.path for f in self._rewritten.values() if f is not None}
+        return written
+
+    def _delete(self, paths: set[str]) -> None:
+        for path in paths:
+            try:
+                self.storage.delete(path)
+            except Exception:  # noqa: BLE001 - an unreferenced file is only clutter (VACUUM removes it)
+                log.warning("could not delete %s/%s", self.uri, path, exc_info=True)
+
+
+class _ReportOrder:
+    """Which table rows come from a report more recent than ours: (report_created_time, report_id)."""
+
+    def __init__(self, created_time: str | None, report_id: str):
+        self._ours = _order_key(created_time, report_id)
+
+    def newer(self, batch: pa.RecordBatch) -> pa.Array:
+        times = pc.fill_null(pc.cast(batch.column(CREATED_TIME_COLUMN), pa.string()), "\x00")
+        ids = pc.fill_null(pc.cast(batch.column(REPORT_ID_COLUMN), pa.string()), "\x00")
+        encoded = pc.dictionary_encode(pc.binary_join_element_wise(times, ids, "\x1f"))
+        verdicts = []
+        for pair in encoded.dictionary.to_pylist():
+            created, _, rid = pair.partition("\x1f")
+            verdicts.append(_order_key(None if created == "\x00" else created, None if rid == "\x00" else rid) > self._ours)
+        return pa.array(verdicts, pa.bool_()).take(encoded.indices)
+
+
+def _order_key(created_time: str | None, report_id: str | None) -> tuple:
+    moment = _parse_time(created_time)
+    rid: tuple = (0, 0, "") if report_id is None else (
+        (1, int(report_id), "") if report_id.isdigit() else (2, 0, report_id)
+    )
+    return (moment is not None, moment or datetime.min.replace(tzinfo=timezone.utc), rid)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def _open(lake: Lake, uri: str) -> DeltaTable | None:
+    try:
+        return DeltaTable(uri, storage_options=lake.storage_options)
+    except TableNotFoundError:
+        return None
+
+
+def _arrow_schema(table: DeltaTable) -> pa.Schema:
+    return pa.schema(table.schema().to_arrow())
+
+
+def _table_files(table: DeltaTable) -> list[TableFile]:
+    actions = pa.table(table.get_add_actions(flatten=True))
+    columns = actions.column_names
+    partition_names = [c[len("partition."):] for c in columns if c.startswith("partition.")]
+    stat_columns = {kind: [c for c in columns if c.startswith(prefix)]
+                    for kind, prefix in (("min", "min."), ("max", "max."), ("null_count", "null_count."))}
+    files = []
+    for row in actions.to_pylist():
+        stats = {kind: {c.split(".", 1)[1]: row[c] for c in names if row[c] is not None}
+                 for kind, names in stat_columns.items()}
+        files.append(TableFile(
+            path=unquote(row["path"]),
+            partition_values={name: _partition_text(row[f"partition.{name}"]) for name in partition_names},
+            size=row["size_bytes"],
+            rows=row.get("num_records"),
+            stats=stats,
+        ))
+    return files
+
+
+def _partition_text(value: Any) -> str | None:
+    from .datafiles import partition_value
+
+    return partition_value(value)
+
+
+def _count_rows(storage: TableStorage, path: str) -> int:
+    with storage.open_input_file(path) as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def _create(lake: Lake, uri: str, schema: pa.Schema, partition_by: list[str], headers: Mapping[str, str]) -> DeltaTable:
+    storable = pa.schema([_with_header(pa.field(f.name, _storable_type(f.type)), headers) for f in schema])
+    try:
+        # Created empty first: the data commit is then the same for a new and an existing table. Retries
+        # off: of concurrent creators exactly one wins (with them on, a loser would commit a second
+        # CREATE TABLE, replacing the winner's schema).
+        return DeltaTable.create(uri, schema=storable, partition_by=partition_by, mode="error",
+                                 storage_options=lake.storage_options,
+                                 commit_properties=CommitProperties(max_commit_retries=0))
+    except Exception:  # a concurrent creator won the race: use its table
+        table = _open(lake, uri)
+        if table is None:
+            raise
+        return table
+
+
+def _evolve(lake: Lake, uri: str, table: DeltaTable, schema: pa.Schema, headers: Mapping[str, str],
+            max_attempts: int) -> DeltaTable:
+    """Add the document's new columns to the table (a metadata-only commit of nullable columns)."""
+    for attempt in range(1, max_attempts + 1):
+        existing = {f.name for f in _arrow_schema(table)}
+        new = [_with_header(pa.field(f.name, _storable_type(f.type)), headers) for f in schema if f.name not in existing]
+        if not new:
+            return table
+        try:
+            table.alter.add_columns(DeltaSchema.from_arrow(pa.schema(new)).fields)
+            log.info("%s: added columns %s", uri, [f.name for f in new])
+            return _open(lake, uri) or table
+        except Exception:  # a concurrent commit (maybe adding the same columns): look again
+            if attempt == max_attempts:
+                raise
+            time.sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
+            table = _open(lake, uri) or table
+    return table
+
+
+def _with_header(f: pa.Field, headers: Mapping[str, str]) -> pa.Field:
+    header = headers.get(f.name)
+    return f.with_metadata({SOURCE_COLUMN_METADATA: header}) if header else f
+
+
+def _with_aliases(headers: Mapping[str, str], aliases: Mapping[str, str]) -> dict[str, str]:
+    return {column: aliases.get(header, header) for column, header in headers.items()}
+
+
+def _storable_type(t: pa.DataType) -> pa.DataType:
+    """The type a new column gets in the table (Delta has one string and one binary type, no null type)."""
+    if pa.types.is_null(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_dictionary(t):
+        return _storable_type(t.value_type)
+    return t
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    return _storable_type(a) == _storable_type(b)
+
+
+def _castable(source: pa.DataType, target: pa.DataType) -> bool:
+    source = _storable_type(source)
+    if source == target or pa.types.is_null(source):
+        return True
+    if pa.types.is_string(target):
+        return not pa.types.is_nested(source)
+    if pa.types.is_integer(source) and pa.types.is_integer(target):
+        return pa.types.is_signed_integer(target) and target.bit_width >= source.bit_width
+    if pa.types.is_integer(source) and pa.types.is_decimal(target):
+        return True
+    if pa.types.is_decimal(source) and pa.types.is_decimal(target):
+        return target.scale >= source.scale and target.precision - target.scale >= source.precision - source.scale
+    if pa.types.is_timestamp(source) and pa.types.is_timestamp(target):
+        return True
+    return False
+
+
+def _conform_plan(staged: pa.Schema, table: pa.Schema, name: str) -> dict[str, pa.DataType]:
+    """The type every staged column is written as: the table's (casts checked here, up front)."""
+    types = {f.name: f.type for f in table}
+    plan: dict[str, pa.DataType] = {}
+    wrong = []
+    for f in staged:
+        target = types.get(f.name, _storable_type(f.type))
+        if not _castable(f.type, target):
+            wrong.append(f"{f.name} ({f.type} -> {target})")
+        plan[f.name] = target
+    if wrong:
+        raise LandingError(f"{name}: staged columns don't fit the table's types: {', '.join(wrong)}")
+    return plan
+
+
+def _conform(batch: pa.RecordBatch, plan: Mapping[str, pa.DataType]) -> pa.RecordBatch:
+    if all(batch.schema.field(i).type == plan[batch.schema.names[i]] for i in range(batch.num_columns)):
+        return batch
+    arrays = [
+        column if column.type == plan[name] else pc.cast(column, plan[name])
+        for name, column in zip(batch.schema.names, batch.columns)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _staged_schema(lake: Lake, files: Sequence[str]) -> pa.Schema | None:
+    if not files:
+        return None
+    schemas = [pq.read_schema(lake.fs_path(path), filesystem=lake.filesystem) for path in files]
+    return pa.unify_schemas([s.remove_metadata() for s in schemas])
+
+
+def _staged_rows(lake: Lake, files: Sequence[str]) -> int:
+    rows = 0
+    for path in files:
+        with lake.open_input_file(path) as f:
+            rows += pq.ParquetFile(f).metadata.num_rows
+    return rows
+
+
+def _staged_source_columns(lake: Lake, files: Sequence[str]) -> dict[str, str]:
+    """{column: header} from the staging files' schema metadata (the parser writes it)."""
+    headers: dict[str, str] = {}
+    for path in files:
+        try:
+            metadata = pq.read_schema(lake.fs_path(path), filesystem=lake.filesystem).metadata or {}
+        except (OSError, pa.ArrowInvalid):
+            continue  # reported by _staged_schema
+        raw = metadata.get(SOURCE_COLUMNS_KEY.encode())
+        if raw:
+            with contextlib.suppress(ValueError):
+                headers.update({str(k): str(v) for k, v in json.loads(raw).items()})
+    return headers
+
+
+def _staged_batches(lake: Lake, files: Sequence[str], schema: pa.Schema, counted: list[int]) -> Iterator[pa.RecordBatch]:
+    """Stream the staging files (one batch at a time), conformed to the unified schema."""
+    for path in files:
+        with lake.open_input_file(path) as f:
+            parquet = pq.ParquetFile(f, pre_buffer=lake.is_s3, buffer_size=0 if lake.is_s3 else 1 << 18)
+            for batch in parquet.iter_batches(batch_size=_READ_BATCH_ROWS, use_threads=False):
+                columns = [
+                    batch.column(field.name) if field.name in batch.schema.names else pa.nulls(batch.num_rows, field.type)
+                    for field in schema
+                ]
+                counted[0] += batch.num_rows
+                yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _delete_staging(lake: Lake, paths: Sequence[str]) -> None:
+    for path in paths:
+        try:
+            lake.delete(path)
+        except OSError:  # the data is committed; a leftover staging file is only clutter
+            log.warning("could not delete staging file %s", path, exc_info=True)

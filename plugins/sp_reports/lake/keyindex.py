@@ -1,0 +1,455 @@
+"""The MERGE of a document into a table with natural keys, in bounded memory.
+
+A document's rows and the table's rows are matched on their key (marketplace_id + natural keys) with
+a grace hash join: both sides' keys go into ``n_buckets`` buckets by a hash of the key (spilled to
+local disk when they don't fit in memory), and each bucket is then joined in memory with pyarrow.
+The number of buckets grows with the rows, so a bucket stays a few tens of MB whatever the size of
+the document or the table.
+
+* Source side, built while the document's data files are written: for every row its key, source_line,
+  ordinal (document order), and where it was written (file number, position in the file). Duplicates
+  inside the document are resolved here: the row with the highest (source_line, ordinal) wins.
+* Table side: only rows whose key may be in the document (a Bloom filter of the document's keys) are
+  indexed, with their (table file, position) and whether they come from a more recent report.
+
+The join says which table rows the document replaces (rewritten out of their files) and which of the
+document's rows lose to a more recent report (filtered out of the new files). Results are kept per
+table file, so a retry after a concurrent commit only has to scan the files that commit added.
+
+Keys compare as text (each key column cast to string, null as ``\\x00``): null keys are equal to each
+other, so a row with a null natural key is still updated in place by a later report.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .datafiles import release_memory
+
+KEY_SEPARATOR = "\x1f"
+NULL_KEY = "\x00"
+# Bytes a key-index row costs in a bucket while it is joined (key text, ids, sort and hash copies).
+BYTES_PER_ROW = 160
+BUCKET_BYTES = 16 * 1024 * 1024
+MAX_BUCKETS = 1024
+SPILL_BUFFER_BYTES = 4 * 1024 * 1024
+_BLOOM_MIN_BITS, _BLOOM_MAX_BITS, _BLOOM_BITS_PER_KEY = 1 << 16, 1 << 27, 8
+
+_MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=np.uint64) * 2 + 1).astype(np.uint64)
+
+# "group" numbers the leading marketplace_id (few distinct, often long values: several marketplaces
+# joined), "key" is the text of the other key columns: a row's key is the pair.
+SOURCE_SCHEMA = pa.schema([("group", pa.int32()), ("key", pa.string()), ("line", pa.int64()), ("ordinal", pa.int64()),
+                           ("file", pa.int32()), ("pos", pa.int64())])
+TARGET_SCHEMA = pa.schema([("group", pa.int32()), ("key", pa.string()), ("newer", pa.bool_()), ("tfile", pa.int32()),
+                           ("tpos", pa.int64())])
+
+
+def bucket_count(rows: int) -> int:
+    return max(1, min(MAX_BUCKETS, math.ceil(rows * BYTES_PER_ROW / BUCKET_BYTES)))
+
+
+def key_strings(
+    data: pa.Table | pa.RecordBatch, columns: Sequence[str], constants: dict[str, str | None] | None = None
+) -> pa.Array:
+    """One text key per row: the key columns cast to string (null -> ``\\x00``) joined by ``\\x1f``.
+
+    ``constants`` supplies columns that are not in ``data`` (partition values of a table file).
+    """
+    constants = constants or {}
+    n = data.num_rows
+    parts: list[pa.Array] = []
+    for name in columns:
+        if name in data.schema.names:
+            column = data.column(name)
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+            parts.append(pc.fill_null(pc.cast(column, pa.string()), NULL_KEY))
+        else:
+            value = constants.get(name)
+            parts.append(pa.repeat(pa.scalar(NULL_KEY if value is None else value, pa.string()), n))
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, KEY_SEPARATOR)
+
+
+def key_hashes(keys: pa.Array, max_cells: int = 1 << 20) -> np.ndarray:
+    """A 64-bit hash of each (non-null) key text, vectorised with numpy over the string buffers: each
+    key's bytes, zero-padded to a multiple of 8, are read as 64-bit words and mixed. Works through
+    ``max_cells`` bytes of padded keys at a time, so its temporaries stay small."""
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if not pa.types.is_string(keys.type):
+        keys = pc.cast(keys, pa.string())
+    _, offsets_buffer, data_buffer = keys.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=n + 1, offset=keys.offset * 4)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None and data_buffer.size else None
+    if data is None:
+        data = np.zeros(1, dtype=np.uint8)
+    lengths = np.diff(offsets)
+    width = max(8, (int(lengths.max()) + 7) // 8 * 8)
+    columns = np.arange(width, dtype=np.int64)
+    step = max(1, max_cells // width)
+    last = len(data) - 1
+    out = np.empty(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            index = offsets[lo:hi, None].astype(np.int64) + columns[None, :]
+            np.minimum(index, last, out=index)
+            cells = data[index]
+            cells[columns[None, :] >= lengths[lo:hi, None]] = 0
+            words = cells.view("<u8")
+            chunk_lengths = lengths[lo:hi]
+            h = chunk_lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            for j in range(words.shape[1]):
+                mixed = (h ^ words[:, j]) * _MULTIPLIERS[j & 63]
+                mixed ^= mixed >> np.uint64(29)
+                # Only a key's own words: the hash must not depend on the longest key of the batch.
+                h = mixed if j == 0 else np.where(chunk_lengths > 8 * j, mixed, h)
+            h ^= h >> np.uint64(33)
+            h *= np.uint64(0xFF51AFD7ED558CCD)
+            h ^= h >> np.uint64(33)
+            out[lo:hi] = h
+    return out
+
+
+class BloomFilter:
+    """Two bits per key in a bitset of 8-16 bits per key (false positives 1.4-5%), at most 16 MiB."""
+
+    def __init__(self, expected_keys: int):
+        bits = _BLOOM_MIN_BITS
+        while bits < expected_keys * _BLOOM_BITS_PER_KEY and bits < _BLOOM_MAX_BITS:
+            bits *= 2
+        self._shift = np.uint64(64 - int(math.log2(bits)))
+        self._mask = np.uint64(bits - 1)
+        self._words = np.zeros(bits // 64, dtype=np.uint64)
+
+    def _positions(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = hashes >> self._shift
+        with np.errstate(over="ignore"):
+            second = (hashes * np.uint64(0x9E3779B97F4A7C15)) >> self._shift
+        return first & self._mask, second & self._mask
+
+    def add(self, hashes: np.ndarray) -> None:
+        for bit in self._positions(hashes):
+            np.bitwise_or.at(self._words, bit >> np.uint64(6), np.uint64(1) << (bit & np.uint64(63)))
+
+    def may_contain(self, hashes: np.ndarray) -> np.ndarray:
+        result = np.ones(len(hashes), dtype=bool)
+        for bit in self._positions(hashes):
+            result &= ((self._words[bit >> np.uint64(6)] >> (bit & np.uint64(63))) & np.uint64(1)).astype(bool)
+        return result
+
+
+class BucketStore:
+    """Rows of one schema partitioned into buckets: in memory with one bucket, else spilled to Arrow IPC
+    files in ``spill_dir`` whenever ``buffer_bytes`` are pending."""
+
+    def __init__(self, schema: pa.Schema, n_buckets: int, spill_dir: str | None, name: str,
+                 buffer_bytes: int | None = None):
+        if n_buckets > 1 and spill_dir is None:
+            raise ValueError("a spill directory is needed for more than one bucket")
+        self.schema, self.n_buckets, self._dir, self._name = schema, n_buckets, spill_dir, name
+        self._buffer_bytes = buffer_bytes or SPILL_BUFFER_BYTES
+        self._pending: list[list[pa.RecordBatch]] = [[] for _ in range(n_buckets)]
+        self._pending_bytes = 0
+        self._writers: dict[int, tuple[pa.NativeFile, pa.ipc.RecordBatchStreamWriter]] = {}
+        self.rows = 0
+
+    def _path(self, bucket: int) -> str:
+        return os.path.join(self._dir, f"{self._name}-{bucket:04d}.arrows")  # type: ignore[arg-type]
+
+    def add(self, batch: pa.RecordBatch, hashes: np.ndarray | None) -> None:
+        if batch.num_rows == 0:
+            return
+        self.rows += batch.num_rows
+        if self.n_buckets == 1:
+            self._pending[0].append(batch)
+            return
+        buckets = (hashes % np.uint64(self.n_buckets)).astype(np.int64)
+        order = np.argsort(buckets, kind="stable")
+        counts = np.bincount(buckets, minlength=self.n_buckets)
+        taken = batch.take(pa.array(order))
+        self._pending_bytes += taken.nbytes
+        start = 0
+        for bucket, count in enumerate(counts):
+            if count:
+                self._pending[bucket].append(taken.slice(start, int(count)))
+                start += int(count)
+        if self._pending_bytes > self._buffer_bytes:
+            self._spill()
+
+    def _spill(self) -> None:
+        for bucket, batches in enumerate(self._pending):
+            if not batches:
+                continue
+            if bucket not in self._writers:
+                sink = pa.OSFile(self._path(bucket), "wb")
+                self._writers[bucket] = (sink, pa.ipc.new_stream(sink, self.schema))
+            for batch in batches:
+                self._writers[bucket][1].write_batch(batch)
+            self._pending[bucket] = []
+        self._pending_bytes = 0
+        release_memory()
+
+    def read(self, bucket: int) -> pa.Table:
+        """All rows of a bucket (call after the last ``add``)."""
+        if self.n_buckets > 1 and self._pending_bytes:
+            self._spill()
+        for sink, writer in self._writers.values():  # no more rows: finish the spill files
+            writer.close()
+            sink.close()
+        self._writers.clear()
+        tables = []
+        if self.n_buckets > 1 and os.path.exists(self._path(bucket)):
+            with pa.OSFile(self._path(bucket), "rb") as f:
+                tables.append(pa.ipc.open_stream(f).read_all())
+        if self._pending[bucket]:
+            tables.append(pa.Table.from_batches(self._pending[bucket], self.schema))
+        if not tables:
+            return self.schema.empty_table()
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def replace(self, bucket: int, table: pa.Table) -> None:
+        """Replace a bucket's rows (after ``read``), e.g. by the bucket's deduplicated rows."""
+        if self.n_buckets == 1:
+            self._pending[0] = table.combine_chunks().to_batches()
+            return
+        with pa.OSFile(self._path(bucket), "wb") as sink, pa.ipc.new_stream(sink, self.schema) as writer:
+            writer.write_table(table)
+        self._pending[bucket] = []
+
+    def close(self) -> None:
+        for sink, writer in self._writers.values():
+            try:
+                writer.close()
+            finally:
+                sink.close()
+        self._writers.clear()
+        self._pending = [[] for _ in range(self.n_buckets)]
+        if self.n_buckets > 1:
+            for bucket in range(self.n_buckets):
+                try:
+                    os.unlink(self._path(bucket))
+                except FileNotFoundError:
+                    pass
+
+
+@dataclass
+class FileMatch:
+    """What the document does to one table file."""
+
+    deleted: np.ndarray  # sorted unique row positions replaced by the document's rows
+    superseded_file: np.ndarray  # (file number, position) of document rows that lose to this file's rows
+    superseded_pos: np.ndarray
+
+
+@dataclass
+class SourceDrops:
+    """Rows of the document's new files that must not land, by file number."""
+
+    positions: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @staticmethod
+    def of(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> SourceDrops:
+        files_parts, pos_parts = [], []
+        for files, positions in pairs:
+            if len(files):
+                files_parts.append(np.asarray(files, dtype=np.int64))
+                pos_parts.append(np.asarray(positions, dtype=np.int64))
+        drops = SourceDrops()
+        if not files_parts:
+            return drops
+        files = np.concatenate(files_parts)
+        positions = np.concatenate(pos_parts)
+        order = np.lexsort((positions, files))
+        files, positions = files[order], positions[order]
+        for number in np.unique(files):
+            lo, hi = np.searchsorted(files, [number, number + 1])
+            drops.positions[int(number)] = np.unique(positions[lo:hi])
+        return drops
+
+    @property
+    def count(self) -> int:
+        return sum(len(p) for p in self.positions.values())
+
+
+class MergeIndex:
+    """The key index of one document (see the module docstring)."""
+
+    def __init__(self, key_columns: Sequence[str], source_rows: int, table_rows: int, spill_dir: str | None):
+        self.key_columns = list(key_columns)
+        # Table rows indexed: the document's matches (at most one per key) plus Bloom false positives.
+        self.n_buckets = bucket_count(source_rows + table_rows // 100)
+        self._spill_dir = spill_dir
+        self._source = BucketStore(SOURCE_SCHEMA, self.n_buckets, spill_dir, "source")
+        self._groups: dict[str, int] = {}
+        self._bloom = BloomFilter(source_rows)
+        self._ordinal_column: str | None = None
+        self.duplicates = SourceDrops()
+        self.source_rows = 0
+        self._deduplicated = False
+        self._target_files = 0
+
+    def _keys(self, data: pa.Table | pa.RecordBatch,
+              constants: dict[str, str | None]) -> tuple[pa.Array, pa.Array, np.ndarray]:
+        """(group, key text, hash of the key text) of every row."""
+        n = data.num_rows
+        if len(self.key_columns) > 1 and self.key_columns[0] == "marketplace_id":
+            keys = key_strings(data, self.key_columns[1:], constants)
+            name = self.key_columns[0]
+            if name in data.schema.names:
+                column = data.column(name)
+                if isinstance(column, pa.ChunkedArray):
+                    column = column.combine_chunks()
+                encoded = pc.dictionary_encode(pc.fill_null(pc.cast(column, pa.string()), NULL_KEY))
+                ids = pa.array([self._group(v) for v in encoded.dictionary.to_pylist()], pa.int32())
+                groups = ids.take(encoded.indices)
+            else:
+                groups = pa.repeat(pa.scalar(self._group(constants.get(name) or NULL_KEY), pa.int32()), n)
+        else:
+            keys = key_strings(data, self.key_columns, constants)
+            groups = pa.repeat(pa.scalar(0, pa.int32()), n)
+        return groups, keys, key_hashes(keys)
+
+    def _group(self, value: str) -> int:
+        return self._groups.setdefault(value, len(self._groups))
+
+    def add_source_file(self, file_no: int, path: str, partition: dict[str, str | None],
+                        read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]], line_column: str | None) -> None:
+        """Index a new data file of the document (read back: only its key and line columns)."""
+        columns = [c for c in self.key_columns if c not in partition] + ([line_column] if line_column else [])
+        position = 0
+        for batch in read_file(path, columns):
+            n = batch.num_rows
+            groups, keys, hashes = self._keys(batch, partition)
+            self._bloom.add(hashes)
+            positions = np.arange(position, position + n, dtype=np.int64)
+            # Ties on source_line (rows of one record) go to the later row in the document's files.
+            ordinal = positions + (file_no << 32)
+            line = pc.fill_null(pc.cast(batch.column(line_column), pa.int64()), -1) if line_column else ordinal
+            indexed = pa.RecordBatch.from_arrays(
+                [groups, keys, line, pa.array(ordinal), pa.repeat(pa.scalar(file_no, pa.int32()), n),
+                 pa.array(positions)],
+                schema=SOURCE_SCHEMA,
+            )
+            self._source.add(indexed, hashes)
+            self.source_rows += n
+            position += n
+
+    def deduplicate(self) -> None:
+        """Keep the last row (highest source_line, then ordinal) of every key; the others are duplicates."""
+        if self._deduplicated:
+            return
+        losers_file, losers_pos = [], []
+        for bucket in range(self.n_buckets):
+            rows = self._source.read(bucket)
+            if rows.num_rows == 0:
+                continue
+            rows = rows.sort_by([("group", "ascending"), ("key", "ascending"), ("line", "ascending"),
+                                 ("ordinal", "ascending")])
+            last = np.ones(rows.num_rows, dtype=bool)
+            if rows.num_rows > 1:
+                n = rows.num_rows
+                last[:-1] = False  # the last row of a (group, key) run is where either changes
+                for name in ("group", "key"):
+                    column = rows.column(name)
+                    last[:-1] |= pc.not_equal(column.slice(0, n - 1), column.slice(1)).to_numpy(zero_copy_only=False)
+            if not last.all():
+                losers = rows.filter(pa.array(~last))
+                losers_file.append(losers.column("file").to_numpy())
+                losers_pos.append(losers.column("pos").to_numpy())
+                rows = rows.filter(pa.array(last))
+            self._source.replace(bucket, rows)
+        self.duplicates = SourceDrops.of(zip(losers_file, losers_pos))
+        self._deduplicated = True
+
+    def match(
+        self,
+        files: Sequence[tuple[str, dict[str, str | None]]],
+        read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]],
+        newer: Callable[[pa.RecordBatch], pa.Array],
+        extra_columns: Sequence[str],
+    ) -> dict[str, FileMatch]:
+        """Match the table files ``(path, partition values)`` against the document.
+
+        ``read_file(path, columns)`` streams a file's columns (those it has); ``newer(batch)`` says
+        which table rows come from a report more recent than the document's, from ``extra_columns``.
+        """
+        self.deduplicate()
+        results: dict[str, FileMatch] = {}
+        if not files:
+            return results
+        target = BucketStore(TARGET_SCHEMA, self.n_buckets, self._spill_dir, f"target{self._target_files}")
+        self._target_files += 1
+        paths = [path for path, _ in files]
+        try:
+            for number, (path, partition) in enumerate(files):
+                wanted = [c for c in self.key_columns if c not in partition] + list(extra_columns)
+                position = 0
+                for batch in read_file(path, wanted):
+                    n = batch.num_rows
+                    groups, keys, hashes = self._keys(batch, partition)
+                    candidates = self._bloom.may_contain(hashes)
+                    if candidates.any():
+                        mask = pa.array(candidates)
+                        picked = batch.filter(mask)
+                        indexed = pa.RecordBatch.from_arrays(
+                            [groups.filter(mask), keys.filter(mask), pc.fill_null(newer(picked), False),
+                             pa.repeat(pa.scalar(number, pa.int32()), picked.num_rows),
+                             pa.array(np.flatnonzero(candidates) + position)],
+                            schema=TARGET_SCHEMA,
+                        )
+                        target.add(indexed, hashes[candidates])
+                    position += n
+            deleted: dict[int, list[np.ndarray]] = {}
+            superseded: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+            for bucket in range(self.n_buckets):
+                table_rows = target.read(bucket)
+                if table_rows.num_rows == 0:
+                    continue
+                source_rows = self._source.read(bucket).select(["group", "key", "file", "pos"])
+                if source_rows.num_rows == 0:
+                    continue
+                joined = source_rows.join(table_rows, keys=["group", "key"], join_type="inner", use_threads=False)
+                if joined.num_rows == 0:
+                    continue
+                is_newer = joined.column("newer").to_numpy(zero_copy_only=False)
+                tfile = joined.column("tfile").to_numpy()
+                tpos = joined.column("tpos").to_numpy()
+                src_file = joined.column("file").to_numpy()
+                src_pos = joined.column("pos").to_numpy()
+                for number in np.unique(tfile):
+                    of_file = tfile == number
+                    older = of_file & ~is_newer
+                    if older.any():
+                        deleted.setdefault(int(number), []).append(tpos[older])
+                    wins = of_file & is_newer
+                    if wins.any():
+                        lists = superseded.setdefault(int(number), ([], []))
+                        lists[0].append(src_file[wins])
+                        lists[1].append(src_pos[wins])
+            empty = np.zeros(0, dtype=np.int64)
+            for number, path in enumerate(paths):
+                dels = np.unique(np.concatenate(deleted[number])) if number in deleted else empty
+                sup_file, sup_pos = superseded.get(number, ([], []))
+                results[path] = FileMatch(
+                    deleted=dels,
+                    superseded_file=np.concatenate(sup_file) if sup_file else empty,
+                    superseded_pos=np.concatenate(sup_pos) if sup_pos else empty,
+                )
+        finally:
+            target.close()
+        return results
+
+    def close(self) -> None:
+        self._source.close()

@@ -1,0 +1,151 @@
+"""The landing's building blocks: partitioned data files with statistics, key hashing, spilled buckets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sp_reports.lake.datafiles import (
+    HIVE_NULL,
+    PartitionedWriter,
+    TableStorage,
+    file_stats,
+    partition_dir,
+    rewrite_without,
+    sort_by_partition,
+)
+from sp_reports.lake.delta import column_name, natural_key_columns
+from sp_reports.lake.keyindex import BloomFilter, BucketStore, key_hashes, key_strings
+from sp_reports.registry import ReportType
+
+
+def test_natural_key_columns_are_snake_cased_like_the_parser_does():
+    report = ReportType("GET_X", natural_keys=("amazon-order-id", "Seller SKU", "order.item_id"))
+    assert natural_key_columns(report) == ("marketplace_id", "amazon_order_id", "seller_sku", "order_item_id")
+    assert natural_key_columns(ReportType("GET_Y")) == ()
+    assert column_name("  Händler-SKU ") == "händler_sku"
+
+
+def test_partition_directories_escape_values():
+    assert partition_dir(["marketplace_id", "report_date"], {"marketplace_id": "A1,B2", "report_date": None}) == (
+        f"marketplace_id=A1%2CB2/report_date={HIVE_NULL}"
+    )
+    assert partition_dir(["m"], {"m": "ä/.."}) == "m=%C3%A4%2F.."
+
+
+def test_sort_by_partition_keeps_document_order_within_a_partition():
+    table = pa.table({"m": ["a", "b", "a", None, "b"], "d": pa.array([1, 2, 1, 3, 2]).cast(pa.int32()),
+                      "v": [0, 1, 2, 3, 4]})
+    ordered, groups = sort_by_partition(table, ["m", "d"])
+    assert groups == [(("a", "1"), 0, 2), (("b", "2"), 2, 2), ((None, "3"), 4, 1)]
+    assert ordered.column("v").to_pylist() == [0, 2, 1, 4, 3]
+    same, groups = sort_by_partition(table.slice(0, 1), ["m"])
+    assert same.num_rows == 1 and groups == [(("a",), 0, 1)]
+
+
+def test_key_hashes_depend_on_the_key_only():
+    keys = pa.array(["o6\x1fSKU-1", "a" * 40, "", "é\x00x", "o6\x1fSKU-1"])
+    hashes = key_hashes(keys)
+    assert hashes[0] == hashes[4] and len(set(hashes.tolist())) == 4
+    # Whatever else is in the batch, wherever the array starts, however it is chunked.
+    assert key_hashes(keys.slice(4))[0] == hashes[0]
+    assert key_hashes(pa.array(["o6\x1fSKU-1"]))[0] == hashes[0]
+    assert list(key_hashes(keys, max_cells=8)) == list(hashes)
+    spread = np.bincount((key_hashes(pa.array([f"30{i}-{i * 7919:07d}" for i in range(20000)])) % 16).astype(int))
+    assert spread.min() > 20000 / 16 * 0.8
+
+
+def test_key_strings_are_null_safe_and_use_partition_values():
+    batch = pa.record_batch({"order": ["o1", None], "qty": pa.array([1, None], pa.int64())})
+    keys = key_strings(batch, ["marketplace_id", "order", "qty"], {"marketplace_id": "DE"})
+    assert keys.to_pylist() == ["DE\x1fo1\x1f1", "DE\x1f\x00\x1f\x00"]
+
+
+def test_bloom_filter_has_no_false_negatives():
+    keys = pa.array([f"key-{i}" for i in range(5000)])
+    bloom = BloomFilter(5000)
+    bloom.add(key_hashes(keys))
+    assert bloom.may_contain(key_hashes(keys)).all()
+    others = bloom.may_contain(key_hashes(pa.array([f"other-{i}" for i in range(5000)])))
+    assert others.mean() < 0.05
+
+
+def test_bucket_store_spills_and_reads_back(tmp_path):
+    schema = pa.schema([("key", pa.string()), ("n", pa.int64())])
+    store = BucketStore(schema, 4, str(tmp_path), "t", buffer_bytes=100)
+    for start in range(0, 1000, 100):
+        batch = pa.record_batch({"key": [f"k{i}" for i in range(start, start + 100)],
+                                 "n": pa.array(range(start, start + 100), pa.int64())}, schema=schema)
+        store.add(batch, key_hashes(batch.column(0)))
+    assert list(tmp_path.iterdir())  # spilled
+    parts = [store.read(b) for b in range(4)]
+    assert sum(p.num_rows for p in parts) == 1000
+    assert sorted(n for p in parts for n in p.column("n").to_pylist()) == list(range(1000))
+    hashes_of = {b: set((key_hashes(p.column("key").combine_chunks()) % np.uint64(4)).tolist()) for b, p in
+                 enumerate(parts) if p.num_rows}
+    assert all(h == {b} for b, h in hashes_of.items())
+    store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_partitioned_writer_bounds_open_files(lake):
+    storage = TableStorage(lake, "t")
+    writer = PartitionedWriter(storage, ["d"], "landing1", file_rows=4, buffer_bytes=1, max_open=2)
+    for start in range(0, 30, 5):
+        writer.write(pa.record_batch({"d": [f"day{i % 3}" for i in range(start, start + 5)],
+                                      "v": list(range(start, start + 5))}))
+    files = writer.close()
+    assert sum(f.rows for f in files) == 30 and all(f.rows <= 4 for f in files)
+    values = []
+    for f in files:
+        data = pq.read_table(lake.fs_path(f"tables/t/{f.path}"), filesystem=lake.filesystem)
+        assert data.column_names == ["v"]  # no partition column
+        day = f.partition_values["d"]
+        assert f.path.startswith(f"d={day}/") and all(f"day{v % 3}" == day for v in data.column("v").to_pylist())
+        values += data.column("v").to_pylist()
+        assert f.stats and json.loads(f.stats)["numRecords"] == f.rows
+    assert sorted(values) == list(range(30))
+    # Within a partition, files in order of their numbers hold the rows in document order.
+    for day in ("day0", "day1", "day2"):
+        ordered = [v for f in files if f.partition_values["d"] == day
+                   for v in pq.read_table(lake.fs_path(f"tables/t/{f.path}"), filesystem=lake.filesystem)
+                   .column("v").to_pylist()]
+        assert ordered == sorted(ordered)
+
+
+def test_file_statistics_round_outwards(tmp_path):
+    table = pa.table({
+        "s": ["b", "a" * 80, None],
+        "long": ["z" * 80, "a", "b"],
+        "ts": pa.array([dt.datetime(2026, 1, 1, 10, 0, 0, 123456), dt.datetime(2026, 1, 2), None], pa.timestamp("us", "UTC")),
+        "dec": pa.array([Decimal("0.1"), Decimal("-5"), None], pa.decimal128(20, 4)),
+        "d": pa.array([dt.date(2026, 1, 2), dt.date(2026, 1, 1), None]),
+        "i": pa.array([3, 1, 2], pa.int64()),
+    })
+    path = tmp_path / "f.parquet"
+    with pq.ParquetWriter(path, table.schema) as writer:
+        writer.write_table(table, row_group_size=2)
+    stats = json.loads(file_stats(pq.ParquetFile(path).metadata, table.schema))
+    assert stats["numRecords"] == 3
+    assert stats["minValues"]["s"] == "a" * 64 and stats["maxValues"]["s"] == "b"  # a prefix bounds a minimum
+    assert stats["minValues"]["long"] == "a" and "long" not in stats["maxValues"]  # ... but not a maximum
+    assert stats["minValues"]["ts"] == "2026-01-01T10:00:00.123Z" and stats["maxValues"]["ts"] == "2026-01-02T00:00:00.000Z"
+    assert stats["minValues"]["dec"] <= -5 and stats["maxValues"]["dec"] >= 0.1
+    assert stats["minValues"]["d"] == "2026-01-01" and stats["maxValues"]["i"] == 3
+    assert stats["nullCount"] == {"s": 1, "long": 0, "ts": 1, "dec": 1, "d": 1, "i": 0}
+
+
+def test_rewrite_without(lake):
+    storage = TableStorage(lake, "t")
+    with storage.open_output("d=x/a.parquet") as f:
+        pq.write_table(pa.table({"v": list(range(10))}), f, row_group_size=3)
+    rewritten = rewrite_without(storage, "d=x/a.parquet", np.array([0, 4, 5, 9]), {"d": "x"}, ["d"], "l1", 7)
+    assert rewritten.rows == 6 and rewritten.path.startswith("d=x/part-00007-l1-")
+    data = pq.read_table(lake.fs_path(f"tables/t/{rewritten.path}"), filesystem=lake.filesystem)
+    assert data.column("v").to_pylist() == [1, 2, 3, 6, 7, 8]
+    assert rewrite_without(storage, "d=x/a.parquet", np.arange(10), {"d": "x"}, ["d"], "l1", 8) is None
