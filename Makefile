@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python -m pytest -q benchmarks
+	$(BIN)/python benchmarks/bench_landing.py --update-doc
 
 clean:
 	rm -rf .demo lake

@@ -37,9 +37,11 @@ _SAFE_PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 
 ROW_GROUP_ROWS = 65_536  # rows per row group when a file is rewritten
 FILE_ROWS = 1_048_576  # rows per data file (a MERGE rewrites whole files: keep them moderate)
-# A Parquet writer keeps every row group's metadata (with statistics) until the file is closed: with
-# documents in random date order (small row groups) its memory would grow with the document.
-MAX_ROW_GROUPS = 32
+# A Parquet writer keeps every row group's metadata until the file is closed: ~30 KB per row group of a
+# 35-column table (measured, pyarrow 26), whatever the row group's size. With a document in random date
+# order (many open files, small row groups) that would grow with the document, so the open files
+# together hold at most OPEN_ROW_GROUPS row groups (~8 MB): beyond, the file with most is closed.
+OPEN_ROW_GROUPS = 256
 BUFFER_BYTES = 16 * 1024 * 1024  # rows pooled (all partitions) before they are sorted and written
 MAX_OPEN_FILES_LOCAL = 32
 MAX_OPEN_FILES_S3 = 4  # each open S3 file holds a 16 MiB multipart part in memory
@@ -301,8 +303,8 @@ class PartitionedWriter:
     memory is about twice ``buffer_bytes`` whatever the number of partitions; a document grouped by
     date (as Amazon sorts them) gives row groups of up to the pool's rows, a document in random date
     order smaller ones. At most ``max_open`` files are open (least recently used closed first; a
-    partition may then get several files); a file is closed at ``file_rows`` rows or MAX_ROW_GROUPS
-    row groups.
+    partition may then get several files); a file is closed at ``file_rows`` rows, or when the open
+    files hold more than OPEN_ROW_GROUPS row groups.
     """
 
     def __init__(
@@ -322,6 +324,7 @@ class PartitionedWriter:
         self._pool: list[pa.RecordBatch] = []
         self._pool_bytes = 0
         self._open: OrderedDict[tuple, _OpenFile] = OrderedDict()
+        self._open_row_groups = 0
         self._file_schema: pa.Schema | None = None
         self.files: list[DataFile] = []  # closed files, by file number
         self._next_no = 0
@@ -357,8 +360,11 @@ class PartitionedWriter:
             target.write(table.slice(start, n).select(self._file_schema.names))
             self.rows += n
             start += n
-            if target.rows >= self._file_rows or target.row_groups >= MAX_ROW_GROUPS:
+            self._open_row_groups += 1
+            if target.rows >= self._file_rows:
                 self._close(key)
+            while self._open_row_groups > OPEN_ROW_GROUPS:
+                self._close(max(self._open, key=lambda k: self._open[k].row_groups))
 
     def _target(self, key: tuple) -> _OpenFile:
         if key in self._open:
@@ -377,6 +383,7 @@ class PartitionedWriter:
 
     def _close(self, key: tuple) -> None:
         opened = self._open.pop(key)
+        self._open_row_groups -= opened.row_groups
         data_file = opened.close()
         while len(self.files) <= opened.no:
             self.files.append(None)  # type: ignore[arg-type]

@@ -1,0 +1,304 @@
+"""Landing benchmark: MB/s and peak RSS of parse + land of big flat files, against a naive baseline.
+
+    .venv/bin/python benchmarks/bench_landing.py [--sizes 1,3] [--naive-mb 100] [--workdir DIR] [--update-doc]
+
+Generates orders flat files (benchmarks/orders_document.py: 32 columns, gzip, a month of daily
+partitions in random order) of the given sizes in GB (uncompressed) into a temporary directory, then
+runs each case in its own subprocess, through the functions the DAG uses:
+
+* ours, end to end: ``sp_reports.pipeline.parse_raw_document`` (the project's parser into staging
+  Parquet) then ``sp_reports.pipeline.land_parsed_document`` (``land_tables`` into Delta + manifest).
+  Falls back to ``sp_reports.lake.parse_flat_file`` + ``land_tables`` while the new parser is absent.
+  - replace: the orders report without natural keys (replace the report's rows)
+  - merge: the orders report as registered (MERGE on amazon-order-id + sku) into an empty table
+  - merge-update (first size only): a second, newer report with the same rows merged into that table,
+    so every row of the table is replaced (the MERGE's worst case)
+* naive: gzip.decompress the whole document, .decode, csv.DictReader (tab, QUOTE_NONE), rows to
+  Arrow with pa.Table.from_pylist, one Parquet file (no Delta). It needs ~12x the document in memory,
+  so it runs on the first ``--naive-mb`` MB of the first document and its MB/s is extrapolated.
+
+Parse and land run in separate processes, as the DAG's parse and land tasks do (the parsed dict goes
+from one to the other as it goes through XCom). MB/s = uncompressed document bytes (10^6) / wall
+seconds of both; peak RSS = each process' VmHWM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import gzip
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+MB = 1_000_000
+
+
+# ----------------------------------------------------------------------------------------- child side
+
+
+def _status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child(spec: dict) -> dict:
+    """One phase of one case, as one Airflow task runs it: "parse" or "land" (or the naive baseline)."""
+    import pyarrow  # noqa: F401 - imported before the clock starts, like a task's imports
+
+    from sp_reports.lake import Lake
+    from sp_reports.registry import load_registry
+
+    if spec["case"] == "naive":
+        return naive(spec)
+    lake = Lake(spec["lake"])
+    report = load_registry()[spec["report_type"]]
+    if not spec["natural_keys"]:
+        report = dataclasses.replace(report, natural_keys=())
+    try:
+        from sp_reports.pipeline import land_parsed_document, parse_raw_document
+    except ImportError:
+        parse_raw_document = land_parsed_document = None
+    started, cpu0 = time.perf_counter(), _cpu()
+    if spec["phase"] == "parse":
+        fetched = {
+            "report_type": spec["report_type"], "report_id": spec["report_id"], "report_document_id": "bench-doc",
+            "marketplace_ids": spec["marketplace_ids"], "processing_status": "DONE",
+            "created_time": spec["created_time"], "data_end_time": spec["created_time"],
+            "raw_path": spec["raw_path"], "content_type": "text/plain;charset=UTF-8", "charset": "UTF-8",
+            "compressed": True, "size": spec["raw_bytes"], "sha256": "0" * 64,
+        }
+        if parse_raw_document is not None:
+            parser = "sp_reports.parsing.parse_document (pipeline.parse_raw_document)"
+            parsed = parse_raw_document(lake, fetched, report)
+        else:
+            from sp_reports.lake import parse_flat_file
+
+            parser = "sp_reports.lake.parse_flat_file (the new parser is absent)"
+            staged = parse_flat_file(
+                lake, spec["raw_path"], lake.staging_dir(report.table_name, spec["report_id"]), charset="UTF-8",
+                extra_columns={"report_id": spec["report_id"], "marketplace_id": ",".join(spec["marketplace_ids"]),
+                               "report_created_time": spec["created_time"]},
+                date_column=report.date_column,
+            )
+            parsed = {**fetched, "legacy": {"tables": {"": staged.files}, "columns": staged.columns,
+                                            "source_columns": staged.source_columns}}
+        return {"parser": parser, "seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu0,
+                "peak": _status("VmHWM"), "parsed": parsed}
+    parsed = spec["parsed"]
+    if "legacy" in parsed:
+        from types import SimpleNamespace
+
+        from sp_reports.lake import land_tables
+
+        outcome = SimpleNamespace(quarantine_files=[], **parsed["legacy"])
+        main = dataclasses.asdict(land_tables(lake, report.table_name, outcome, report=report,
+                                              report_id=spec["report_id"]).tables[""])
+    else:
+        main = land_parsed_document(lake, parsed, report)["tables"][""]
+    return {"seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu0, "peak": _status("VmHWM"),
+            "rows": main["rows"], "replaced": main.get("replaced", 0)}
+
+
+def naive(spec: dict) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started, cpu0 = time.perf_counter(), _cpu()
+    with open(spec["raw_path"], "rb") as f:
+        text = gzip.decompress(f.read()).decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, os.path.join(spec["out_dir"], "naive.parquet"))
+    return {"seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu0, "peak": _status("VmHWM"),
+            "rows": len(rows)}
+
+
+# ----------------------------------------------------------------------------------------- parent side
+
+
+def run_child(spec: dict) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
+                          cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{spec['case']} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def slice_document(source: str, target: str, megabytes: int) -> int:
+    """The first ~megabytes of a gzip document (whole lines), gzip again; returns its uncompressed bytes."""
+    wanted, size = megabytes * MB, 0
+    with gzip.open(source, "rb") as src, gzip.open(target, "wb", compresslevel=1) as dst:
+        for line in src:
+            dst.write(line)
+            size += len(line)
+            if size >= wanted:
+                break
+    return size
+
+
+def machine() -> dict:
+    def lscpu(field: str) -> str:
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        except OSError:
+            return "?"
+        return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith(field)), "?")
+
+    import deltalake
+    import pyarrow
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cpu": lscpu("Model name"), "cores": os.cpu_count(), "ram_gib": round(mem / 2**30, 1),
+        "python": platform.python_version(), "pyarrow": pyarrow.__version__, "deltalake": deltalake.__version__,
+        "os": f"{platform.system()} {platform.release()}", "load": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,3", help="document sizes in GB (uncompressed), comma-separated")
+    parser.add_argument("--naive-mb", type=int, default=100, help="MB of the first document the naive run parses")
+    parser.add_argument("--random-order", type=int, default=1, choices=(0, 1),
+                        help="also land a first-size document in random date order (the worst case)")
+    parser.add_argument("--workdir", default=None, help="where documents and lakes go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--update-doc", action="store_true", help=f"write the results into {DOC.relative_to(ROOT)}")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+
+    sys.path.insert(0, str(HERE))
+    from orders_document import MARKETPLACES, REPORT_TYPE, write_document
+
+    sizes = [float(s) for s in args.sizes.split(",")]
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="sp-reports-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    began = time.perf_counter()
+    print(f"work dir {work}; {info}", flush=True)
+    results = []
+    try:
+        documents = [(size, True) for size in sizes] + [(sizes[0], False)] * args.random_order
+        for n, (size, date_order) in enumerate(documents):
+            doc = work / f"orders-{size:g}gb{'' if date_order else '-random'}.tsv.gz"
+            t = time.perf_counter()
+            raw_bytes, rows = write_document(str(doc), int(size * 1000 * MB), seed=n + 1, date_order=date_order)
+            print(f"generated {doc.name}: {raw_bytes / MB:.0f} MB, {rows} rows, {doc.stat().st_size / MB:.0f} MB gzip"
+                  f" in {time.perf_counter() - t:.0f}s", flush=True)
+            if not date_order:
+                cases = [("replace, random order", False, "1"), ("merge, random order", True, "1")]
+            else:
+                cases = [("replace", False, "1"), ("merge", True, "1")] + ([("merge-update", True, "2")] if n == 0 else [])
+            for case, keys, report_id in cases:
+                lake_dir = work / f"lake-{n}-{'merge' if keys else 'replace'}"
+                if case != "merge-update":
+                    shutil.rmtree(lake_dir, ignore_errors=True)
+                from sp_reports.lake import Lake
+
+                lake = Lake(str(lake_dir))
+                raw_path = f"raw/{REPORT_TYPE}/{report_id}/bench-doc.bin"
+                with lake.open_output(raw_path) as out, open(doc, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                spec = {"case": case, "lake": str(lake_dir), "report_type": REPORT_TYPE, "natural_keys": keys,
+                        "report_id": report_id, "marketplace_ids": list(MARKETPLACES), "raw_path": raw_path,
+                        "raw_bytes": doc.stat().st_size, "created_time": f"2026-11-2{report_id}T08:00:00+00:00"}
+                parsed = run_child({**spec, "phase": "parse"})
+                landed = run_child({**spec, "phase": "land", "parsed": parsed["parsed"]})
+                result = {"case": case, "size_mb": raw_bytes / MB, "rows_in": rows, "parser": parsed["parser"],
+                          "parse_s": parsed["seconds"], "parse_cpu_s": parsed["cpu_s"], "parse_peak": parsed["peak"],
+                          "land_s": landed["seconds"], "land_cpu_s": landed["cpu_s"], "land_peak": landed["peak"],
+                          "rows": landed["rows"], "replaced": landed["replaced"]}
+                lake.delete(raw_path)
+                results.append(result)
+                print(_line(result), flush=True)
+            if n == 0:
+                naive_doc = work / "naive-slice.tsv.gz"
+                naive_bytes = slice_document(str(doc), str(naive_doc), args.naive_mb)
+                baseline = run_child({"case": "naive", "raw_path": str(naive_doc), "out_dir": str(work)})
+                result = {"case": "naive", "size_mb": naive_bytes / MB, "rows_in": None, "parser": "naive",
+                          "parse_s": baseline["seconds"], "parse_cpu_s": baseline["cpu_s"],
+                          "parse_peak": baseline["peak"], "land_s": 0.0, "land_cpu_s": 0.0, "land_peak": 0,
+                          "rows": baseline["rows"]}
+                results.append(result)
+                print(_line(result), flush=True)
+            doc.unlink()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    info["load_after"] = os.getloadavg()
+    report = render(results, info, time.perf_counter() - began, args)
+    print(report)
+    if args.update_doc:
+        text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+        head, _, rest = text.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        DOC.write_text(f"{head}{BEGIN}\n{report}\n{END}{tail}")
+        print(f"updated {DOC}")
+
+
+def _mbps(r: dict) -> float:
+    return r["size_mb"] / (r["parse_s"] + r["land_s"])
+
+
+def _line(r: dict) -> str:
+    return (f"{r['case']:>13} {r['size_mb']:7.0f} MB: {_mbps(r):6.1f} MB/s (parse {r['parse_s']:.1f}s, land "
+            f"{r['land_s']:.1f}s), peak RSS parse {r['parse_peak'] / 2**20:.0f} MiB, land {r['land_peak'] / 2**20:.0f} MiB")
+
+
+def render(results: list[dict], info: dict, seconds: float, args) -> str:
+    naive_result = next((r for r in results if r["case"] == "naive"), None)
+    lines = [
+        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with `make bench` "
+        f"(`benchmarks/bench_landing.py --sizes {args.sizes} --naive-mb {args.naive_mb} --random-order "
+        f"{args.random_order}`), {seconds / 60:.1f} min in all.",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['os']}; Python {info['python']}, "
+        f"pyarrow {info['pyarrow']}, deltalake {info['deltalake']}. Load average before/after: "
+        f"{info['load'][0]:.1f} / {info['load_after'][0]:.1f} (a shared machine: wall times carry noise).",
+        "",
+        f"Parser: {next((r['parser'] for r in results if r['case'] != 'naive'), '?')}.",
+        "",
+        "| case | document | rows landed | parse s | land s | MB/s end to end | x naive | CPU s | peak RSS parse | peak RSS land |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        ratio = _mbps(r) / _mbps(naive_result) if naive_result and r is not naive_result else None
+        size = f"{r['size_mb']:,.0f} MB" + (" (slice)" if r["case"] == "naive" else "")
+        times = f"{ratio:.1f}x" if ratio else "-"
+        land_peak = f"{r['land_peak'] / 2**20:.0f} MiB" if r["land_peak"] else "-"
+        lines.append(
+            f"| {r['case']} | {size} | {r['rows']:,} | {r['parse_s']:.1f} | {r['land_s']:.1f} | {_mbps(r):.1f} | "
+            f"{times} | {r['parse_cpu_s'] + r['land_cpu_s']:.0f} | {r['parse_peak'] / 2**20:.0f} MiB | {land_peak} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
