@@ -70,8 +70,10 @@ class ApiCaller:
         while True:
             attempt += 1
             last = attempt >= policy.max_attempts
-            await self._take_token(bucket)
+            # The access token first: a quota token taken before a slow LWA exchange would be spent
+            # late, bunching this request up with the ones scheduled after it.
             token, from_cache = await self._auth.access_token()
+            await self._take_token(bucket)
             request = self._http.build_request(
                 op.method, url, params=params, json=json, headers={"x-amz-access-token": token}
             )

@@ -248,7 +248,7 @@ class BucketStore:
 class FileMatch:
     """What the document does to one table file."""
 
-    deleted: np.ndarray  # sorted unique row positions replaced by the document's rows
+    deleted: np.ndarray  # sorted unique row positions (int32) replaced by the document's rows
     superseded_file: np.ndarray  # (file number, position) of document rows that lose to this file's rows
     superseded_pos: np.ndarray
 
@@ -265,7 +265,7 @@ class SourceDrops:
         for files, positions in pairs:
             if len(files):
                 files_parts.append(np.asarray(files, dtype=np.int64))
-                pos_parts.append(np.asarray(positions, dtype=np.int64))
+                pos_parts.append(np.asarray(positions, dtype=np.int32))
         drops = SourceDrops()
         if not files_parts:
             return drops
@@ -347,29 +347,36 @@ class MergeIndex:
             position += n
 
     def deduplicate(self) -> None:
-        """Keep the last row (highest source_line, then ordinal) of every key; the others are duplicates."""
+        """Keep the last row (highest source_line, then ordinal) of every key; the others are duplicates.
+
+        A bucket's keys are counted with a hash aggregation; only the rows of duplicated keys (usually
+        none) are sorted."""
         if self._deduplicated:
             return
         losers_file, losers_pos = [], []
+        keys = ["group", "key"]
         for bucket in range(self.n_buckets):
             rows = self._source.read(bucket)
             if rows.num_rows == 0:
                 continue
-            rows = rows.sort_by([("group", "ascending"), ("key", "ascending"), ("line", "ascending"),
+            counts = rows.group_by(keys, use_threads=False).aggregate([([], "count_all")])
+            if counts.num_rows == rows.num_rows:
+                continue  # no duplicates in this bucket
+            repeated = counts.filter(pc.greater(counts.column("count_all"), 1)).select(keys)
+            dups = rows.join(repeated, keys=keys, join_type="left semi", use_threads=False)
+            dups = dups.sort_by([("group", "ascending"), ("key", "ascending"), ("line", "ascending"),
                                  ("ordinal", "ascending")])
-            last = np.ones(rows.num_rows, dtype=bool)
-            if rows.num_rows > 1:
-                n = rows.num_rows
-                last[:-1] = False  # the last row of a (group, key) run is where either changes
-                for name in ("group", "key"):
-                    column = rows.column(name)
-                    last[:-1] |= pc.not_equal(column.slice(0, n - 1), column.slice(1)).to_numpy(zero_copy_only=False)
-            if not last.all():
-                losers = rows.filter(pa.array(~last))
-                losers_file.append(losers.column("file").to_numpy())
-                losers_pos.append(losers.column("pos").to_numpy())
-                rows = rows.filter(pa.array(last))
-            self._source.replace(bucket, rows)
+            n = dups.num_rows
+            last = np.ones(n, dtype=bool)
+            last[:-1] = False  # the last row of a (group, key) run is where either changes
+            for name in keys:
+                column = dups.column(name)
+                last[:-1] |= pc.not_equal(column.slice(0, n - 1), column.slice(1)).to_numpy(zero_copy_only=False)
+            losers = dups.filter(pa.array(~last))
+            losers_file.append(losers.column("file").to_numpy())
+            losers_pos.append(losers.column("pos").to_numpy())
+            beaten = pc.is_in(rows.column("ordinal"), value_set=losers.column("ordinal").combine_chunks())
+            self._source.replace(bucket, rows.filter(pc.invert(beaten)))
         self.duplicates = SourceDrops.of(zip(losers_file, losers_pos))
         self._deduplicated = True
 
@@ -425,9 +432,11 @@ class MergeIndex:
                     continue
                 is_newer = joined.column("newer").to_numpy(zero_copy_only=False)
                 tfile = joined.column("tfile").to_numpy()
-                tpos = joined.column("tpos").to_numpy()
+                tpos = joined.column("tpos").to_numpy().astype(np.int32)  # positions: 4 bytes a row
                 src_file = joined.column("file").to_numpy()
-                src_pos = joined.column("pos").to_numpy()
+                src_pos = joined.column("pos").to_numpy().astype(np.int32)
+                del joined, source_rows, table_rows
+                release_memory()
                 for number in np.unique(tfile):
                     of_file = tfile == number
                     older = of_file & ~is_newer
@@ -438,7 +447,7 @@ class MergeIndex:
                         lists = superseded.setdefault(int(number), ([], []))
                         lists[0].append(src_file[wins])
                         lists[1].append(src_pos[wins])
-            empty = np.zeros(0, dtype=np.int64)
+            empty = np.zeros(0, dtype=np.int32)
             for number, path in enumerate(paths):
                 dels = np.unique(np.concatenate(deleted[number])) if number in deleted else empty
                 sup_file, sup_pos = superseded.get(number, ([], []))
