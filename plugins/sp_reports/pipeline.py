@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from sp_reports.client import SellingPartnerClient
 from sp_reports.lake import Lake, land_tables
+from sp_reports.lake.ledger import Ledger
 from sp_reports.parsing import ParseOutcome, parse_document
 from sp_reports.registry import ReportType
 
@@ -131,11 +132,35 @@ def land_parsed_document(lake: Lake, parsed: dict, report: ReportType) -> dict:
         "quarantine_table": dataclasses.asdict(result.quarantine) if result.quarantine else None,
         "landed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    manifest["manifest_path"] = lake.path("manifests", report.table_name, f"{parsed['report_id']}.json")
+    manifest["manifest_path"] = manifest_path(lake, report, parsed["report_id"])
     lake.write_json(manifest["manifest_path"], manifest)
     log.info("Landed report %s; manifest %s:\n%s", parsed["report_id"], manifest["manifest_path"],
              json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
+
+
+def manifest_path(lake: Lake, report: ReportType, report_id: str) -> str:
+    return lake.path("manifests", report.table_name, f"{report_id}.json")
+
+
+def land_and_record(lake: Lake, parsed: dict, report: ReportType, via: str) -> dict:
+    """Land, then write the ledger row. A crash between the two leaves the manifest, from which the next
+    listing records the report without landing it again (``recover_landed``)."""
+    manifest = land_parsed_document(lake, parsed, report)
+    Ledger(lake).record(parsed, "DONE", via, rows_landed=manifest["rows_landed"], manifest=manifest["manifest_path"])
+    return manifest
+
+
+def recover_landed(lake: Lake, outcome: dict, report: ReportType) -> bool:
+    """Record a report whose manifest exists but whose ledger row does not (the landing finished, the
+    task died before recording it); True if it was such a report."""
+    path = manifest_path(lake, report, outcome["report_id"])
+    if not lake.exists(path):
+        return False
+    manifest = lake.read_json(path)
+    Ledger(lake).record(outcome, "DONE", "recovered", rows_landed=manifest["rows_landed"], manifest=path)
+    log.info("Report %s had landed already (manifest %s); recorded it in the ledger", outcome["report_id"], path)
+    return True
 
 
 def land_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:

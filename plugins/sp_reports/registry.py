@@ -21,8 +21,26 @@ _REPORT_TYPE_RE = re.compile(r"^[A-Z0-9_]+$")
 _FIELDS = {
     "format", "description", "date_column", "natural_keys", "max_range_days",
     "report_options", "restricted", "schedule", "columns", "header_aliases", "summary_first_row",
-    "records", "requestable",
+    "records", "requestable", "amazon_schedule",
 }
+# CreateReportScheduleSpecification.period in reports_2021-06-30.json.
+SCHEDULE_PERIODS = (
+    "PT5M", "PT15M", "PT30M", "PT1H", "PT2H", "PT4H", "PT8H", "PT12H", "P1D", "P2D", "P3D", "PT84H",
+    "P7D", "P14D", "P15D", "P18D", "P30D", "P1M",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AmazonSchedule:
+    """What createReportSchedule is asked for: one schedule per report type."""
+
+    period: str
+    marketplace_ids: tuple[str, ...]
+    report_options: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"period": self.period, "marketplace_ids": list(self.marketplace_ids),
+                "report_options": dict(self.report_options)}
 
 
 class RegistryError(ValueError):
@@ -50,10 +68,17 @@ class ReportType:
     records: tuple[str, ...] = ()
     # False for reports only Amazon creates (settlements): found by listing, never requested.
     requestable: bool = True
+    # A report schedule Amazon should run for this type: {"period", "marketplace_ids", "report_options"}.
+    amazon_schedule: AmazonSchedule | None = None
 
     @property
     def table_name(self) -> str:
         return self.report_type.lower()
+
+    @property
+    def generated_by_amazon(self) -> bool:
+        """Reports Amazon creates itself (settlements, scheduled reports): found by listing getReports."""
+        return not self.requestable or self.amazon_schedule is not None
 
     @property
     def takes_date_range(self) -> bool:
@@ -113,6 +138,7 @@ def _parse_entry(path: Path, name: Any, spec: Any) -> ReportType:
         records = [records]
     if fmt in ("xml", "json") and not records:
         raise RegistryError(f"{where}: {fmt} report types need records (the record element or arrays)")
+    requestable = bool(spec.get("requestable", True))
     return ReportType(
         report_type=name,
         format=fmt,
@@ -127,5 +153,26 @@ def _parse_entry(path: Path, name: Any, spec: Any) -> ReportType:
         header_aliases=dict(aliases),
         summary_first_row=bool(spec.get("summary_first_row", False)),
         records=tuple(records),
-        requestable=bool(spec.get("requestable", True)),
+        requestable=requestable,
+        amazon_schedule=_parse_schedule(where, spec.get("amazon_schedule"), options, requestable),
     )
+
+
+def _parse_schedule(where: str, raw: Any, default_options: dict[str, str], requestable: bool) -> AmazonSchedule | None:
+    if raw is None:
+        return None
+    where = f"{where}: amazon_schedule"
+    if not requestable:
+        raise RegistryError(f"{where}: a report type Amazon generates on its own cannot be scheduled")
+    if not isinstance(raw, dict) or set(raw) - {"period", "marketplace_ids", "report_options"}:
+        raise RegistryError(f"{where} must be a mapping of period, marketplace_ids and report_options")
+    period = raw.get("period")
+    if period not in SCHEDULE_PERIODS:
+        raise RegistryError(f"{where}: period must be one of {SCHEDULE_PERIODS}, not {period!r}")
+    marketplaces = raw.get("marketplace_ids")
+    if not isinstance(marketplaces, list) or not marketplaces or not all(isinstance(m, str) and m for m in marketplaces):
+        raise RegistryError(f"{where}: marketplace_ids must be a non-empty list of marketplace ids")
+    options = raw.get("report_options", default_options) or {}
+    if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+        raise RegistryError(f"{where}: report_options must map names to strings (quote true/false)")
+    return AmazonSchedule(period, tuple(sorted(set(marketplaces))), dict(options))

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, Asset, Param, get_current_context, task, task_group
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
 from sp_reports import pipeline
-from sp_reports.hooks.lake import lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook, parse_marketplace_ids
+from sp_reports.landing_tasks import landing_tasks
 from sp_reports.operators.reports import RequestReportOperator
 from sp_reports.planning import plan_requests
 from sp_reports.registry import ReportType
 
 GROUP = "report"
-
-
-def table_asset(report: ReportType) -> Asset:
-    """The table as an Airflow Asset. Its URI names the logical table, not where the lake happens to be,
-    so moving the lake (a local folder to S3, say) keeps asset-scheduled consumers attached; each event's
-    extra carries the physical ``table_uri``."""
-    return Asset(name=f"sp_reports.{report.table_name}", uri=f"sp-reports://tables/{report.table_name}")
 
 
 def build_report_dag(
@@ -36,7 +28,6 @@ def build_report_dag(
     retries: int = 2,
 ) -> DAG:
     """``schedule`` defaults to the registry's; pass None for manual runs only."""
-    asset = table_asset(report)
     params = {
         "marketplace_ids": Param(
             default_marketplace_ids or [],
@@ -97,33 +88,8 @@ def build_report_dag(
                 max_wait=max_wait,
             )
 
-            @task
-            def fetch_document(outcome: dict) -> dict:
-                if outcome["processing_status"] == "CANCELLED":
-                    raise AirflowSkipException(f"report {outcome['report_id']}: Amazon had no data; nothing to fetch")
-                with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
-                    return pipeline.fetch_document(client, lake_from_airflow(), outcome)
-
-            @task
-            def parse_document(fetched: dict) -> dict:
-                return pipeline.parse_raw_document(lake_from_airflow(), fetched, report)
-
-            @task(outlets=[asset])
-            def land(parsed: dict) -> dict:
-                manifest = pipeline.land_parsed_document(lake_from_airflow(), parsed, report)
-                main = manifest["tables"][""]
-                get_current_context()["outlet_events"][asset].extra = {
-                    "report_id": manifest["report_id"],
-                    "rows": manifest["rows_landed"],
-                    "rows_quarantined": manifest["rows_quarantined"],
-                    "marketplace_ids": manifest["marketplace_ids"],
-                    "table_version": main["version"],
-                    "table_uri": main["uri"],
-                    "manifest": manifest["manifest_path"],
-                }
-                return manifest
-
-            land(parse_document(fetch_document(requested.output)))
+            landing_tasks(requested.output, selling_partner_conn_id=selling_partner_conn_id, via="request",
+                          report=report)
 
         @task(trigger_rule="none_failed")
         def summarize() -> list[dict]:

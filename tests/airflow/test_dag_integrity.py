@@ -12,9 +12,16 @@ from sp_reports.registry import load_registry
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
+GENERATED = {"sp_reports_generated_reports", "sp_reports_report_schedules"}
+NOTIFICATIONS = "sp_reports_notifications"
+
+
 @pytest.fixture(scope="module")
 def dagbag():
-    return DagBag(dag_folder=str(DAGS))
+    # With a queue configured, the notification DAG exists too.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SP_REPORTS_NOTIFICATIONS_QUEUE_URL", "http://127.0.0.1:1/123456789012/sp-reports")
+        return DagBag(dag_folder=str(DAGS))
 
 
 def test_no_import_errors(dagbag):
@@ -26,12 +33,16 @@ def requestable():
 
 
 def test_one_dag_per_requestable_registry_entry(dagbag):
-    assert set(dagbag.dag_ids) == set(requestable())
+    assert set(dagbag.dag_ids) == set(requestable()) | GENERATED | {NOTIFICATIONS}
     assert "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE" not in dagbag.dag_ids
 
 
-def test_every_dag_has_the_report_path(dagbag):
-    for dag in dagbag.dags.values():
+def test_no_notification_dag_without_a_queue():
+    assert NOTIFICATIONS not in DagBag(dag_folder=str(DAGS)).dag_ids
+
+
+def test_every_report_dag_has_the_report_path(dagbag):
+    for dag in (dagbag.dags[dag_id] for dag_id in requestable()):
         assert set(dag.task_ids) == {
             "plan", "report.request_report", "report.fetch_document", "report.parse_document", "report.land",
             "summarize",
@@ -60,3 +71,16 @@ def test_trigger_form_matches_the_report_type(dagbag):
 def test_schedules_come_from_the_registry(dagbag):
     for dag_id, report in requestable().items():
         assert dagbag.dags[dag_id].schedule == report.schedule
+
+
+def test_generated_and_notified_reports_land_through_the_same_tasks(dagbag):
+    landing = {"report.fetch_document", "report.parse_document", "report.land"}
+    listing = dagbag.dags["sp_reports_generated_reports"]
+    assert set(listing.task_ids) == {"list_reports", "summarize"} | landing
+    assert listing.max_active_runs == 1
+    notified = dagbag.dags[NOTIFICATIONS]
+    assert set(notified.task_ids) == {"receive_notifications", "triage", "fail_on_fatal", "summarize"} | landing
+    assert notified.get_task("receive_notifications").deferrable is True
+    # Several report types: each landing names its table through the alias, not a fixed outlet.
+    assert [o.name for o in listing.get_task("report.land").outlets] == ["sp_reports.landed"]
+    assert set(dagbag.dags["sp_reports_report_schedules"].task_ids) == {"reconcile"}

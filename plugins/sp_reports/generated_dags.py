@@ -1,0 +1,187 @@
+"""The DAGs for reports Amazon creates itself, each landed exactly once:
+
+* ``sp_reports_notifications``: lands every report a REPORT_PROCESSING_FINISHED notification
+  announces (SQS, through the amazon provider's deferrable SqsSensor), with no getReport polling.
+* ``sp_reports_generated_reports``: lists getReports for settlements and scheduled report types and
+  lands what the ledger does not hold yet (the safety net for lost notifications, and for settlements).
+* ``sp_reports_report_schedules``: keeps Amazon's report schedules in step with the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+
+from airflow.providers.amazon.aws.sensors.sqs import SqsSensor
+from airflow.sdk import DAG, Param, get_current_context, task, task_group
+
+from sp_reports import pipeline
+from sp_reports.generated import DEFAULT_OVERLAP, find_unlanded_reports
+from sp_reports.hooks.lake import DEFAULT_AWS_CONN_ID, lake_from_airflow
+from sp_reports.hooks.selling_partner import SellingPartnerHook
+from sp_reports.landing_tasks import landing_tasks
+from sp_reports.lake.ledger import Ledger
+from sp_reports.notifications import triage_notifications
+from sp_reports.outcome import ReportFatalError, fatal_error
+from sp_reports.registry import ReportType
+from sp_reports.schedules import reconcile_schedules
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+GROUP = "report"
+DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=1)}
+
+
+def _landing_group(outcomes, conn_id: str, via: str):
+    @task_group(group_id=GROUP)
+    def one_report(outcome: dict) -> None:
+        landing_tasks(outcome, selling_partner_conn_id=conn_id, via=via)
+
+    return one_report.expand(outcome=outcomes)
+
+
+@task(trigger_rule="none_failed")
+def summarize(outcomes_task_id: str) -> list[dict]:
+    ti = get_current_context()["ti"]
+    outcomes = ti.xcom_pull(task_ids=outcomes_task_id) or []
+    if isinstance(outcomes, dict):
+        outcomes = outcomes.get("land", [])
+    landed = {m["report_id"]: m for m in (ti.xcom_pull(task_ids=f"{GROUP}.land") or []) if m}
+    rows = [pipeline.summary_row(outcome, landed.get(outcome["report_id"])) for outcome in outcomes]
+    print(pipeline.format_summary(rows))
+    return rows
+
+
+def build_generated_reports_dag(
+    registry: Mapping[str, ReportType],
+    *,
+    selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
+    schedule: str | None = "@hourly",
+) -> DAG:
+    reports = [report for report in registry.values() if report.generated_by_amazon]
+    with DAG(
+        dag_id="sp_reports_generated_reports",
+        description="Lands the reports Amazon generated (settlements, report schedules) that the lake lacks",
+        doc_md=__doc__,
+        schedule=schedule,
+        start_date=START,
+        catchup=False,
+        # One listing at a time; the ledger check before each landing covers runs that overlap anyway.
+        max_active_runs=1,
+        params={"overlap_hours": Param(int(DEFAULT_OVERLAP.total_seconds() // 3600), type="integer", minimum=0,
+                                       title="Overlap (hours)",
+                                       description="How far before the newest landed report the listing starts.")},
+        tags=["sp-api", "reports", "generated"],
+        default_args=DEFAULT_ARGS,
+    ) as dag:
+
+        @task
+        def list_reports() -> list[dict]:
+            overlap = timedelta(hours=get_current_context()["params"]["overlap_hours"])
+            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
+                found = find_unlanded_reports(client, lake_from_airflow(), reports, overlap=overlap)
+            print(f"{len(found)} report(s) to land: " + ", ".join(f"{o['report_type']} {o['report_id']}" for o in found))
+            return found
+
+        listed = list_reports()
+        _landing_group(listed, selling_partner_conn_id, "listing") >> summarize("list_reports")
+    return dag
+
+
+def build_notifications_dag(
+    registry: Mapping[str, ReportType],
+    *,
+    queue_url: str,
+    aws_conn_id: str = DEFAULT_AWS_CONN_ID,
+    selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
+    poll_seconds: int = 20,
+    schedule: str | None = "@continuous",
+) -> DAG:
+    with DAG(
+        dag_id="sp_reports_notifications",
+        description="Lands the reports REPORT_PROCESSING_FINISHED notifications announce (SQS)",
+        doc_md=__doc__,
+        schedule=schedule,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["sp-api", "reports", "notifications"],
+        default_args=DEFAULT_ARGS,
+    ) as dag:
+        # Deferred while the queue is empty: no worker is held. An idle day ends the run as skipped
+        # and the continuous schedule starts the next one.
+        receive = SqsSensor(
+            task_id="receive_notifications",
+            sqs_queue=queue_url,
+            aws_conn_id=aws_conn_id,
+            max_messages=10,
+            num_batches=5,
+            wait_time_seconds=min(poll_seconds, 20),
+            poke_interval=poll_seconds,
+            deferrable=True,
+            timeout=timedelta(days=1).total_seconds(),
+            soft_fail=True,
+            retries=0,
+        )
+
+        @task(multiple_outputs=True)
+        def triage() -> dict:
+            messages = get_current_context()["ti"].xcom_pull(task_ids="receive_notifications", key="messages") or []
+            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
+                result = triage_notifications(messages, lake_from_airflow(), registry, client.get_report)
+            print(f"{len(messages)} message(s): {len(result['land'])} report(s) to land, {len(result['fatal'])} FATAL, "
+                  f"{len(result['ignored'])} ignored")
+            return result
+
+        @task
+        def fail_on_fatal(fatal: list[dict]) -> None:
+            if not fatal:
+                return
+            lake, errors = lake_from_airflow(), []
+            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
+                for outcome in fatal:
+                    errors.append(str(fatal_error(client, {"reportId": outcome["report_id"],
+                                                           "reportType": outcome["report_type"],
+                                                           "reportDocumentId": outcome["report_document_id"]})))
+                    # Recorded, so a redelivered notification of the same failure does not fail another run.
+                    Ledger(lake).record(outcome, "FATAL", "notification")
+            raise ReportFatalError("; ".join(errors))
+
+        triaged = triage()
+        receive >> triaged
+        _landing_group(triaged["land"], selling_partner_conn_id, "notification") >> summarize("triage")
+        fail_on_fatal(triaged["fatal"])
+    return dag
+
+
+def build_report_schedules_dag(
+    registry: Mapping[str, ReportType],
+    *,
+    selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
+    schedule: str | None = "@daily",
+) -> DAG:
+    with DAG(
+        dag_id="sp_reports_report_schedules",
+        description="Makes Amazon's report schedules match the registry's amazon_schedule entries",
+        doc_md=__doc__,
+        schedule=schedule,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        params={"dry_run": Param(False, type="boolean", title="Dry run",
+                                 description="Only show what would be created, replaced and cancelled.")},
+        tags=["sp-api", "reports", "schedules"],
+        default_args=DEFAULT_ARGS,
+    ) as dag:
+
+        @task
+        def reconcile() -> dict:
+            dry_run = bool(get_current_context()["params"]["dry_run"])
+            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
+                plan = reconcile_schedules(client, lake_from_airflow(), registry.values(), dry_run=dry_run)
+            for action, entries in plan.items():
+                for entry in entries:
+                    print(f"{action:<10} {entry['reportType']} {','.join(entry['marketplaceIds'])} {entry['period']}")
+            return plan
+
+        reconcile()
+    return dag

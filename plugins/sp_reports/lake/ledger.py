@@ -1,0 +1,172 @@
+"""The ledger: which reports the lake already holds, so each lands exactly once.
+
+MWS had sellers acknowledge each downloaded report (UpdateReportAcknowledgements); SP-API has no such
+flag, so the pipeline remembers for itself. The ledger is a Delta table (``tables/_ledger``), one row
+per report, queryable like any other table:
+
+* ``LISTED``: found by a listing, not landed yet. A listing's watermark never passes a LISTED report,
+  so a landing that failed is listed again, however many later reports landed meanwhile.
+* ``DONE`` (landed, with its row count and manifest), ``CANCELLED`` (Amazon had no data) or ``FATAL``
+  (failed at Amazon; recorded so that a redelivered notification does not fail a second run).
+
+Writes are MERGEs keyed on ``report_id`` that never overwrite a final status, retried on concurrent
+commits: two runs recording the same report leave one row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from .storage import Lake
+
+log = logging.getLogger(__name__)
+
+LEDGER_TABLE = "_ledger"
+LISTED = "LISTED"
+FINAL_STATUSES = ("DONE", "CANCELLED", "FATAL")
+COMMIT_ATTEMPTS = 8
+
+SCHEMA = pa.schema(
+    [
+        pa.field("report_id", pa.string(), nullable=False),
+        pa.field("report_type", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("marketplace_ids", pa.string()),
+        pa.field("report_created_time", pa.timestamp("us", tz="UTC")),
+        pa.field("rows_landed", pa.int64()),
+        pa.field("via", pa.string()),  # request | notification | listing | recovered
+        pa.field("manifest", pa.string()),
+        pa.field("recorded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
+
+class Ledger:
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.uri = lake.table_uri(LEDGER_TABLE)
+
+    # ------------------------------------------------------------------------------------ reading
+
+    def entries(self, report_ids: Iterable[str] | None = None) -> dict[str, dict]:
+        """{report_id: row} for these reports (all reports when None)."""
+        table = self._read()
+        if table is None:
+            return {}
+        if report_ids is not None:
+            wanted = pa.array(sorted(set(report_ids)), pa.string())
+            table = table.filter(pc.is_in(table.column("report_id"), value_set=wanted))
+        return {row["report_id"]: row for row in table.to_pylist()}
+
+    def landed(self, report_ids: Iterable[str]) -> set[str]:
+        """The reports among these whose fate is recorded (landed, no data or failed at Amazon)."""
+        return {rid for rid, row in self.entries(report_ids).items() if row["status"] in FINAL_STATUSES}
+
+    def watermark(self, report_types: Iterable[str], overlap: timedelta) -> datetime | None:
+        """Where the next listing of these report types starts (createdSince): ``overlap`` before the
+        newest report recorded, or the oldest report still LISTED if that is earlier."""
+        table = self._read()
+        if table is None:
+            return None
+        table = table.filter(pc.is_in(table.column("report_type"), value_set=pa.array(sorted(set(report_types)))))
+        table = table.filter(pc.is_valid(table.column("report_created_time")))
+        if table.num_rows == 0:
+            return None
+        listed = pc.equal(table.column("status"), LISTED)
+        newest_final = pc.max(table.filter(pc.invert(listed)).column("report_created_time")).as_py()
+        oldest_listed = pc.min(table.filter(listed).column("report_created_time")).as_py()
+        candidates = [t for t in (newest_final and newest_final - overlap, oldest_listed) if t is not None]
+        return min(candidates) if candidates else None
+
+    # ------------------------------------------------------------------------------------ writing
+
+    def mark_listed(self, reports: Iterable[dict], via: str = "listing") -> None:
+        """Record reports found by a listing (report outcomes); rows already present stay as they are."""
+        self._merge([_row(report, LISTED, via) for report in reports], overwrite_listed=False)
+
+    def record(self, report: dict, status: str, via: str, rows_landed: int = 0, manifest: str | None = None) -> bool:
+        """Record a report's fate; False when it was already recorded (the first record stands)."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
+        new = self._merge([_row(report, status, via, rows_landed, manifest)], overwrite_listed=True)
+        if not new:
+            log.info("Report %s was already in the ledger; its first record stands", report["report_id"])
+        return bool(new)
+
+    def _merge(self, rows: list[dict], overwrite_listed: bool) -> int:
+        """MERGE rows in; returns how many rows were inserted or promoted from LISTED."""
+        if not rows:
+            return 0
+        source = pa.Table.from_pylist(rows, schema=SCHEMA)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            table = self._open(create=True)
+            merge = table.merge(
+                source,
+                predicate="t.report_id = s.report_id",
+                source_alias="s",
+                target_alias="t",
+            )
+            if overwrite_listed:
+                merge = merge.when_matched_update_all(predicate=f"t.status = '{LISTED}'")
+            try:
+                metrics = merge.when_not_matched_insert_all().execute()
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                log.warning("Ledger commit conflicted with a concurrent one (attempt %d/%d); retrying",
+                            attempt, COMMIT_ATTEMPTS)
+                time.sleep(0.05 * attempt)
+                continue
+            return int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------------------------ table
+
+    def _open(self, create: bool = False) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.uri, storage_options=self.lake.storage_options)
+        except TableNotFoundError:
+            if not create:
+                return None
+        try:
+            return DeltaTable.create(self.uri, schema=SCHEMA, mode="ignore", name="sp_reports_ledger",
+                                     description="Reports the lake holds: one row per report",
+                                     storage_options=self.lake.storage_options)
+        except CommitFailedError:  # another run created it first
+            return DeltaTable(self.uri, storage_options=self.lake.storage_options)
+
+    def _read(self) -> pa.Table | None:
+        from .delta import read_table
+
+        if self._open() is None:
+            return None
+        return read_table(self.lake, LEDGER_TABLE)
+
+
+def _row(report: dict, status: str, via: str, rows_landed: int = 0, manifest: str | None = None) -> dict:
+    return {
+        "report_id": report["report_id"],
+        "report_type": report["report_type"],
+        "status": status,
+        "marketplace_ids": ",".join(report.get("marketplace_ids") or []) or None,
+        "report_created_time": _instant(report.get("created_time")),
+        "rows_landed": rows_landed,
+        "via": via,
+        "manifest": manifest,
+        "recorded_at": datetime.now(timezone.utc),
+    }
+
+
+def _instant(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -1,0 +1,77 @@
+"""The Airflow tasks that take one finished report into the lake: fetch_document -> parse_document -> land.
+
+Every DAG that lands reports uses these (requested, notified or listed reports alike), so a report
+lands the same way whichever path found it, and each landing is recorded in the lake's ledger.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, AssetAlias, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from sp_reports import pipeline
+from sp_reports.hooks.lake import lake_from_airflow
+from sp_reports.hooks.selling_partner import SellingPartnerHook
+from sp_reports.lake.ledger import Ledger
+from sp_reports.registry import ReportType, load_registry
+
+# DAGs that land several report types announce each landing on its table's Asset through this alias
+# (declaring every table as an outlet would signal all of them on every landing).
+LANDED_ALIAS = AssetAlias("sp_reports.landed")
+
+
+def table_asset(report: ReportType) -> Asset:
+    """The table as an Airflow Asset. Its URI names the logical table, not where the lake happens to be,
+    so moving the lake (a local folder to S3, say) keeps asset-scheduled consumers attached; each event's
+    extra carries the physical ``table_uri``."""
+    return Asset(name=f"sp_reports.{report.table_name}", uri=f"sp-reports://tables/{report.table_name}")
+
+
+def asset_extra(manifest: dict) -> dict:
+    main = manifest["tables"][""]
+    return {
+        "report_id": manifest["report_id"],
+        "rows": manifest["rows_landed"],
+        "rows_quarantined": manifest["rows_quarantined"],
+        "marketplace_ids": manifest["marketplace_ids"],
+        "table_version": main["version"],
+        "table_uri": main["uri"],
+        "manifest": manifest["manifest_path"],
+    }
+
+
+def landing_tasks(outcome, *, selling_partner_conn_id: str, via: str, report: ReportType | None = None):
+    """Wire the three tasks after ``outcome`` (a report outcome, usually mapped). With ``report`` the
+    tasks serve that one report type; without, each outcome's report type is looked up in the registry
+    and, because another run may have landed the same report, the ledger is consulted first."""
+
+    def report_of(outcome: dict) -> ReportType:
+        return report or load_registry()[outcome["report_type"]]
+
+    @task
+    def fetch_document(outcome: dict) -> dict:
+        lake = lake_from_airflow()
+        if report is None and Ledger(lake).landed([outcome["report_id"]]):
+            raise AirflowSkipException(f"report {outcome['report_id']} was landed already (ledger)")
+        if outcome["processing_status"] == "CANCELLED":
+            Ledger(lake).record(outcome, "CANCELLED", via)
+            raise AirflowSkipException(f"report {outcome['report_id']}: Amazon had no data; nothing to fetch")
+        with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
+            return pipeline.fetch_document(client, lake, outcome)
+
+    @task
+    def parse_document(fetched: dict) -> dict:
+        return pipeline.parse_raw_document(lake_from_airflow(), fetched, report_of(fetched))
+
+    @task(outlets=[table_asset(report)] if report else [LANDED_ALIAS])
+    def land(parsed: dict) -> dict:
+        landed_report = report_of(parsed)
+        manifest = pipeline.land_and_record(lake_from_airflow(), parsed, landed_report, via)
+        events = get_current_context()["outlet_events"]
+        if report:
+            events[table_asset(report)].extra = asset_extra(manifest)
+        else:
+            events[LANDED_ALIAS].add(table_asset(landed_report), extra=asset_extra(manifest))
+        return manifest
+
+    return land(parse_document(fetch_document(outcome)))

@@ -1,0 +1,107 @@
+"""REPORT_PROCESSING_FINISHED notifications (SQS messages) -> reports to land, without polling.
+
+A notification names the report, its type, status and document, but not its marketplaces, which the
+parser needs (dates, encodings, partitions). They come, in this order, from the ledger (a listing
+saw the report), the registry (the type's ``amazon_schedule`` names one marketplace), or one
+getReport lookup as the last resort.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+
+from sp_reports.lake import Lake
+from sp_reports.lake.ledger import Ledger
+from sp_reports.outcome import TERMINAL_STATUSES, report_outcome
+from sp_reports.registry import ReportType
+
+log = logging.getLogger(__name__)
+NOTIFICATION_TYPE = "REPORT_PROCESSING_FINISHED"
+
+
+class NotificationError(ValueError):
+    """A message that is not a REPORT_PROCESSING_FINISHED notification."""
+
+
+def parse_notification(body: str) -> dict:
+    """A report outcome (as ``sp_reports.outcome.report_outcome`` makes) from one SQS message body,
+    shaped per schemas/notifications/ReportProcessingFinishedNotification.json."""
+    try:
+        message = json.loads(body)
+        if message.get("notificationType") != NOTIFICATION_TYPE:
+            raise NotificationError(f"not a {NOTIFICATION_TYPE} notification: {message.get('notificationType')!r}")
+        report = message["payload"]["reportProcessingFinishedNotification"]
+        status = report["processingStatus"]
+        outcome = {
+            "report_id": str(report["reportId"]),
+            "report_type": str(report["reportType"]),
+            "processing_status": status,
+            "report_document_id": report.get("reportDocumentId"),
+            "marketplace_ids": [],
+            "data_start_time": None,
+            "data_end_time": None,
+            # The notification has no createdTime; the event time orders this report among the others.
+            "created_time": message.get("eventTime"),
+            "processing_end_time": message.get("eventTime"),
+            "report_schedule_id": None,
+            "notification_id": (message.get("notificationMetadata") or {}).get("notificationId"),
+        }
+    except NotificationError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NotificationError(f"malformed notification ({type(exc).__name__}: {exc})") from None
+    if status not in TERMINAL_STATUSES:
+        raise NotificationError(f"report {outcome['report_id']}: unexpected processingStatus {status!r}")
+    return outcome
+
+
+def triage_notifications(
+    messages: Iterable[Mapping],
+    lake: Lake,
+    registry: Mapping[str, ReportType],
+    get_report: Callable[[str], dict],
+) -> dict[str, list[dict]]:
+    """Sort a batch of SQS messages into {"land": DONE and CANCELLED outcomes, "fatal": FATAL outcomes,
+    "ignored": [{"message_id", "reason"}]}: each report once, whatever SQS redelivered, and none the
+    ledger already holds."""
+    ignored: list[dict] = []
+    reports: dict[str, dict] = {}
+    for message in messages:
+        try:
+            outcome = parse_notification(message.get("Body", ""))
+        except NotificationError as exc:
+            ignored.append({"message_id": message.get("MessageId"), "reason": str(exc)})
+            continue
+        if outcome["report_type"] not in registry:
+            ignored.append({"message_id": message.get("MessageId"),
+                            "reason": f"report {outcome['report_id']}: {outcome['report_type']} is not in the registry"})
+            continue
+        if outcome["report_id"] in reports:
+            log.info("Report %s was notified more than once in this batch; landing it once", outcome["report_id"])
+        reports.setdefault(outcome["report_id"], outcome)
+
+    ledger = Ledger(lake)
+    entries = ledger.entries(reports)
+    for report_id, entry in entries.items():
+        if entry["status"] != "LISTED":
+            log.info("Report %s is in the ledger already (%s via %s): skipped", report_id, entry["status"], entry["via"])
+            del reports[report_id]
+    result: dict[str, list[dict]] = {"land": [], "fatal": [], "ignored": ignored}
+    for report_id, outcome in reports.items():
+        if outcome["processing_status"] == "DONE":
+            outcome = _with_marketplaces(outcome, entries.get(report_id), registry[outcome["report_type"]], get_report)
+        result["fatal" if outcome["processing_status"] == "FATAL" else "land"].append(outcome)
+    for entry in ignored:
+        log.warning("Ignored SQS message %s: %s", entry["message_id"], entry["reason"])
+    return result
+
+
+def _with_marketplaces(outcome: dict, entry: dict | None, report: ReportType, get_report: Callable[[str], dict]) -> dict:
+    if entry and entry.get("marketplace_ids"):
+        return {**outcome, "marketplace_ids": entry["marketplace_ids"].split(",")}
+    if report.amazon_schedule and len(report.amazon_schedule.marketplace_ids) == 1:
+        return {**outcome, "marketplace_ids": list(report.amazon_schedule.marketplace_ids)}
+    log.info("Report %s: the notification names no marketplace; asking getReport once", outcome["report_id"])
+    return {**report_outcome(get_report(outcome["report_id"])), "notification_id": outcome["notification_id"]}
