@@ -29,6 +29,7 @@ def _repo_root() -> Path:
 
 
 MODEL_PATH = _repo_root().parent / "shared" / "spapi-models" / "reports_2021-06-30.json"
+NOTIFICATIONS_MODEL_PATH = MODEL_PATH.with_name("notifications.json")
 
 
 class Model:
@@ -73,6 +74,12 @@ def model() -> Model:
     if not MODEL_PATH.is_file():
         pytest.fail(f"official model not found at {MODEL_PATH} (shared/ must sit beside the repository)")
     return Model(MODEL_PATH)
+
+
+@pytest.fixture(scope="session")
+def notifications_model() -> Model:
+    """The official Notifications v1 model, checked the same way."""
+    return Model(NOTIFICATIONS_MODEL_PATH)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Amazon Selling Partner API client for the Reports API 2021-06-30 (no Airflow needed).
+"""Amazon Selling Partner API client for the Reports API 2021-06-30 and the Notifications API v1
+(no Airflow needed).
 
 ``AsyncSellingPartnerClient`` is the implementation; ``SellingPartnerClient`` is its blocking
 face. See docs/architecture.md for the contract.
@@ -10,6 +11,7 @@ from .documents import DocumentDownload
 from .endpoints import DEFAULT_LWA_ENDPOINT, REGION_ENDPOINTS, USER_AGENT
 from .errors import (
     AuthError,
+    ConflictError,
     DocumentDownloadError,
     InvalidInputError,
     NetworkError,
@@ -19,6 +21,7 @@ from .errors import (
     SellingPartnerError,
     ServerError,
 )
+from .notifications import REPORT_PROCESSING_FINISHED, ensure_report_notifications
 from .ratelimit import BUCKETS, TokenBucket
 from .redaction import redact_url
 from .reports import AsyncSellingPartnerClient
@@ -28,6 +31,7 @@ __all__ = [
     "AsyncSellingPartnerClient",
     "AuthError",
     "BUCKETS",
+    "ConflictError",
     "Credentials",
     "DEFAULT_LWA_ENDPOINT",
     "DocumentDownload",
@@ -38,6 +42,7 @@ __all__ = [
     "OutcomeUnknownError",
     "QuotaExceededError",
     "REGION_ENDPOINTS",
+    "REPORT_PROCESSING_FINISHED",
     "SellingPartnerClient",
     "SellingPartnerError",
     "ServerError",
@@ -45,5 +50,6 @@ __all__ = [
     "TokenBucket",
     "TokenCache",
     "USER_AGENT",
+    "ensure_report_notifications",
     "redact_url",
 ]

@@ -104,23 +104,30 @@ class LwaAuth:
         self._app = (endpoint, credentials.client_id, credentials.client_secret_sha256)
         self._key = (*self._app, credentials.refresh_token_sha256)
 
-    async def access_token(self) -> tuple[str, bool]:
-        """The selling partner's access token and whether it came from the cache (False: just minted)."""
-        return await self._token(
-            self._key, {"grant_type": "refresh_token", "refresh_token": self._credentials.refresh_token}
-        )
+    async def access_token(self, scope: str | None = None) -> tuple[str, bool]:
+        """The access token and whether it came from the cache (False: just minted): the selling
+        partner's, or with ``scope`` the application's grantless token for that scope."""
+        if scope is None:
+            grant = {"grant_type": "refresh_token", "refresh_token": self._credentials.refresh_token}
+        else:
+            grant = {"grant_type": "client_credentials", "scope": scope}
+        return await self._token(self._key_for(scope), grant)
 
-    def invalidate(self, token: str) -> None:
-        """Amazon rejected ``token``: the next ``access_token()`` mints a new one."""
-        self._cache.invalidate(self._key, token)
+    def invalidate(self, token: str, scope: str | None = None) -> None:
+        """Amazon rejected ``token``: the next ``access_token(scope)`` mints a new one."""
+        self._cache.invalidate(self._key_for(scope), token)
 
     async def grantless_token(self, scope: str) -> str:
         """An application token for grantless operations (e.g. ``sellingpartnerapi::notifications``)."""
+        token, _ = await self.access_token(scope)
+        return token
+
+    def _key_for(self, scope: str | None) -> Hashable:
+        if scope is None:
+            return self._key
         if not scope or not isinstance(scope, str):
             raise ValueError("scope must be a non-empty string")
-        key = (*self._app, f"scope:{scope}")
-        token, _ = await self._token(key, {"grant_type": "client_credentials", "scope": scope})
-        return token
+        return (*self._app, f"scope:{scope}")
 
     async def _token(self, key: Hashable, grant: dict[str, str]) -> tuple[str, bool]:
         token = self._cache.get(key)

@@ -61,6 +61,10 @@ class InvalidInputError(SellingPartnerError):
     """HTTP 400: Amazon rejected the request's content."""
 
 
+class ConflictError(SellingPartnerError):
+    """HTTP 409: the request conflicts with what exists (e.g. a second destination for one queue)."""
+
+
 class ServerError(SellingPartnerError):
     """HTTP 5xx on every attempt."""
 
@@ -86,6 +90,7 @@ _BY_STATUS: dict[int, type[SellingPartnerError]] = {
     401: AuthError,
     403: AuthError,
     404: NotFoundError,
+    409: ConflictError,
     429: QuotaExceededError,
 }
 

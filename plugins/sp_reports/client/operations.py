@@ -1,7 +1,7 @@
-"""The nine Reports 2021-06-30 operations: HTTP shape and documented usage plan.
+"""The nine Reports 2021-06-30 operations and the Notifications v1 ones: HTTP shape and documented usage plan.
 
-Rates and bursts are the defaults from each operation's "Usage Plan" table in Amazon's model
-(shared/spapi-models/reports_2021-06-30.json); ``x-amzn-RateLimit-Limit`` can raise them later.
+Rates and bursts are the defaults from each operation's "Usage Plan" table in Amazon's models
+(shared/spapi-models/reports_2021-06-30.json, notifications.json); ``x-amzn-RateLimit-Limit`` can raise them later.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ class Operation:
     # request is retried only when Amazon demonstrably did not accept it (429/5xx, or the
     # connection never opened); see transport.ApiCaller.
     idempotent: bool = True
+    # Set for grantless operations: they are called with a client_credentials token of this scope
+    # instead of the selling partner's token.
+    grantless_scope: str | None = None
 
 
 GET_REPORTS = Operation("getReports", "GET", f"{BASE}/reports", 0.0222, 10)
@@ -50,4 +53,37 @@ ALL_OPERATIONS = (
     GET_REPORT_SCHEDULE,
     CANCEL_REPORT_SCHEDULE,
     GET_REPORT_DOCUMENT,
+)
+
+# --- Notifications v1 (every usage plan: 1 request per second, burst 5) ---------------------------
+
+NOTIFICATIONS_BASE = "/notifications/v1"
+NOTIFICATIONS_SCOPE = "sellingpartnerapi::notifications"
+
+
+def _notifications(name: str, method: str, path: str, grantless: bool = True) -> Operation:
+    # Amazon answers a repeated createDestination / createSubscription with 409 instead of creating
+    # a second one, so resending any of these after a lost response is harmless.
+    scope = NOTIFICATIONS_SCOPE if grantless else None
+    return Operation(name, method, NOTIFICATIONS_BASE + path, 1.0, 5, grantless_scope=scope)
+
+
+CREATE_DESTINATION = _notifications("createDestination", "POST", "/destinations")
+GET_DESTINATIONS = _notifications("getDestinations", "GET", "/destinations")
+GET_DESTINATION = _notifications("getDestination", "GET", "/destinations/{destinationId}")
+DELETE_DESTINATION = _notifications("deleteDestination", "DELETE", "/destinations/{destinationId}")
+CREATE_SUBSCRIPTION = _notifications("createSubscription", "POST", "/subscriptions/{notificationType}", grantless=False)
+GET_SUBSCRIPTION = _notifications("getSubscription", "GET", "/subscriptions/{notificationType}", grantless=False)
+DELETE_SUBSCRIPTION = _notifications(
+    "deleteSubscriptionById", "DELETE", "/subscriptions/{notificationType}/{subscriptionId}"
+)
+
+NOTIFICATION_OPERATIONS = (
+    CREATE_DESTINATION,
+    GET_DESTINATIONS,
+    GET_DESTINATION,
+    DELETE_DESTINATION,
+    CREATE_SUBSCRIPTION,
+    GET_SUBSCRIPTION,
+    DELETE_SUBSCRIPTION,
 )

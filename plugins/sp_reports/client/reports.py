@@ -1,4 +1,4 @@
-"""AsyncSellingPartnerClient: the Reports API 2021-06-30, async."""
+"""AsyncSellingPartnerClient: the Reports API 2021-06-30 and the Notifications API v1, async."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .credentials import Credentials
 from .documents import DocumentDownload
 from .documents import download_document as _download_document
 from .endpoints import DEFAULT_LWA_ENDPOINT, USER_AGENT, check_lwa_endpoint, resolve_endpoint
-from .errors import SellingPartnerError
+from .errors import NotFoundError, SellingPartnerError
 from .retry import RetryPolicy
 from .transport import ApiCaller
 
@@ -23,8 +23,10 @@ DateTime = datetime | str
 
 
 class AsyncSellingPartnerClient:
-    """Reports API client. Methods return Amazon's response objects as dicts (model shapes,
-    no ``payload`` wrapper in 2021-06-30) and raise ``SellingPartnerError`` subclasses.
+    """Reports and Notifications API client. Methods return Amazon's response objects as dicts
+    (model shapes: no ``payload`` wrapper in Reports 2021-06-30; Notifications v1's ``payload`` is
+    unwrapped) and raise ``SellingPartnerError`` subclasses. Grantless notification operations
+    use the application's ``sellingpartnerapi::notifications`` token, never the seller's.
 
     Access tokens and per-operation quota buckets are shared process-wide, so creating many
     clients for the same credentials is cheap and they throttle together. ``transport`` is for
@@ -208,6 +210,57 @@ class AsyncSellingPartnerClient:
         check.identifier("document_id", document_id)
         return await _download_document(self._http, self.get_report_document, document_id, sink, self._policy)
 
+    # -- notifications ---------------------------------------------------------------------------
+
+    async def create_destination(self, name: str, sqs_arn: str) -> dict[str, Any]:
+        """Register an SQS queue as a destination (grantless); returns the Destination
+        ``{"destinationId", "name", "resource": {"sqs": {"arn"}}}``. A second destination for the same
+        queue raises ``ConflictError`` (409)."""
+        body = {
+            "name": check.identifier("name", name),
+            "resourceSpecification": {"sqs": {"arn": check.sqs_arn(sqs_arn)}},
+        }
+        return _payload(ops.CREATE_DESTINATION, await self._api.call(ops.CREATE_DESTINATION, json=body))
+
+    async def get_destinations(self) -> list[dict[str, Any]]:
+        """Every destination of the application (grantless)."""
+        return _payload(ops.GET_DESTINATIONS, await self._api.call(ops.GET_DESTINATIONS), list)
+
+    async def delete_destination(self, destination_id: str) -> None:
+        """Grantless. A destination still used by a subscription cannot be deleted (``ConflictError``)."""
+        path = {"destinationId": check.identifier("destination_id", destination_id)}
+        await self._api.call(ops.DELETE_DESTINATION, path)
+
+    async def create_subscription(
+        self, notification_type: str, destination_id: str, payload_version: str = "1.0"
+    ) -> dict[str, Any]:
+        """Subscribe the selling partner to ``notification_type`` at a destination; returns the
+        Subscription ``{"subscriptionId", "payloadVersion", "destinationId"}``. Amazon allows one per
+        type: a second raises ``ConflictError`` (409)."""
+        path = {"notificationType": check.identifier("notification_type", notification_type)}
+        body = {
+            "destinationId": check.identifier("destination_id", destination_id),
+            "payloadVersion": check.identifier("payload_version", payload_version),
+        }
+        return _payload(ops.CREATE_SUBSCRIPTION, await self._api.call(ops.CREATE_SUBSCRIPTION, path, json=body))
+
+    async def get_subscription(self, notification_type: str) -> dict[str, Any] | None:
+        """The selling partner's subscription to ``notification_type``, or None when there is none."""
+        path = {"notificationType": check.identifier("notification_type", notification_type)}
+        try:
+            response = await self._api.call(ops.GET_SUBSCRIPTION, path)
+        except NotFoundError:
+            return None
+        return _payload(ops.GET_SUBSCRIPTION, response)
+
+    async def delete_subscription(self, notification_type: str, subscription_id: str) -> None:
+        """deleteSubscriptionById (grantless): notifications stop being sent for it."""
+        path = {
+            "notificationType": check.identifier("notification_type", notification_type),
+            "subscriptionId": check.identifier("subscription_id", subscription_id),
+        }
+        await self._api.call(ops.DELETE_SUBSCRIPTION, path)
+
     # -- grantless -------------------------------------------------------------------------------
 
     async def get_grantless_access_token(self, scope: str) -> str:
@@ -236,6 +289,17 @@ def _body(op: ops.Operation, response: httpx.Response) -> dict[str, Any]:
             request_id=response.headers.get("x-amzn-RequestId"),
         )
     return body
+
+
+def _payload(op: ops.Operation, response: httpx.Response, kind: type = dict) -> Any:
+    """Notifications v1 wraps every result in ``payload``."""
+    payload = _body(op, response).get("payload")
+    if not isinstance(payload, kind):
+        raise SellingPartnerError(
+            response.status_code, "UnexpectedResponse", f"the response has no {kind.__name__} payload", op.name,
+            request_id=response.headers.get("x-amzn-RequestId"),
+        )
+    return payload
 
 
 def _field(op: ops.Operation, response: httpx.Response, name: str) -> str:

@@ -72,7 +72,7 @@ class ApiCaller:
             last = attempt >= policy.max_attempts
             # The access token first: a quota token taken before a slow LWA exchange would be spent
             # late, bunching this request up with the ones scheduled after it.
-            token, from_cache = await self._auth.access_token()
+            token, from_cache = await self._auth.access_token(op.grantless_scope)
             await self._take_token(bucket)
             request = self._http.build_request(
                 op.method, url, params=params, json=json, headers={"x-amz-access-token": token}
@@ -100,7 +100,7 @@ class ApiCaller:
                 return response
             if status in (401, 403) and not refreshed and (from_cache or says_token_expired(response)):
                 # The cached token may have been revoked or expired early: one fresh token, one retry.
-                self._auth.invalidate(token)
+                self._auth.invalidate(token, op.grantless_scope)
                 refreshed = True
                 await policy.wait_before_retry(op.name, f"HTTP {status} (refreshing the access token)", attempt, 0.0)
                 attempt -= 1

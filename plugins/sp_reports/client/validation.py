@@ -90,6 +90,14 @@ def report_options(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def sqs_arn(value: Any) -> str:
+    """An SQS queue ARN, ``arn:aws:sqs:REGION:ACCOUNT:NAME`` (the model's SqsResource pattern)."""
+    parts = value.split(":") if isinstance(value, str) else []
+    if len(parts) != 6 or parts[:3] != ["arn", "aws", "sqs"] or not all(p.strip() for p in parts[3:]) or len(value) > 1000:
+        raise ValueError(f"sqs_arn must look like arn:aws:sqs:REGION:ACCOUNT:NAME, got {value!r}")
+    return value
+
+
 def one_of(name: str, value: Any, allowed: frozenset[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")

@@ -1,4 +1,4 @@
-"""Local emulator of the Amazon Selling Partner API (LWA + Reports 2021-06-30).
+"""Local emulator of the Amazon Selling Partner API (LWA + Reports 2021-06-30 + Notifications v1 to SQS).
 
 Entry points (import them from their modules; this package imports nothing so that
 `sp_reports.cli` stays usable without FastAPI installed):

@@ -1,4 +1,4 @@
-"""The nine Reports 2021-06-30 operations.
+"""The nine Reports 2021-06-30 operations, and the request path every SP-API operation shares.
 
 Order of checks per call, as Amazon applies them: access token (403), injected faults (429/5xx),
 usage-plan quota (429), then request validation and the operation itself.
@@ -28,18 +28,22 @@ RETENTION_SECONDS = 90 * 86400
 Handler = Callable[["Emulator", Request, bytes], Response]
 
 
-async def _operation(request: Request, operation: str, handler: Handler) -> Response:
+async def _operation(request: Request, operation: str, handler: Handler, grantless_scope: str | None = None) -> Response:
+    """Run one SP-API operation; `grantless_scope` set = it takes only a grantless token of that scope."""
     emu: Emulator = request.app.state.emulator
-    emu.stats.call(operation)
     body = await request.body()
-    response = _respond(emu, request, operation, handler, body)
-    emu.stats.response(operation, response.status_code)
+    with emu.lock:
+        emu.stats.call(operation)
+        response = _respond(emu, request, operation, handler, body, grantless_scope)
+        emu.stats.response(operation, response.status_code)
     return response
 
 
-def _respond(emu: Emulator, request: Request, operation: str, handler: Handler, body: bytes) -> Response:
+def _respond(
+    emu: Emulator, request: Request, operation: str, handler: Handler, body: bytes, grantless_scope: str | None
+) -> Response:
     config, now = emu.config, emu.clock()
-    denial = emu.tokens.denial(request.headers.get("x-amz-access-token"), now)
+    denial = emu.tokens.denial(request.headers.get("x-amz-access-token"), now, grantless_scope)
     if denial:
         return error_response(403, "Unauthorized", denial)
     if emu.roll(config.rate_5xx):
@@ -58,7 +62,7 @@ def _respond(emu: Emulator, request: Request, operation: str, handler: Handler, 
     except Exception:  # an emulator bug must still look like an SP-API failure to the client
         log.exception("%s failed", operation)
         return error_response(500, "InternalFailure", "We encountered an internal error. Please try again.")
-    if response.status_code in (200, 201, 202, 400, 404):  # the statuses the model gives this header
+    if response.status_code in (200, 201, 202, 400, 404):  # the statuses the models give this header
         response.headers["x-amzn-RateLimit-Limit"] = emu.quotas.limit_header(operation, config.speed)
     return response
 
@@ -74,7 +78,7 @@ async def get_reports(request: Request) -> Response:
 def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
     params = request.query_params
     now = emu.clock()
-    emu.store.run_schedules(emu.config, now)
+    emu.advance(now)
     if "nextToken" in params:
         extra = [name for name in GET_REPORTS_FILTERS if name in params]
         if extra:
@@ -137,7 +141,7 @@ async def get_report(request: Request) -> Response:
 def _get_report(emu: Emulator, request: Request, body: bytes) -> Response:
     report_id = v.report_id(request.path_params["reportId"])
     now = emu.clock()
-    emu.store.run_schedules(emu.config, now)
+    emu.advance(now)
     report = emu.store.reports.get(report_id)
     if report is None:
         raise not_found(f"Report {report_id} not found.")
@@ -176,7 +180,7 @@ def _get_report_schedules(emu: Emulator, request: Request, body: bytes) -> Respo
         raise invalid_input("reportTypes is required.")
     for report_type in report_types:
         v.report_type(report_type, emu.config)
-    emu.store.run_schedules(emu.config, emu.clock())
+    emu.advance(emu.clock())
     schedules = [s.to_json() for s in emu.store.schedules.values() if s.report_type in report_types]
     return JSONResponse({"reportSchedules": schedules})
 
@@ -197,7 +201,7 @@ def _create_report_schedule(emu: Emulator, request: Request, body: bytes) -> Res
         next_creation = v.parse_date_time("nextReportCreationTime", spec["nextReportCreationTime"])
     else:
         next_creation = now + v.PERIOD_SECONDS[period] / config.speed
-    emu.store.run_schedules(config, now)
+    emu.advance(now)
     schedule = emu.store.create_schedule(report_type, marketplace_ids, options, period, next_creation)
     return JSONResponse({"reportScheduleId": schedule.schedule_id}, status_code=201)
 
@@ -209,7 +213,7 @@ async def get_report_schedule(request: Request) -> Response:
 
 def _get_report_schedule(emu: Emulator, request: Request, body: bytes) -> Response:
     schedule_id = v.report_id(request.path_params["reportScheduleId"], "reportScheduleId")
-    emu.store.run_schedules(emu.config, emu.clock())
+    emu.advance(emu.clock())
     schedule = emu.store.schedules.get(schedule_id)
     if schedule is None:
         raise not_found(f"Report schedule {schedule_id} not found.")
@@ -223,7 +227,7 @@ async def cancel_report_schedule(request: Request) -> Response:
 
 def _cancel_report_schedule(emu: Emulator, request: Request, body: bytes) -> Response:
     schedule_id = v.report_id(request.path_params["reportScheduleId"], "reportScheduleId")
-    emu.store.run_schedules(emu.config, emu.clock())
+    emu.advance(emu.clock())
     if emu.store.schedules.pop(schedule_id, None) is None:
         raise not_found(f"Report schedule {schedule_id} not found.")
     return Response(status_code=200)

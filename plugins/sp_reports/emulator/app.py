@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import api, auth, control, downloads
+from . import api, auth, control, downloads, notifications
 from .config import EmulatorConfig
 from .errors import error_response
 from .runtime import Emulator
@@ -40,13 +40,13 @@ class RequestIdMiddleware:
 
 def create_app(config: EmulatorConfig | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
     app = FastAPI(
-        title="SP-API emulator (Reports 2021-06-30)",
+        title="SP-API emulator (Reports 2021-06-30, Notifications v1)",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
     app.state.emulator = Emulator(config or EmulatorConfig(), clock=clock)
-    for module in (auth, api, downloads, control):
+    for module in (auth, api, notifications, downloads, control):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware)
 

@@ -16,31 +16,37 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 
+NOTIFICATIONS_SCOPE = "sellingpartnerapi::notifications"
 GRANTLESS_SCOPES = frozenset(
-    {"sellingpartnerapi::notifications", "sellingpartnerapi::client_credential:rotation", "sellingpartnerapi::migration"}
+    {NOTIFICATIONS_SCOPE, "sellingpartnerapi::client_credential:rotation", "sellingpartnerapi::migration"}
 )
 
 
 @dataclass
 class IssuedToken:
     expires_at: float
-    grantless: bool
+    scope: str | None  # the grantless scope; None for a selling partner's (refresh_token) token
 
 
 class TokenStore:
     def __init__(self) -> None:
         self.tokens: dict[str, IssuedToken] = {}
 
-    def issue(self, now: float, ttl: float, grantless: bool) -> str:
+    def issue(self, now: float, ttl: float, scope: str | None = None) -> str:
         token = "Atza|" + secrets.token_urlsafe(64)
-        self.tokens[token] = IssuedToken(now + ttl, grantless)
+        self.tokens[token] = IssuedToken(now + ttl, scope)
         return token
 
-    def denial(self, token: str | None, now: float) -> str | None:
-        """Why a Reports call with this access token is refused (Amazon's messages), or None."""
+    def denial(self, token: str | None, now: float, scope: str | None = None) -> str | None:
+        """Why a call with this access token is refused (Amazon's messages), or None.
+
+        `scope` None: the operation needs a selling partner's authorization (refresh_token grant);
+        otherwise it is grantless and needs a client_credentials token of exactly that scope.
+        """
         issued = self.tokens.get(token or "")
-        # Grantless tokens only open grantless operations; the Reports API needs seller authorization.
-        if issued is None or issued.grantless:
+        # The two kinds never stand in for each other: Amazon denies a seller token on a grantless
+        # operation just as it denies a grantless token on the Reports API.
+        if issued is None or issued.scope != scope:
             return "Access to requested resource is denied."
         if now >= issued.expires_at:
             return "The access token you provided has expired."
@@ -92,7 +98,7 @@ async def _token_response(emu: Emulator, form: dict[str, str]) -> JSONResponse:
             return _lwa_error(400, "invalid_request", "The request is missing a required parameter : refresh_token")
         if not secrets.compare_digest(refresh, config.refresh_token):
             return _lwa_error(400, "invalid_grant", "The request has an invalid grant parameter : refresh_token")
-        access = emu.tokens.issue(emu.clock(), ttl, grantless=False)
+        access = emu.tokens.issue(emu.clock(), ttl)
         return JSONResponse(
             {"access_token": access, "refresh_token": refresh, "token_type": "bearer", "expires_in": expires_in}
         )
@@ -102,5 +108,5 @@ async def _token_response(emu: Emulator, form: dict[str, str]) -> JSONResponse:
         return _lwa_error(400, "invalid_request", "The request is missing a required parameter : scope")
     if scope not in GRANTLESS_SCOPES:
         return _lwa_error(400, "invalid_scope", "An unknown scope was requested")
-    access = emu.tokens.issue(emu.clock(), ttl, grantless=True)
+    access = emu.tokens.issue(emu.clock(), ttl, scope=scope)
     return JSONResponse({"access_token": access, "token_type": "bearer", "expires_in": expires_in})

@@ -26,6 +26,8 @@ NUMERIC_FLAGS = {
     "slow_rate": float,
     "token_ttl_seconds": float,
     "url_ttl_seconds": float,
+    "notification_duplicate_rate": float,
+    "notification_drop_rate": float,
 }
 
 
@@ -44,6 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REPORT_TYPE=STATUS",
         help="force the final status (DONE, FATAL or CANCELLED) of a report type; repeatable",
     )
+    parser.add_argument(
+        "--sqs-endpoint", dest="sqs_endpoint_url", metavar="URL",
+        help="SQS endpoint notifications are sent to, e.g. a moto_server URL (default: AWS's SQS)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--settlement-period", dest="settlement_period_seconds", type=float, metavar="SECONDS",
+        help="create a settlement report per settlement marketplace every SECONDS (scaled by --speed; default off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--settlement-marketplaces", metavar="IDS",
+        help="comma-separated marketplace ids of the settlements (default ATVPDKIKX0DER)",
+    )  # fmt: skip
     parser.add_argument("--config-json", help="further EmulatorConfig fields as a JSON object")
 
 
@@ -54,6 +68,9 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         report_type, _, status = item.partition("=")
         outcomes[report_type] = status
     values.update(outcomes=outcomes, enforce_quotas=not args.no_quotas, gzip_documents=not args.no_gzip)
+    values.update(sqs_endpoint_url=args.sqs_endpoint_url, settlement_period_seconds=args.settlement_period_seconds)
+    if args.settlement_marketplaces:
+        values["settlement_marketplace_ids"] = [m.strip() for m in args.settlement_marketplaces.split(",") if m.strip()]
     return EmulatorConfig().updated({**values, **json.loads(args.config_json or "{}")})
 
 
@@ -79,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     log.info("SP-API emulator listening on %s (LWA %s/auth/o2/token, speed %g, seed %d)", url, url, config.speed, config.seed)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="off"))
-    server.run(sockets=[sock])
+    app = create_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    # lifespan is off, so the ticker (schedules, settlements, notifications) is started here.
+    app.state.emulator.start_ticker()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        app.state.emulator.stop_ticker()
     return 0

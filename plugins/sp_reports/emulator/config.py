@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .marketplaces import MARKETPLACES
+
 TERMINAL_OUTCOMES = ("DONE", "FATAL", "CANCELLED")
 COLUMN_DRIFTS = ("add", "drop")
 
@@ -72,8 +74,25 @@ class EmulatorConfig:
     rate_429: float = 0.0
     rate_5xx: float = 0.0
 
+    # Notifications (REPORT_PROCESSING_FINISHED to SQS). None = AWS's own SQS endpoint and boto3's
+    # credential chain; a URL (moto_server) = that endpoint, with dummy credentials unless AWS_* are set.
+    sqs_endpoint_url: str | None = None
+    # SQS is at-least-once: the share of notifications delivered twice (same notificationId) ...
+    notification_duplicate_rate: float = 0.0
+    # ... and the share never delivered, so that a consumer's fallback polling can be exercised.
+    notification_drop_rate: float = 0.0
+    # The selling partner the notifications are about (sellerId; accountId is derived from it).
+    seller_id: str = "A3EMULATORSELLER"
+
+    # Amazon creates settlement reports by itself, roughly every 14 days; here every this many
+    # seconds (scaled by speed like schedule periods), one per marketplace. None = never.
+    settlement_period_seconds: float | None = None
+    settlement_marketplace_ids: list[str] = field(default_factory=lambda: ["ATVPDKIKX0DER"])
+
     def __post_init__(self) -> None:
-        for name in ("fatal_rate", "cancel_rate", "slow_rate", "truncate_rate", "rate_429", "rate_5xx", "bad_bytes_rate"):
+        rates = ("fatal_rate", "cancel_rate", "slow_rate", "truncate_rate", "rate_429", "rate_5xx", "bad_bytes_rate",
+                 "notification_duplicate_rate", "notification_drop_rate")  # fmt: skip
+        for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
@@ -92,6 +111,13 @@ class EmulatorConfig:
             raise ValueError(f"column_drift must be one of {COLUMN_DRIFTS} or null, got {self.column_drift!r}")
         if self.mislabel_charset is not None and not self.mislabel_charset.strip():
             raise ValueError("mislabel_charset must be a charset label or null")
+        if self.settlement_period_seconds is not None and self.settlement_period_seconds <= 0:
+            raise ValueError("settlement_period_seconds must be positive or null")
+        unknown = [m for m in self.settlement_marketplace_ids if m not in MARKETPLACES]
+        if not self.settlement_marketplace_ids or unknown:
+            raise ValueError(f"settlement_marketplace_ids must be known marketplace ids, got {self.settlement_marketplace_ids!r}")
+        if not self.seller_id.strip():
+            raise ValueError("seller_id must not be empty")
         for report_type, outcome in self.outcomes.items():
             if outcome not in TERMINAL_OUTCOMES:
                 raise ValueError(f"outcomes[{report_type!r}] must be one of {TERMINAL_OUTCOMES}, got {outcome!r}")
@@ -150,6 +176,14 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{name} must be a string or null")
         return value
+    if expected == "float | None":
+        if value is None:
+            return None
+        return _coerce(name, "float", value)
+    if expected == "list[str]":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ValueError(f"{name} must be a list of strings")
+        return list(value)
     if expected.startswith("dict"):
         if not isinstance(value, dict):
             raise ValueError(f"{name} must be an object")

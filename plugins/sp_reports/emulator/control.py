@@ -54,13 +54,16 @@ async def reset(request: Request) -> JSONResponse:
         options = await _json(request)
     except ValueError as error:
         return _bad_request(str(error))
-    emu.reset(restore_config=bool(options.get("config")))
-    return JSONResponse({"reset": True, "config": emu.config.to_dict()})
+    with emu.lock:
+        emu.reset(restore_config=bool(options.get("config")))
+        return JSONResponse({"reset": True, "config": emu.config.to_dict()})
 
 
 @router.get("/stats")
 async def stats(request: Request) -> JSONResponse:
-    return JSONResponse(request.app.state.emulator.stats.to_json())
+    emu: Emulator = request.app.state.emulator
+    with emu.lock:
+        return JSONResponse(emu.stats.to_json())
 
 
 @router.post("/reports")
@@ -82,5 +85,6 @@ async def seed_report(request: Request) -> JSONResponse:
         return _bad_request(error.message)
     except ValueError as error:
         return _bad_request(str(error))
-    report = emu.store.create_report(config, now, report_type, marketplace_ids, start, end, options)
-    return JSONResponse(report.to_json(now), status_code=201)
+    with emu.lock:
+        report = emu.store.create_report(config, now, report_type, marketplace_ids, start, end, options)
+        return JSONResponse(report.to_json(now), status_code=201)

@@ -1,4 +1,5 @@
-"""Per-operation token buckets with the usage plans documented in the Reports 2021-06-30 model."""
+"""Per-operation token buckets with the usage plans documented in the Reports 2021-06-30 and
+Notifications v1 models."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ OPERATION_QUOTAS: dict[str, tuple[float, int]] = {
     "getReportSchedule": (0.0222, 10),
     "getReportDocument": (0.0167, 15),
 }
+
+# Notifications v1: every operation's usage plan is 1 request per second, burst 5.
+NOTIFICATION_QUOTAS: dict[str, tuple[float, int]] = {
+    op: (1.0, 5)
+    for op in (
+        "createDestination", "getDestinations", "getDestination", "deleteDestination",
+        "createSubscription", "getSubscription", "getSubscriptionById", "deleteSubscriptionById",
+    )
+}  # fmt: skip
+
+ALL_QUOTAS = {**OPERATION_QUOTAS, **NOTIFICATION_QUOTAS}
 
 
 @dataclass
@@ -47,7 +59,7 @@ class Quotas:
     def reset(self, now: float) -> None:
         self.buckets = {
             op: TokenBucket(rate=rate, burst=burst, tokens=float(burst), updated=now)
-            for op, (rate, burst) in OPERATION_QUOTAS.items()
+            for op, (rate, burst) in ALL_QUOTAS.items()
         }
 
     def take(self, operation: str, now: float, speed: float) -> bool:
@@ -60,5 +72,5 @@ class Quotas:
 
     @staticmethod
     def limit_header(operation: str, speed: float) -> str:
-        rate = OPERATION_QUOTAS[operation][0] * speed
+        rate = ALL_QUOTAS[operation][0] * speed
         return f"{rate:.6g}"

@@ -14,6 +14,8 @@ from .config import DocumentQuirks, EmulatorConfig
 from .marketplaces import MARKETPLACES
 from .report_types import MAX_RANGE_DAYS
 
+SETTLEMENT_REPORT_TYPE = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"
+
 # ISO 8601 periods of CreateReportScheduleSpecification.period, in seconds (P1M taken as 30 days).
 PERIOD_SECONDS = {
     "PT5M": 300, "PT15M": 900, "PT30M": 1800, "PT1H": 3600, "PT2H": 7200, "PT4H": 14400,
@@ -59,6 +61,10 @@ class Report:
         if self.quirks.gzip_mislabel and self.outcome == "DONE":
             return not self.compressed
         return self.compressed
+
+    def finished_at(self) -> float:
+        """When the report reaches (or reached) its terminal status."""
+        return self.cancelled_at if self.cancelled_at is not None else self.created + self.total_seconds
 
     def status(self, now: float) -> str:
         if self.cancelled_at is not None:
@@ -126,6 +132,10 @@ class Store:
     documents: dict[str, str] = field(default_factory=dict)  # reportDocumentId -> reportId
     # nextToken -> (reportIds not yet returned, pageSize); tokens stay valid so a retried call works
     pages: dict[str, tuple[list[str], int]] = field(default_factory=dict)
+    # Reports whose terminal status the publisher has not seen yet (kept apart so a tick does not
+    # scan every report ever created).
+    unfinished: set[str] = field(default_factory=set)
+    next_settlement: float | None = None
 
     def __post_init__(self) -> None:
         self._ids = random.Random(f"{self.seed}:ids")
@@ -163,11 +173,14 @@ class Store:
         data_end: float,
         options: dict[str, str],
         schedule_id: str | None = None,
+        *,
+        outcome: str | None = None,
+        processing_seconds: float | None = None,
     ) -> Report:
         report_id = self._new_report_id()
         # Outcome and timing depend only on seed + reportId, so they reproduce across runs.
         rng = random.Random(f"{config.seed}:{report_id}:outcome")
-        outcome = config.outcomes.get(report_type)
+        outcome = outcome or config.outcomes.get(report_type)
         draw = rng.random()
         if outcome is None:
             if draw < config.fatal_rate:
@@ -188,8 +201,10 @@ class Store:
             error_details = "The report could not be generated because of an internal error. Request a new report."
 
         total = config.processing_seconds / config.speed
-        if rng.random() < config.slow_rate:
+        if rng.random() < config.slow_rate and processing_seconds is None:
             total *= config.slow_factor
+        if processing_seconds is not None:
+            total = processing_seconds
 
         document_id = None
         if outcome == "DONE" or (outcome == "FATAL" and config.fatal_error_document):
@@ -217,7 +232,28 @@ class Store:
             quirks=config.quirks(),
         )
         self.reports[report_id] = report
+        self.unfinished.add(report_id)
         return report
+
+    def take_finished(self, now: float) -> list[Report]:
+        """Reports that reached a terminal status since the previous call, oldest first."""
+        finished = []
+        for report_id in list(self.unfinished):
+            report = self.reports.get(report_id)
+            if report is None or report.status(now) in ("DONE", "FATAL", "CANCELLED"):
+                self.unfinished.discard(report_id)
+                if report is not None:
+                    finished.append(report)
+        return sorted(finished, key=lambda r: (r.finished_at(), int(r.report_id)))
+
+    def next_due(self) -> float | None:
+        """The earliest time something happens without a request: a report finishing, a schedule or
+        settlement creating a report. None when nothing is pending."""
+        times = [self.reports[rid].finished_at() for rid in self.unfinished if rid in self.reports]
+        times += [s.next_creation for s in self.schedules.values()]
+        if self.next_settlement is not None:
+            times.append(self.next_settlement)
+        return min(times, default=None)
 
     # --- schedules -------------------------------------------------------------------------
 
@@ -238,17 +274,39 @@ class Store:
         return schedule
 
     def run_schedules(self, config: EmulatorConfig, now: float) -> None:
-        """Create the reports schedules owe by `now`; called lazily before reads."""
+        """Create the reports schedules owe by `now`; called lazily before reads and by the ticker."""
         for schedule in self.schedules.values():
-            step = PERIOD_SECONDS[schedule.period] / config.speed
-            due = int((now - schedule.next_creation) // step) + 1 if now >= schedule.next_creation else 0
-            if due > MAX_CATCH_UP_REPORTS:
-                schedule.next_creation += (due - MAX_CATCH_UP_REPORTS) * step
-                due = MAX_CATCH_UP_REPORTS
-            for _ in range(due):
-                at = schedule.next_creation
+            due, schedule.next_creation = _due(schedule.next_creation, PERIOD_SECONDS[schedule.period] / config.speed, now)
+            for at in due:
                 self.create_report(
                     config, at, schedule.report_type, schedule.marketplace_ids,
                     at - PERIOD_SECONDS[schedule.period], at, schedule.options, schedule.schedule_id,
                 )  # fmt: skip
-                schedule.next_creation += step
+
+    def run_settlements(self, config: EmulatorConfig, now: float) -> None:
+        """Create the settlement reports Amazon would have generated by `now`, one per marketplace."""
+        period = config.settlement_period_seconds
+        if period is None:
+            self.next_settlement = None
+            return
+        if self.next_settlement is None:  # just switched on: the first settlement closes one period from now
+            self.next_settlement = now + period / config.speed
+            return
+        due, self.next_settlement = _due(self.next_settlement, period / config.speed, now)
+        for at in due:
+            for marketplace_id in config.settlement_marketplace_ids:
+                # Amazon publishes a settlement when it is complete: DONE from the moment it is listed.
+                self.create_report(
+                    config, at, SETTLEMENT_REPORT_TYPE, [marketplace_id], at - period, at, {},
+                    outcome="DONE", processing_seconds=0.0,
+                )  # fmt: skip
+
+
+def _due(next_time: float, step: float, now: float) -> tuple[list[float], float]:
+    """The creation times of a periodic report due by `now`, and the next one after them."""
+    count = int((now - next_time) // step) + 1 if now >= next_time else 0
+    if count > MAX_CATCH_UP_REPORTS:
+        next_time += (count - MAX_CATCH_UP_REPORTS) * step
+        count = MAX_CATCH_UP_REPORTS
+    due = [next_time + i * step for i in range(count)]
+    return due, next_time + count * step

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from .quotas import OPERATION_QUOTAS
+from .quotas import ALL_QUOTAS
 
-OPERATIONS = (*OPERATION_QUOTAS, "lwaToken", "downloadDocument")
+OPERATIONS = (*ALL_QUOTAS, "lwaToken", "downloadDocument")
+# Notification deliveries, counted apart from `calls` (nobody called anything):
+# published = notifications sent at least once, duplicated = extra copies sent,
+# dropped = never sent (notification_drop_rate), failed = SQS refused them on every attempt.
+NOTIFICATION_COUNTERS = ("notificationsPublished", "notificationsDuplicated", "notificationsDropped", "notificationsFailed")
 
 
 class Stats:
@@ -18,6 +22,7 @@ class Stats:
         self.calls: Counter[str] = Counter({op: 0 for op in OPERATIONS})
         self.responses: Counter[str] = Counter()
         self.by_operation_status: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.notifications: Counter[str] = Counter({name: 0 for name in NOTIFICATION_COUNTERS})
 
     def call(self, operation: str) -> None:
         self.calls[operation] += 1
@@ -26,9 +31,13 @@ class Stats:
         self.responses[str(status)] += 1
         self.by_operation_status[operation][str(status)] += 1
 
+    def notification(self, counter: str, n: int = 1) -> None:
+        self.notifications[counter] += n
+
     def to_json(self) -> dict[str, Any]:
         return {
             "calls": dict(self.calls),
             "responses": dict(self.responses),
             "by_operation_status": {op: dict(counts) for op, counts in self.by_operation_status.items()},
+            "notifications": dict(self.notifications),
         }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
+import uuid
 import threading
 import time
 from typing import Any, Iterator
@@ -44,17 +46,65 @@ class RunningEmulator:
         return response.json()
 
     def reset(self, config: bool = False) -> None:
-        """Clear reports, schedules, quotas and stats; `config=True` also restores the starting config."""
+        """Clear reports, schedules, destinations, subscriptions, quotas and stats; `config=True` also
+        restores the starting config."""
         self._http.post("/_emulator/reset", json={"config": config}).raise_for_status()
 
     def access_token(self) -> str:
         """A fresh access token from the LWA endpoint (refresh_token grant)."""
-        response = self._http.post("/auth/o2/token", data={"grant_type": "refresh_token", **self.credentials})
+        return self._token({"grant_type": "refresh_token", **self.credentials})
+
+    def grantless_token(self, scope: str = "sellingpartnerapi::notifications") -> str:
+        """A fresh grantless access token (client_credentials grant), e.g. for createDestination."""
+        creds = self.credentials
+        return self._token({"grant_type": "client_credentials", "scope": scope, "client_id": creds["client_id"],
+                            "client_secret": creds["client_secret"]})  # fmt: skip
+
+    def _token(self, form: dict[str, str]) -> str:
+        response = self._http.post("/auth/o2/token", data=form)
         response.raise_for_status()
         return response.json()["access_token"]
 
     def close(self) -> None:
         self._http.close()
+
+
+class SqsQueue:
+    """A throwaway SQS queue (e.g. on moto_server) to point a notification destination at."""
+
+    def __init__(self, client: Any, url: str, arn: str) -> None:
+        self.client, self.url, self.arn = client, url, arn
+
+    def receive(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Message bodies (parsed JSON), deleted once read, until `count` arrived and a further
+        look finds no more, or `timeout` passed; so extra (duplicate) messages show up too."""
+        bodies: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            wait = 1 if len(bodies) < count else 0
+            response = self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
+            messages = response.get("Messages", [])
+            for message in messages:
+                bodies.append(json.loads(message["Body"]))
+                self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+            if len(bodies) >= count and not messages:
+                break
+        return bodies
+
+
+@contextlib.contextmanager
+def sqs_queue(endpoint_url: str, region: str = "us-east-1") -> Iterator[SqsQueue]:
+    """Create a uniquely named queue at `endpoint_url` (dummy credentials), delete it afterwards."""
+    import boto3
+
+    client = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    url = client.create_queue(QueueName=f"sp-reports-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    try:
+        yield SqsQueue(client, url, arn)
+    finally:
+        client.delete_queue(QueueUrl=url)
 
 
 @contextlib.contextmanager
@@ -65,16 +115,20 @@ def running_emulator(**config_overrides: Any) -> Iterator[RunningEmulator]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    app = create_app(config)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sp-api-emulator-{port}", daemon=True)
     thread.start()
     handle = RunningEmulator(f"http://127.0.0.1:{port}", config)
+    # lifespan is off, so the ticker (schedules, settlements, notifications) is started here.
+    app.state.emulator.start_ticker()
     try:
         _wait_until_started(server, thread)
         yield handle
     finally:
+        app.state.emulator.stop_ticker()
         handle.close()
         server.should_exit = True
         thread.join(timeout=5)
