@@ -1,4 +1,4 @@
-"""The project's DAGs, from include/report_types.yaml: one DAG per report type (sp_reports.report_dag),
+"""The project's Airflow DAGs, from include/report_types.yaml: one DAG per report type (sp_reports.report_dag),
 plus the DAGs for the reports Amazon creates itself (sp_reports.generated_dags)."""
 
 from __future__ import annotations

@@ -15,11 +15,10 @@ from datetime import datetime, timedelta, timezone
 from airflow.providers.amazon.aws.sensors.sqs import SqsSensor
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
-from sp_reports import pipeline
 from sp_reports.generated import DEFAULT_OVERLAP, find_unlanded_reports
 from sp_reports.hooks.lake import DEFAULT_AWS_CONN_ID, lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook
-from sp_reports.landing_tasks import landing_tasks
+from sp_reports.landing_tasks import landing_tasks, summarize
 from sp_reports.lake.ledger import Ledger
 from sp_reports.notifications import triage_notifications
 from sp_reports.outcome import ReportFatalError, fatal_error
@@ -28,7 +27,10 @@ from sp_reports.schedules import reconcile_schedules
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 GROUP = "report"
-DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=1)}
+
+
+def _default_args(retries: int) -> dict:
+    return {"retries": retries, "retry_delay": timedelta(minutes=1)}
 
 
 def _landing_group(outcomes, conn_id: str, via: str):
@@ -39,23 +41,12 @@ def _landing_group(outcomes, conn_id: str, via: str):
     return one_report.expand(outcome=outcomes)
 
 
-@task(trigger_rule="none_failed")
-def summarize(outcomes_task_id: str) -> list[dict]:
-    ti = get_current_context()["ti"]
-    outcomes = ti.xcom_pull(task_ids=outcomes_task_id) or []
-    if isinstance(outcomes, dict):
-        outcomes = outcomes.get("land", [])
-    landed = {m["report_id"]: m for m in (ti.xcom_pull(task_ids=f"{GROUP}.land") or []) if m}
-    rows = [pipeline.summary_row(outcome, landed.get(outcome["report_id"])) for outcome in outcomes]
-    print(pipeline.format_summary(rows))
-    return rows
-
-
 def build_generated_reports_dag(
     registry: Mapping[str, ReportType],
     *,
     selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
     schedule: str | None = "@hourly",
+    retries: int = 2,
 ) -> DAG:
     reports = [report for report in registry.values() if report.generated_by_amazon]
     with DAG(
@@ -71,7 +62,7 @@ def build_generated_reports_dag(
                                        title="Overlap (hours)",
                                        description="How far before the newest landed report the listing starts.")},
         tags=["sp-api", "reports", "generated"],
-        default_args=DEFAULT_ARGS,
+        default_args=_default_args(retries),
     ) as dag:
 
         @task
@@ -95,6 +86,7 @@ def build_notifications_dag(
     selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
     poll_seconds: int = 20,
     schedule: str | None = "@continuous",
+    retries: int = 2,
 ) -> DAG:
     with DAG(
         dag_id="sp_reports_notifications",
@@ -105,7 +97,7 @@ def build_notifications_dag(
         catchup=False,
         max_active_runs=1,
         tags=["sp-api", "reports", "notifications"],
-        default_args=DEFAULT_ARGS,
+        default_args=_default_args(retries),
     ) as dag:
         # Deferred while the queue is empty: no worker is held. An idle day ends the run as skipped
         # and the continuous schedule starts the next one.
@@ -148,7 +140,7 @@ def build_notifications_dag(
 
         triaged = triage()
         receive >> triaged
-        _landing_group(triaged["land"], selling_partner_conn_id, "notification") >> summarize("triage")
+        _landing_group(triaged["land"], selling_partner_conn_id, "notification") >> summarize("triage", "land")
         fail_on_fatal(triaged["fatal"])
     return dag
 
@@ -158,6 +150,7 @@ def build_report_schedules_dag(
     *,
     selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
     schedule: str | None = "@daily",
+    retries: int = 2,
 ) -> DAG:
     with DAG(
         dag_id="sp_reports_report_schedules",
@@ -170,7 +163,7 @@ def build_report_schedules_dag(
         params={"dry_run": Param(False, type="boolean", title="Dry run",
                                  description="Only show what would be created, replaced and cancelled.")},
         tags=["sp-api", "reports", "schedules"],
-        default_args=DEFAULT_ARGS,
+        default_args=_default_args(retries),
     ) as dag:
 
         @task

@@ -75,3 +75,21 @@ def landing_tasks(outcome, *, selling_partner_conn_id: str, via: str, report: Re
         return manifest
 
     return land(parse_document(fetch_document(outcome)))
+
+
+@task(trigger_rule="none_failed")
+def summarize(outcomes_task_id: str, outcomes_key: str = "return_value", group_id: str = "report") -> list[dict]:
+    """Log and return one row per report the run handled: reportId, marketplace, status, rows, table."""
+    ti = get_current_context()["ti"]
+    outcomes = _as_list(ti.xcom_pull(task_ids=outcomes_task_id, key=outcomes_key))
+    landed = {m["report_id"]: m for m in _as_list(ti.xcom_pull(task_ids=f"{group_id}.land")) if m}
+    rows = [pipeline.summary_row(outcome, landed.get(outcome["report_id"])) for outcome in outcomes if outcome]
+    print(pipeline.format_summary(rows))
+    return rows
+
+
+def _as_list(value) -> list:
+    # A mapped task's XCom comes back as one value when it ran once, as a list otherwise.
+    if value is None:
+        return []
+    return [value] if isinstance(value, dict) else list(value)

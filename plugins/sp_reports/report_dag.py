@@ -6,9 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
-from sp_reports import pipeline
 from sp_reports.hooks.selling_partner import SellingPartnerHook, parse_marketplace_ids
-from sp_reports.landing_tasks import landing_tasks
+from sp_reports.landing_tasks import landing_tasks, summarize
 from sp_reports.operators.reports import RequestReportOperator
 from sp_reports.planning import plan_requests
 from sp_reports.registry import ReportType
@@ -91,16 +90,7 @@ def build_report_dag(
             landing_tasks(requested.output, selling_partner_conn_id=selling_partner_conn_id, via="request",
                           report=report)
 
-        @task(trigger_rule="none_failed")
-        def summarize() -> list[dict]:
-            ti = get_current_context()["ti"]
-            outcomes = _as_list(ti.xcom_pull(task_ids=f"{GROUP}.request_report"))
-            landed = {row["report_id"]: row for row in _as_list(ti.xcom_pull(task_ids=f"{GROUP}.land")) if row}
-            summary = [pipeline.summary_row(outcome, landed.get(outcome["report_id"])) for outcome in outcomes if outcome]
-            print(pipeline.format_summary(summary))
-            return summary
-
-        one_report.expand(request=plan()) >> summarize()
+        one_report.expand(request=plan()) >> summarize(f"{GROUP}.request_report")
     return dag
 
 
@@ -121,12 +111,6 @@ def _parse_time(value: str, name: str) -> datetime:
     except ValueError:
         raise ValueError(f"{name} {value!r} is not an ISO 8601 date-time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return [value] if isinstance(value, dict) else list(value)
 
 
 def _doc(report: ReportType) -> str:
