@@ -115,17 +115,21 @@ def build_notifications_dag(
             retries=0,
         )
 
-        @task(multiple_outputs=True)
-        def triage() -> dict:
-            messages = get_current_context()["ti"].xcom_pull(task_ids="receive_notifications", key="messages") or []
+        @task
+        def triage() -> list[dict]:
+            """The reports to land (DONE and CANCELLED); the FATAL ones go to fail_on_fatal."""
+            ti = get_current_context()["ti"]
+            messages = ti.xcom_pull(task_ids="receive_notifications", key="messages") or []
             with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
                 result = triage_notifications(messages, lake_from_airflow(), registry, client.get_report)
             print(f"{len(messages)} message(s): {len(result['land'])} report(s) to land, {len(result['fatal'])} FATAL, "
                   f"{len(result['ignored'])} ignored")
-            return result
+            ti.xcom_push(key="fatal", value=result["fatal"])
+            return result["land"]
 
         @task
-        def fail_on_fatal(fatal: list[dict]) -> None:
+        def fail_on_fatal() -> None:
+            fatal = get_current_context()["ti"].xcom_pull(task_ids="triage", key="fatal") or []
             if not fatal:
                 return
             lake, errors = lake_from_airflow(), []
@@ -139,9 +143,8 @@ def build_notifications_dag(
             raise ReportFatalError("; ".join(errors))
 
         triaged = triage()
-        receive >> triaged
-        _landing_group(triaged["land"], selling_partner_conn_id, "notification") >> summarize("triage", "land")
-        fail_on_fatal(triaged["fatal"])
+        receive >> triaged >> fail_on_fatal()
+        _landing_group(triaged, selling_partner_conn_id, "notification") >> summarize("triage")
     return dag
 
 
