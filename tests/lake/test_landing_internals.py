@@ -9,6 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from sp_reports.lake.datafiles import (
     HIVE_NULL,
@@ -116,6 +117,36 @@ def test_partitioned_writer_bounds_open_files(lake):
                    for v in pq.read_table(lake.fs_path(f"tables/t/{f.path}"), filesystem=lake.filesystem)
                    .column("v").to_pylist()]
         assert ordered == sorted(ordered)
+
+
+def test_partitioned_writer_write_all_matches_write(lake):
+    """write_all (reading and sorting in a worker thread) writes what write + close write."""
+    batches = [pa.record_batch({"d": [f"day{i % 3}" for i in range(s, s + 5)], "v": list(range(s, s + 5))})
+               for s in range(0, 30, 5)]
+
+    def contents(table, files):
+        return sorted((f.partition_values["d"], f.rows, tuple(pq.read_table(
+            lake.fs_path(f"tables/{table}/{f.path}"), filesystem=lake.filesystem).column("v").to_pylist()))
+            for f in files)
+
+    serial = PartitionedWriter(TableStorage(lake, "serial"), ["d"], "l1", file_rows=4, buffer_bytes=1, max_open=2)
+    for batch in batches:
+        serial.write(batch)
+    expected = contents("serial", serial.close())
+    threaded = PartitionedWriter(TableStorage(lake, "threaded"), ["d"], "l2", file_rows=4, buffer_bytes=1, max_open=2)
+    assert contents("threaded", threaded.write_all(iter(batches))) == expected
+
+
+def test_partitioned_writer_write_all_raises_the_readers_error(lake):
+    def failing():
+        yield pa.record_batch({"d": ["a"], "v": [1]})
+        raise OSError("staging file vanished")
+
+    writer = PartitionedWriter(TableStorage(lake, "t"), ["d"], "l1", buffer_bytes=1)
+    with pytest.raises(OSError, match="vanished"):
+        writer.write_all(failing())
+    writer.abort()
+    assert not [p for p in lake.list("tables/t") if p.endswith(".parquet")]
 
 
 def test_file_statistics_round_outwards(tmp_path):

@@ -14,10 +14,12 @@ import contextlib
 import datetime as dt
 import json
 import math
+import queue
+import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -42,7 +44,9 @@ FILE_ROWS = 1_048_576  # rows per data file (a MERGE rewrites whole files: keep 
 # order (many open files, small row groups) that would grow with the document, so the open files
 # together hold at most OPEN_ROW_GROUPS row groups (~8 MB): beyond, the file with most is closed.
 OPEN_ROW_GROUPS = 256
-BUFFER_BYTES = 16 * 1024 * 1024  # rows pooled (all partitions) before they are sorted and written
+# Rows pooled (all partitions) before they are sorted and written. While one pool is written the next
+# is read and sorted (``write_all``): up to four pools' worth of rows are in memory.
+BUFFER_BYTES = 12 * 1024 * 1024
 MAX_OPEN_FILES_LOCAL = 32
 MAX_OPEN_FILES_S3 = 4  # each open S3 file holds a 16 MiB multipart part in memory
 # zstd level 1 without dictionary pages: measured as fast to write as snappy, 25% smaller, faster to read
@@ -52,6 +56,10 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd", "compression_level": 1, "use_dictionary": False, "write_statistics": True,
 }
 _MAX_STAT_CHARS = 64
+# Parquet writes many small pieces (page headers, pages): buffered in Arrow, they reach the lake's output
+# (a Python object: every call takes the GIL, which the landing's reading thread holds at times) as
+# few large writes. Per open file, so small.
+SINK_BUFFER_BYTES = 256 * 1024
 
 
 @dataclass
@@ -110,10 +118,70 @@ class TableStorage:
         return MAX_OPEN_FILES_S3 if self.lake.is_s3 else MAX_OPEN_FILES_LOCAL
 
 
+def buffered_sink(output, buffer_size: int) -> pa.BufferedOutputStream:
+    """An Arrow output stream buffering ``buffer_size`` bytes in front of a lake output (``Lake.open_output``).
+    ``detach()`` it when done: that flushes it and leaves the output open for the lake to complete."""
+    return pa.BufferedOutputStream(pa.PythonFile(output, mode="w"), buffer_size=buffer_size)
+
+
 def release_memory() -> None:
     """Hand memory Arrow's allocator keeps cached back to the OS (mimalloc, pyarrow's default on Linux,
     otherwise holds on to ~100 MB of freed buffers; this keeps the landing's peak RSS flat)."""
     pa.default_memory_pool().release_unused()
+
+
+# ----------------------------------------------------------------------------------------- a worker thread
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def in_background(produce: Callable[[], Iterator[Any]], depth: int = 1, name: str = "sp-reports-land") -> Iterator[Any]:
+    """Iterate ``produce()`` in a worker thread, at most ``depth`` items ahead of the consumer; the
+    worker's exceptions are re-raised in the consumer, and a consumer that stops early stops the
+    worker (it is joined before this generator returns)."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work() -> None:
+        produced = produce()
+        try:
+            for item in produced:
+                if not put(item):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(_Failure(e))
+        else:
+            put(_DONE)
+        finally:
+            produced.close()  # a nested in_background stops its own worker
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 # ----------------------------------------------------------------------------------------- partitions
@@ -155,12 +223,21 @@ def sort_by_partition(
     table: pa.Table, partition_by: Sequence[str]
 ) -> tuple[pa.Table, list[tuple[tuple[str | None, ...], int, int]]]:
     """The table's rows ordered by partition (document order kept within one), with each partition's
-    (key, first row, rows). One take of the whole table; none when all rows share a partition."""
+    (key, first row, rows), partitions in order of first appearance. One take of the whole table;
+    none when all rows share a partition."""
     if not partition_by or table.num_rows == 0:
         return table, [((), 0, table.num_rows)] if table.num_rows else []
-    texts = [pc.fill_null(pc.cast(table.column(name), pa.string()), "\x00") for name in partition_by]
-    combined = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, "\x1f")
-    encoded = pc.dictionary_encode(combined.combine_chunks() if isinstance(combined, pa.ChunkedArray) else combined)
+    # Each partition column dictionary-encoded on its own (nulls get a code of their own), the codes
+    # combined into one integer per row and that encoded once more: numbering in first-appearance
+    # order, without formatting every value as text.
+    codes: np.ndarray | None = None
+    for name in partition_by:
+        column = table.column(name)
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = indices if codes is None else codes * len(encoded.dictionary) + indices
+    encoded = pc.dictionary_encode(pa.array(codes))
     if len(encoded.dictionary) == 1:
         return table, [(_partition_key(table, partition_by, 0), 0, table.num_rows)]
     indices = encoded.indices.to_numpy(zero_copy_only=False)
@@ -269,8 +346,8 @@ class _OpenFile:
     def __init__(self, storage: TableStorage, rel: str, partition: dict[str, str | None], schema: pa.Schema, no: int):
         self.rel, self.partition, self.no, self.rows, self.row_groups = rel, partition, no, 0, 0
         self._stack = contextlib.ExitStack()
-        sink = self._stack.enter_context(storage.open_output(rel))
-        self.writer = pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS)
+        self._sink = buffered_sink(self._stack.enter_context(storage.open_output(rel)), SINK_BUFFER_BYTES)
+        self.writer = pq.ParquetWriter(self._sink, schema, **PARQUET_OPTIONS)
         self.schema = schema
         self._storage = storage
 
@@ -281,16 +358,18 @@ class _OpenFile:
 
     def close(self) -> DataFile:
         self.writer.close()
+        self._sink.detach()  # flushes into the lake's output (left open: the lake completes it)
         metadata = self.writer.writer.metadata
         self._stack.close()  # completes the atomic write (rename / multipart upload)
         return DataFile(self.rel, self.partition, self._storage.size(self.rel), self.rows,
                         file_stats(metadata, self.schema))
 
     def abort(self) -> None:
-        try:
-            self.writer.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away
-            pass
+        for finish in (self.writer.close, self._sink.detach):
+            try:
+                finish()
+            except Exception:  # noqa: BLE001 - the file is being thrown away
+                pass
         error = RuntimeError("aborted")
         self._stack.__exit__(type(error), error, None)  # deletes the temporary file / aborts the upload
 
@@ -331,22 +410,54 @@ class PartitionedWriter:
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if self._pool_batch(batch):
+            self._write_sorted(*self._sorted_pool())
+
+    def write_all(self, batches: Iterable[pa.RecordBatch]) -> list[DataFile]:
+        """``write`` every batch, then ``close``; the batches are produced, pooled and sorted in a worker
+        thread while this one encodes the previous pool as Parquet (pyarrow releases the GIL in both),
+        so a landing uses two cores. At most one sorted pool waits between the two."""
+
+        def sorted_pools() -> Iterator[tuple[pa.Table, list]]:
+            try:
+                for batch in batches:
+                    if self._pool_batch(batch):
+                        yield self._sorted_pool()
+                if self._pool:
+                    yield self._sorted_pool()
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()  # a generator reading files: closes them now, in this thread
+
+        for ordered, groups in in_background(sorted_pools, depth=1):
+            self._write_sorted(ordered, groups)
+            del ordered
+        return self.close()
+
+    def _pool_batch(self, batch: pa.RecordBatch) -> bool:
+        """Pool a batch; True when the pool is full."""
         if self._file_schema is None:
             self._file_schema = pa.schema([f for f in batch.schema if f.name not in self._partition_by])
         if batch.num_rows == 0:
-            return
+            return False
         self._pool.append(batch)
         self._pool_bytes += batch.nbytes
-        if self._pool_bytes >= self._buffer_bytes:
-            self._drain()
+        return self._pool_bytes >= self._buffer_bytes
 
-    def _drain(self) -> None:
-        if not self._pool:
-            return
+    def _sorted_pool(self) -> tuple[pa.Table, list]:
         pooled = pa.Table.from_batches(self._pool)
         self._pool, self._pool_bytes = [], 0
         ordered, groups = sort_by_partition(pooled, self._partition_by)
-        del pooled  # the sorted copy is all that's needed now
+        del pooled  # the sorted copy is all that's kept
+        release_memory()  # mimalloc returns what this thread freed
+        return ordered, groups
+
+    def _drain(self) -> None:
+        if self._pool:
+            self._write_sorted(*self._sorted_pool())
+
+    def _write_sorted(self, ordered: pa.Table, groups: list) -> None:
         for key, start, count in groups:
             self._write_rows(key, ordered, start, count)
         del ordered

@@ -363,13 +363,16 @@ class _Landing:
     def _write(self, partition_by: list[str], index: MergeIndex | None) -> None:
         writer = PartitionedWriter(self.storage, partition_by, self.landing_id)
         counted = [0]
-        try:
+
+        def batches() -> Iterator[pa.RecordBatch]:  # in the writer's worker thread
             for batch in _staged_batches(self.lake, self.files, self.schema, counted):
                 self._check_report(batch)
                 batch = _conform(batch, self.plan)
                 self._observe(batch)
-                writer.write(batch)
-            self.new_files = writer.close()
+                yield batch
+
+        try:
+            self.new_files = writer.write_all(batches())
         except BaseException:
             writer.abort()
             raise

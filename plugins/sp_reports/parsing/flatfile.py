@@ -40,18 +40,18 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import queue
-import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from sp_reports.lake.datafiles import in_background
 from sp_reports.lake.paths import join_path
 from sp_reports.registry import ReportType
 
@@ -516,10 +516,10 @@ class _FlatFileParser:
         if table.num_rows + len(rejected) != n_lines:
             return None
         columns = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
+        lines = np.arange(first_line, first_line + n_lines, dtype=np.int64)
         if rejected:
-            lines = pa.array([x for x in range(first_line, first_line + n_lines) if x not in rejected], pa.int64())
-        else:
-            lines = pa.array(range(first_line, first_line + n_lines), pa.int64())
+            lines = lines[~np.isin(lines, np.fromiter(rejected, dtype=np.int64, count=len(rejected)))]
+        lines = pa.array(lines)
         if columns[0].null_count:  # blank lines are rows of nulls: cheap to rule out on the first column
             keep = pc.invert(_all_null(columns))
             if not pc.all(keep).as_py():
@@ -657,13 +657,6 @@ def _merge(a: _Rows, b: _Rows) -> _Rows:
 
 # --- a worker thread ---------------------------------------------------------------------------------
 
-_DONE = object()
-
-
-@dataclass
-class _Failure:
-    error: BaseException
-
 
 def _in_background(produce: Callable[[], Iterator[Any]], depth: int = 2) -> Iterator[Any]:
     """Iterate ``produce()`` in a worker thread, ``depth`` items ahead of the consumer.
@@ -671,41 +664,4 @@ def _in_background(produce: Callable[[], Iterator[Any]], depth: int = 2) -> Iter
     pyarrow releases the GIL while parsing, casting and encoding Parquet, so a parser thread and the
     writing thread use two cores. The worker's exceptions are re-raised in the consumer.
     """
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def work() -> None:
-        produced = produce()
-        try:
-            for item in produced:
-                if not put(item):
-                    return
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            put(_Failure(e))
-        else:
-            put(_DONE)
-        finally:
-            produced.close()  # a nested _in_background stops its own worker
-
-    worker = threading.Thread(target=work, name="sp-reports-parse", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = items.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+    return in_background(produce, depth=depth, name="sp-reports-parse")

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sp_reports.lake.datafiles import buffered_sink
 from sp_reports.lake.paths import join_path
 from sp_reports.lake.storage import Lake
 
@@ -36,6 +37,7 @@ DEFAULT_FILE_ROWS = 5_000_000  # rows per staging file
 # Staging files are written once and read once (by the Delta landing), so favour cheap encoding over
 # size: this is ~1.5x faster to write than the zstd+dictionary default and ~2x larger.
 STAGING_PARQUET: dict[str, Any] = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
+STAGING_SINK_BYTES = 1 << 20
 # Parquet schema metadata key holding {canonical column name: header as Amazon wrote it}.
 SOURCE_COLUMNS_KEY = "sp_reports.source_columns"
 
@@ -117,7 +119,12 @@ class StagingWriter:
 
     def abort(self) -> None:
         if self._output is not None:  # the open file: the lake discards it when its block "raises"
-            output, self._output, self._writer = self._output, None, None
+            output, writer, self._output, self._writer = self._output, self._writer, None, None
+            for finish in (writer.close, self._sink.detach):  # into the file being thrown away
+                try:
+                    finish()
+                except Exception:  # noqa: BLE001 - the file is being thrown away
+                    pass
             try:
                 output.__exit__(RuntimeError, RuntimeError("parse aborted"), None)
             except Exception:  # noqa: BLE001 - nothing more to clean up
@@ -132,7 +139,10 @@ class StagingWriter:
         path = join_path(self._dir, f"part-{self._prefix}-{len(self.files):05d}.parquet")
         self.files.append(path)
         self._output = self._lake.open_output(path)
-        self._writer = pq.ParquetWriter(self._output.__enter__(), self.schema, **STAGING_PARQUET)
+        # Buffered in Arrow: the lake's output is a Python object, and the parser's other threads hold
+        # the GIL at times; a few large writes instead of one per page header and page.
+        self._sink = buffered_sink(self._output.__enter__(), STAGING_SINK_BYTES)
+        self._writer = pq.ParquetWriter(self._sink, self.schema, **STAGING_PARQUET)
         self._in_file = 0
 
     def _flush(self) -> None:
@@ -147,6 +157,7 @@ class StagingWriter:
             return
         self._flush()
         self._writer.close()
+        self._sink.detach()  # flushed; the lake's output stays open until it is committed
         output, self._output, self._writer = self._output, None, None
         output.__exit__(None, None, None)  # commits the file
 
