@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 EMULATOR_CREDENTIALS = {
@@ -45,3 +46,21 @@ class MemoryTaskStateStore:
 
     def delete(self, key):
         self.values.pop(key, None)
+
+
+def rebuilt(trigger):
+    """What the triggerer does with a trigger: its kwargs go through JSON in the database, then the
+    class is rebuilt from its path."""
+    from airflow.sdk.module_loading import import_string
+
+    classpath, kwargs = trigger.serialize()
+    return import_string(classpath)(**json.loads(json.dumps(kwargs)))
+
+
+async def first_event(trigger, timeout: float = 30.0) -> dict:
+    """A trigger's first event payload, then its generator closed, as the triggerer closes it."""
+    events = trigger.run()
+    try:
+        return (await asyncio.wait_for(anext(events), timeout)).payload
+    finally:
+        await events.aclose()

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import timedelta
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
-from airflow.sdk.module_loading import import_string
 
 from sp_reports.client import Credentials, SellingPartnerClient
 from sp_reports.operators.reports import REPORT_ID_KEY, RequestReportOperator
 from sp_reports.outcome import ReportFatalError
 from sp_reports.sensors.reports import ReportProcessingSensor
-from support import EMULATOR_CREDENTIALS, MemoryTaskStateStore
+from support import EMULATOR_CREDENTIALS, MemoryTaskStateStore, first_event, rebuilt
 
 REPORT_TYPE = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 REQUEST = {
@@ -36,9 +34,7 @@ def run_deferred(op, context) -> dict:
     try:
         return op.execute(context)
     except TaskDeferred as deferred:
-        classpath, kwargs = deferred.trigger.serialize()
-        trigger = import_string(classpath)(**json.loads(json.dumps(kwargs)))
-        event = asyncio.run(asyncio.wait_for(anext(trigger.run()), 30)).payload
+        event = asyncio.run(first_event(rebuilt(deferred.trigger)))
         return getattr(op, deferred.method_name)(context, event)
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
-from airflow.sdk.module_loading import import_string
 
 from sp_reports.client import AsyncSellingPartnerClient, Credentials
 from sp_reports.triggers.reports import ReportProcessingTrigger
-from support import EMULATOR_CREDENTIALS
+from support import EMULATOR_CREDENTIALS, first_event, rebuilt
 
 REPORT_TYPE = "GET_MERCHANT_LISTINGS_ALL_DATA"
 
@@ -20,16 +18,6 @@ async def create_report(emu) -> str:
     async with AsyncSellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url,
                                          lwa_endpoint=emu.lwa_url) as client:
         return await client.create_report(REPORT_TYPE, ["ATVPDKIKX0DER"])
-
-
-def rebuilt(trigger: ReportProcessingTrigger) -> ReportProcessingTrigger:
-    """What the triggerer does: the kwargs go through JSON in the database, then the class is rebuilt."""
-    classpath, kwargs = trigger.serialize()
-    return import_string(classpath)(**json.loads(json.dumps(kwargs)))
-
-
-async def first_event(trigger, timeout=20.0):
-    return (await asyncio.wait_for(anext(trigger.run()), timeout)).payload
 
 
 @pytest.mark.parametrize("outcome", ["DONE", "CANCELLED", "FATAL"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from pathlib import Path
 from urllib.parse import parse_qs
 

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowException
 from sp_reports.client import NotFoundError, OutcomeUnknownError, SellingPartnerClient
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.outcome import TERMINAL_STATUSES, fatal_error, report_outcome
+from sp_reports.triggers.notifications import ReportNotificationTrigger
 from sp_reports.triggers.reports import ReportProcessingTrigger
 
 # The key under which a task instance remembers the report it created, across retries and restarts.
@@ -29,7 +30,31 @@ class ReportWaitMixin:
     poll_interval: float
     deferrable: bool
     cancel_on_kill: bool
+    # Waiting by notification (deferrable only): the SQS queue Amazon notifies, and how often to poll
+    # getReport anyway in case the notification is lost.
+    notification_queue_url: str | None = None
+    aws_conn_id: str | None = "aws_default"
+    fallback_poll_interval: float = 900.0
     _report_id: str | None = None
+
+    def waiting_trigger(self, report_id: str, deadline: float) -> ReportProcessingTrigger:
+        if self.notification_queue_url:
+            return ReportNotificationTrigger(
+                report_id=report_id,
+                queue_url=self.notification_queue_url,
+                aws_conn_id=self.aws_conn_id,
+                fallback_poll_interval=self.fallback_poll_interval,
+                selling_partner_conn_id=self.selling_partner_conn_id,
+                deadline=deadline,
+                cancel_on_kill=self.cancel_on_kill,
+            )
+        return ReportProcessingTrigger(
+            report_id=report_id,
+            selling_partner_conn_id=self.selling_partner_conn_id,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            cancel_on_kill=self.cancel_on_kill,
+        )
 
     @property
     def hook(self) -> SellingPartnerHook:
@@ -46,13 +71,7 @@ class ReportWaitMixin:
                 return self.finish(client, report)
             if self.deferrable:
                 self.defer(  # type: ignore[attr-defined]
-                    trigger=ReportProcessingTrigger(
-                        report_id=report_id,
-                        selling_partner_conn_id=self.selling_partner_conn_id,
-                        poll_interval=self.poll_interval,
-                        deadline=deadline,
-                        cancel_on_kill=self.cancel_on_kill,
-                    ),
+                    trigger=self.waiting_trigger(report_id, deadline),
                     method_name="execute_complete",
                     # Backstop only: the trigger's own deadline fires first, with a message naming the report.
                     timeout=max_wait + timedelta(minutes=10),
@@ -111,6 +130,9 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
     :param request: a planned request (``sp_reports.planning.plan_requests``); its keys override
         ``report_type``, ``marketplace_ids``, ``data_start_time``, ``data_end_time``, ``report_options``.
     :param max_wait: how long to wait for a terminal status before failing (the report is kept).
+    :param notification_queue_url: wait for the report's REPORT_PROCESSING_FINISHED notification on
+        this SQS queue (through ``aws_conn_id``) instead of polling, polling getReport only every
+        ``fallback_poll_interval`` seconds in case it is lost. Deferrable mode only.
     """
 
     template_fields: Sequence[str] = (
@@ -132,9 +154,15 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
         poll_interval: float = 30.0,
         max_wait: timedelta = timedelta(hours=6),
         cancel_on_kill: bool = True,
+        notification_queue_url: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        fallback_poll_interval: float = 900.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.notification_queue_url = notification_queue_url
+        self.aws_conn_id = aws_conn_id
+        self.fallback_poll_interval = fallback_poll_interval
         self.report_type = report_type
         self.marketplace_ids = marketplace_ids
         self.data_start_time = data_start_time

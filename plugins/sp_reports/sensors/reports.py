@@ -16,7 +16,9 @@ from sp_reports.outcome import TERMINAL_STATUSES
 class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
     """Succeeds when ``report_id`` reaches DONE or CANCELLED (``rows: 0``); fails on FATAL with the
     error document summarised. Deferrable by default; the sensor's ``timeout`` bounds the wait and
-    the failure names the report. It never cancels a report it did not create."""
+    the failure names the report. It never cancels a report it did not create. With
+    ``notification_queue_url`` it waits for the report's notification instead of polling (see
+    ``RequestReportOperator``)."""
 
     template_fields: Sequence[str] = ("report_id",)
     ui_color = "#ff9900"
@@ -28,6 +30,9 @@ class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
         selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
         deferrable: bool = True,
         poll_interval: float = 30.0,
+        notification_queue_url: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        fallback_poll_interval: float = 900.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
@@ -38,6 +43,9 @@ class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.cancel_on_kill = False
+        self.notification_queue_url = notification_queue_url
+        self.aws_conn_id = aws_conn_id
+        self.fallback_poll_interval = fallback_poll_interval
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
