@@ -1,9 +1,16 @@
 """`make demo`: the whole report path on embedded defaults, end to end.
 
-Starts the local SP-API emulator and `airflow standalone` (SQLite, LocalExecutor), triggers the DAGs of
-three report types through Airflow's REST API, waits, prints what landed and the emulator's call counts,
-stops what it started, and exits non-zero if any run failed or the emulator saw more than one
-createReport per report.
+Starts the local SP-API emulator, moto_server (SQS) and `airflow standalone` (SQLite, LocalExecutor), then:
+
+1. requested reports: triggers the DAGs of three report types through Airflow's REST API, waits, prints
+   what landed and checks the emulator saw exactly one createReport per report;
+2. reports Amazon creates itself: subscribes the SQS queue to REPORT_PROCESSING_FINISHED, lets the
+   report-schedules DAG create the registry's schedule, lets the notification DAG land what the
+   notifications announce, and the generated-reports DAG land by listing what was never notified
+   (the settlements Amazon generated before the subscription); prints what arrived by which path.
+
+It stops what it started and exits non-zero if any run failed or any check did not hold. The emulator
+runs 30x faster than Amazon (a five-minute schedule period takes ten seconds).
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ DEMO_RUNS = {
 }
 STARTUP_TIMEOUT = 240
 RUN_TIMEOUT = 600
+STARTED = datetime.now(timezone.utc)
+SPEED = 30  # emulator time: processing, schedule periods, settlement cycle and quotas, 30x faster
+GENERATED_DAGS = ("sp_reports_notifications", "sp_reports_report_schedules", "sp_reports_generated_reports")
+NOTIFIED_WANTED = 2  # scheduled reports that must arrive by notification
 
 
 def free_port() -> int:
@@ -94,8 +105,10 @@ def wait_until(what: str, check, timeout: float, processes: list[subprocess.Pope
 def main() -> int:
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir()
-    emulator_port, api_port = free_port(), free_port()
+    emulator_port, api_port, sqs_port = free_port(), free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
+    sqs_url = f"http://127.0.0.1:{sqs_port}"
+    registry = demo_registry()
     api = f"http://127.0.0.1:{api_port}/api/v2"
     env = {
         **os.environ,
@@ -115,6 +128,11 @@ def main() -> int:
         "SP_REPORTS_LAKE": str(LAKE),
         "SP_REPORTS_POLL_INTERVAL": "2",
         "SP_REPORTS_DISABLE_SCHEDULES": "1",  # only the runs the demo triggers
+        "SP_REPORTS_REGISTRY": str(registry),
+        "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "2",
+        # SQS (moto_server on loopback) through the amazon provider's AWS connection.
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
+                                                "extra": {"endpoint_url": sqs_url, "region_name": "us-east-1"}}),
         "AIRFLOW_CONN_SELLING_PARTNER_DEFAULT": json.dumps(
             {
                 "conn_type": "selling_partner",
@@ -132,17 +150,25 @@ def main() -> int:
     }
     processes: list[subprocess.Popen] = []
     try:
-        say(f"starting the SP-API emulator on {emulator_url}")
+        say(f"starting moto_server (SQS) on {sqs_url}")
+        processes.append(start("moto_server", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(sqs_port)], env))
+        wait_until("moto_server", lambda: httpx.get(sqs_url).status_code < 500, 30, processes)
+        queue_url, queue_arn = create_queue(sqs_url)
+        env["SP_REPORTS_NOTIFICATIONS_QUEUE_URL"] = queue_url  # the notification DAG exists with a queue
+
+        say(f"starting the SP-API emulator on {emulator_url} ({SPEED}x Amazon's speed, notifying via SQS, "
+            f"a settlement every {300 // SPEED}s)")
         processes.append(start("emulator", [str(BIN / "sp-reports"), "emulator", "--port", str(emulator_port),
-                                            "--processing-seconds", "4"], env))
+                                            "--speed", str(SPEED), "--processing-seconds", str(4 * SPEED),
+                                            "--sqs-endpoint", sqs_url, "--settlement-period", "300"], env))
         wait_until("the emulator", lambda: httpx.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
 
         say(f"starting airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:{api_port}; logs in {DEMO}")
         processes.append(start("airflow", [str(BIN / "airflow"), "standalone"], env))
         wait_until("Airflow's API and the report DAGs",
-                   lambda: all(httpx.get(f"{api}/dags/{dag_id}").is_success for dag_id in DEMO_RUNS),
+                   lambda: all(httpx.get(f"{api}/dags/{dag_id}").is_success for dag_id in (*DEMO_RUNS, *GENERATED_DAGS)),
                    STARTUP_TIMEOUT, processes)
-        for dag_id in DEMO_RUNS:
+        for dag_id in (*DEMO_RUNS, "sp_reports_report_schedules", "sp_reports_generated_reports"):
             problems = httpx.get(f"{api}/importErrors").json().get("import_errors", [])
             if problems:
                 raise RuntimeError(f"DAG import errors: {problems}")
@@ -173,6 +199,9 @@ def main() -> int:
             entry = httpx.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/summarize/xcomEntries/return_value")
             if entry.is_success:
                 rows.extend(entry.json()["value"])
+        phase1_created = httpx.get(f"{emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
+
+        generated = amazon_generated_reports(api, env, emulator_url, queue_arn, processes)
         stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
     finally:
         for process in reversed(processes):
@@ -184,16 +213,119 @@ def main() -> int:
     for operation, count in sorted(stats["calls"].items()):
         print(f"  {operation:<24} {count}")
 
+    print(f"  {'notifications published':<24} {stats['notifications']['notificationsPublished']}")
+
+    problems = report_generated(generated)
     failed = [dag_id for dag_id, state in states.items() if state != "success"]
-    created, landed = stats["calls"].get("createReport", 0), len(rows)
+    created, landed = phase1_created, len(rows)
     if failed:
-        say(f"FAILED runs: {', '.join(failed)} (task logs under {DEMO / 'airflow' / 'logs'})")
-    if created != landed:
-        say(f"FAILED: the emulator saw {created} createReport calls for {landed} reports")
-    if failed or created != landed or not rows:
+        problems.append(f"failed runs: {', '.join(failed)} (task logs under {DEMO / 'airflow' / 'logs'})")
+    if created != landed or not rows:
+        problems.append(f"the emulator saw {created} createReport calls for {landed} requested reports")
+    for problem in problems:
+        say(f"FAILED: {problem}")
+    if problems:
         return 1
-    say(f"OK: {landed} reports, one createReport each; the lake is {LAKE}")
+    amazon = sum(1 for e in generated["entries"].values() if e["via"] != "request")
+    say(f"OK: {landed} requested reports, one createReport each; {amazon} Amazon-generated "
+        f"reports landed once each; the lake is {LAKE}")
     return 0
+
+
+def demo_registry() -> Path:
+    """The project's registry with the scheduled report every five minutes instead of daily, so the
+    demo sees Amazon's schedule at work (ten seconds at the emulator's speed)."""
+    text = (ROOT / "include" / "report_types.yaml").read_text(encoding="utf-8")
+    path = DEMO / "report_types.yaml"
+    path.write_text(text.replace("period: P1D", "period: PT5M"), encoding="utf-8")
+    return path
+
+
+def create_queue(sqs_url: str) -> tuple[str, str]:
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=sqs_url, region_name="us-east-1", aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    url = sqs.create_queue(QueueName="sp-reports-notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def trigger_and_wait(api: str, dag_id: str, processes: list[subprocess.Popen], conf: dict | None = None) -> str:
+    response = httpx.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+    response.raise_for_status()
+    run_id = response.json()["dag_run_id"]
+    say(f"triggered {dag_id} ({run_id})")
+    state = {}
+
+    def finished() -> bool:
+        state["value"] = httpx.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+        return state["value"] in ("success", "failed")
+
+    wait_until(dag_id, finished, RUN_TIMEOUT, processes)
+    say(f"{dag_id}: run {state['value']}")
+    return state["value"]
+
+
+def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: str,
+                             processes: list[subprocess.Popen]) -> dict:
+    """Phase 2: notifications, schedules as code, settlements by listing. Returns what it saw."""
+    from sp_reports.client import Credentials, SellingPartnerClient, ensure_report_notifications
+    from sp_reports.lake import Lake
+    from sp_reports.lake.ledger import Ledger
+
+    connection = json.loads(env["AIRFLOW_CONN_SELLING_PARTNER_DEFAULT"])
+    credentials = Credentials(client_id=connection["login"], client_secret=connection["password"],
+                              refresh_token=connection["extra"]["refresh_token"])
+    with SellingPartnerClient(credentials, endpoint=emulator_url, lwa_endpoint=connection["extra"]["lwa_endpoint"],
+                              scale_quotas=SPEED) as client:
+        ids = ensure_report_notifications(client, queue_arn)
+    say(f"subscribed the SQS queue to REPORT_PROCESSING_FINISHED (subscription {ids['subscription_id']})")
+    httpx.patch(f"{api}/dags/sp_reports_notifications", json={"is_paused": False}).raise_for_status()
+    say("unpaused sp_reports_notifications (continuous: deferred on the queue between batches)")
+
+    states = {"sp_reports_report_schedules": trigger_and_wait(api, "sp_reports_report_schedules", processes)}
+    ledger = Ledger(Lake(str(LAKE)))
+
+    def recorded_now() -> dict:
+        # The lake outlives demos: only what this demo recorded counts.
+        return {rid: e for rid, e in ledger.entries().items() if e["recorded_at"] >= STARTED}
+
+    def notified_enough() -> bool:
+        scheduled = [e for e in recorded_now().values()
+                     if e["via"] == "notification" and e["report_type"] == "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"]
+        return len(scheduled) >= NOTIFIED_WANTED
+
+    say(f"waiting for {NOTIFIED_WANTED} scheduled reports to arrive by notification and land")
+    wait_until("notified reports", notified_enough, RUN_TIMEOUT, processes)
+    states["sp_reports_generated_reports"] = trigger_and_wait(api, "sp_reports_generated_reports", processes)
+    httpx.patch(f"{api}/dags/sp_reports_notifications", json={"is_paused": True}).raise_for_status()
+    runs = httpx.get(f"{api}/dags/sp_reports_notifications/dagRuns", params={"limit": 100}).json()["dag_runs"]
+    states["sp_reports_notifications"] = "failed" if any(r["state"] == "failed" for r in runs) else "success"
+    return {"states": states, "entries": recorded_now(), "notification_runs": len(runs)}
+
+
+def report_generated(generated: dict) -> list[str]:
+    entries = sorted(generated["entries"].values(), key=lambda e: (e["via"], e["report_created_time"] or 0))
+    print("\nReports Amazon created itself (the ledger, tables/_ledger):")
+    header = ("arrived by", "report type", "reportId", "status", "rows")
+    lines = [header] + [(e["via"], e["report_type"], e["report_id"], e["status"], str(e["rows_landed"]))
+                        for e in entries if e["via"] != "request"]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for n, line in enumerate(lines):
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
+        if n == 0:
+            print("  ".join("-" * width for width in widths))
+    print(f"({generated['notification_runs']} runs of sp_reports_notifications)")
+    problems = [f"{dag_id} run {state}" for dag_id, state in generated["states"].items() if state != "success"]
+    vias = {e["via"] for e in entries}
+    if "notification" not in vias:
+        problems.append("no report arrived by notification")
+    if not {"listing", "recovered"} & vias:
+        problems.append("no report was landed by listing")
+    if any(e["status"] == "LISTED" for e in entries):
+        problems.append("a listed report was not landed")
+    return problems
 
 
 def print_table(rows: list[dict]) -> None:
