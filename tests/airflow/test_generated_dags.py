@@ -69,6 +69,15 @@ def test_settlements_land_exactly_once_across_reruns(airflow_db, sp_conn, lake_d
     assert {e["via"] for e in landed.values()} == {"listing"}
     rows, downloads = settlement_rows(lake), sp_conn.stats()["calls"]["downloadDocument"]
     assert rows > 0
+    # Each landing announced itself on its table's Asset (through the DAG's asset alias).
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                  .filter(AssetEvent.source_run_id == first.run_id).with_entities(AssetModel.name, AssetEvent.extra).all())
+    assert {name for name, _ in events} == {f"sp_reports.{SETTLEMENT.lower()}"}
+    assert sorted(extra["report_id"] for _, extra in events) == sorted(landed)
 
     again = listing_dag().test()
     assert again.state == "success", task_states(again)

@@ -24,6 +24,16 @@ def ledger(tmp_path) -> Ledger:
     return Ledger(Lake(str(tmp_path / "lake")))
 
 
+def test_the_ledger_works_on_s3_too(s3_lake):
+    ledger = Ledger(s3_lake)
+    first = report("1", "2026-11-01T00:00:00Z")
+    ledger.mark_listed([first])
+    assert ledger.record(first, "DONE", "listing", rows_landed=3) is True
+    assert ledger.record(first, "DONE", "notification") is False
+    assert ledger.landed(["1", "2"]) == {"1"}
+    assert s3_lake.list("tables/_ledger/_delta_log")
+
+
 def test_an_empty_lake_has_no_ledger_and_no_watermark(ledger):
     assert ledger.entries() == {}
     assert ledger.landed(["1"]) == set()
