@@ -22,6 +22,7 @@ import sp_reports.lake.delta as delta
 import sp_reports.lake.keyindex as keyindex
 from sp_reports.lake import LandingError, land_tables, read_table
 from sp_reports.lake.delta import source_columns
+from sp_reports.parsing.result import StagedDataFiles, read_staged
 from sp_reports.registry import ReportType
 
 TABLE = "get_test_orders"
@@ -70,7 +71,24 @@ def stage_file(lake, table: str, report_id: str, rows: list[dict], *, marketplac
     data = data.replace_schema_metadata(
         {"sp_reports.source_columns": json.dumps({c: HEADERS.get(c, c) for c in names})}
     )
-    return _write(lake, f"staging/{table}/{report_id}/{name}-{uuid.uuid4().hex[:8]}.parquet", data)
+    if STAGING["style"] == "data files":  # as the flat-file parser stages them (and the landing adopts them)
+        writer = StagedDataFiles(lake, f"staging/{table}/{report_id}/{name}-{uuid.uuid4().hex[:8]}", data.schema,
+                                 ("marketplace_id", "report_date"))
+        for batch in data.to_batches():
+            writer.write(batch)
+        return writer.close(always=True)
+    return [_write(lake, f"staging/{table}/{report_id}/{name}-{uuid.uuid4().hex[:8]}.parquet", data)]
+
+
+# Every test runs with both kinds of staging files: plain staging Parquet (XML/JSON documents, older
+# parses) and staged data files (flat files), which the landing adopts when their types fit the table.
+STAGING = {"style": "parquet"}
+
+
+@pytest.fixture(autouse=True, params=["parquet", "data files"])
+def staging_style(request, monkeypatch):
+    monkeypatch.setitem(STAGING, "style", request.param)
+    return request.param
 
 
 def _write(lake, path: str, table: pa.Table) -> str:
@@ -80,9 +98,9 @@ def _write(lake, path: str, table: pa.Table) -> str:
 
 
 def outcome(lake, report_id: str, rows: list[dict], **kwargs) -> Outcome:
-    path = stage_file(lake, TABLE, report_id, rows, **kwargs)
-    columns = [c for c in pq.read_schema(lake.fs_path(path), filesystem=lake.filesystem).names if c not in SYSTEM]
-    return Outcome({"": [path]}, columns=columns)
+    paths = stage_file(lake, TABLE, report_id, rows, **kwargs)
+    columns = [c for c in read_staged(lake, paths[0]).schema.names if c not in SYSTEM]
+    return Outcome({"": paths}, columns=columns)
 
 
 def order(order_id: str, sku: str = "SKU-1", quantity: int | None = 1, **more) -> dict:
@@ -253,7 +271,7 @@ def test_extra_and_quarantine_tables(lake):
     main = stage_file(lake, TABLE, "r01", [order("o1"), order("o2")], name="main")
     summary = stage_file(lake, TABLE, "r01", [{"total": "12.50", "currency": "EUR"}], name="summary")
     quarantine = _write(lake, "staging/x/r01/quarantine.parquet", _quarantine("r01", [7, 9]))
-    result = land_tables(lake, TABLE, Outcome({"": [main], "summary": [summary]}, [quarantine]),
+    result = land_tables(lake, TABLE, Outcome({"": main, "summary": summary}, [quarantine]),
                          report=ORDERS, report_id="r01")
     assert set(result.tables) == {"", "summary"}
     assert result.tables["summary"].name == f"{TABLE}__summary" and result.tables["summary"].mode == "replace"
@@ -267,7 +285,7 @@ def test_extra_and_quarantine_tables(lake):
     # Relanding replaces the report's summary and quarantine records; a clean document clears them.
     main = stage_file(lake, TABLE, "r01", [order("o1")], name="main")
     summary = stage_file(lake, TABLE, "r01", [{"total": "10.00", "currency": "EUR"}], name="summary")
-    result = land_tables(lake, TABLE, Outcome({"": [main], "summary": [summary]}, []), report=ORDERS,
+    result = land_tables(lake, TABLE, Outcome({"": main, "summary": summary}, []), report=ORDERS,
                          report_id="r01")
     assert read_table(lake, f"{TABLE}__summary").column("total").to_pylist() == ["10.00"]
     assert result.quarantine.rows == 0 and read_table(lake, f"{TABLE}__quarantine").num_rows == 0
@@ -300,8 +318,8 @@ def test_columns_added_and_missing_exclude_system_columns(lake):
 
 
 def test_source_column_names_are_kept_in_the_column_metadata(lake):
-    path = stage_file(lake, TABLE, "r01", [order("o1")])
-    land_tables(lake, TABLE, Outcome({"": [path]}, source_columns={"amazon_order_id": "Bestellnummer"}),
+    paths = stage_file(lake, TABLE, "r01", [order("o1")])
+    land_tables(lake, TABLE, Outcome({"": paths}, source_columns={"amazon_order_id": "Bestellnummer"}),
                 report=ORDERS, report_id="r01")
     names = source_columns(lake, TABLE)
     # Localised headers are recorded as Amazon's canonical header (through the report's header_aliases).
@@ -314,17 +332,42 @@ def test_types_are_conformed_to_the_table(lake):
     land(lake, "r02", [order("o2", quantity=8)], report=SNAPSHOT)  # int64 lands in the string column
     assert sorted(read_table(lake, TABLE).column("quantity").to_pylist()) == ["7", "8"]
     table = DeltaTable(lake.table_uri(TABLE))
-    path = stage_file(lake, TABLE, "r03", [{"amazon_order_id": "o3", "sku": "s", "report_date": "x"}])
+    paths = stage_file(lake, TABLE, "r03", [{"amazon_order_id": "o3", "sku": "s", "report_date": "x"}])
     with pytest.raises(LandingError, match="report_date"):  # text can't land in the date column
-        land_tables(lake, TABLE, Outcome({"": [path]}), report=SNAPSHOT, report_id="r03")
+        land_tables(lake, TABLE, Outcome({"": paths}), report=SNAPSHOT, report_id="r03")
     assert DeltaTable(lake.table_uri(TABLE)).version() == table.version()
 
 
+def test_staged_data_files_are_adopted_as_they_are(lake, monkeypatch, staging_style):
+    if staging_style != "data files":
+        pytest.skip("only staged data files are adopted")
+    land(lake, "r01", [order("o1"), order("o2")])
+
+    def no_rewrite(*args, **kwargs):
+        raise AssertionError("the staged rows were rewritten")
+
+    monkeypatch.setattr(datafiles.PartitionedWriter, "write_all", no_rewrite)
+    staged = outcome(lake, "r02", [{**order("o1", quantity=9), "_date": dt.date(2026, 11, 21)}, order("o3")])
+    result = land_tables(lake, TABLE, staged, report=ORDERS, report_id="r02")
+    assert (result.tables[""].rows, result.tables[""].replaced) == (2, 1)
+    assert rows(lake) == [(DE, "o1", "SKU-1", 9, "r02"), (DE, "o2", "SKU-1", 1, "r01"), (DE, "o3", "SKU-1", 1, "r02")]
+    assert lake.list("staging") == []
+
+
+def test_staged_data_files_whose_types_differ_from_the_table_are_rewritten(lake, monkeypatch):
+    land(lake, "r01", [{"amazon_order_id": "o1", "sku": "s", "quantity": "7"}], report=SNAPSHOT)  # a string column
+    real, calls = datafiles.PartitionedWriter.write_all, []
+    monkeypatch.setattr(datafiles.PartitionedWriter, "write_all", lambda *a, **k: calls.append(1) or real(*a, **k))
+    land(lake, "r02", [order("o2", quantity=8)], report=SNAPSHOT)  # int64: cast to the table's string
+    assert calls == [1]
+    assert sorted(read_table(lake, TABLE).column("quantity").to_pylist()) == ["7", "8"]
+
+
 def test_rows_of_another_report_are_rejected(lake):
-    path = stage_file(lake, TABLE, "r01", [order("o1")])
+    paths = stage_file(lake, TABLE, "r01", [order("o1")])
     with pytest.raises(LandingError, match="rows of report 'r01'"):
-        land_tables(lake, TABLE, Outcome({"": [path]}), report=ORDERS, report_id="r02")
-    assert lake.exists(path)
+        land_tables(lake, TABLE, Outcome({"": paths}), report=ORDERS, report_id="r02")
+    assert all(lake.exists(path) for path in paths)
 
 
 def test_data_file_statistics(lake):
@@ -359,7 +402,18 @@ def test_a_failure_while_writing_leaves_the_table_and_staging_as_they_were(lake,
 
     monkeypatch.setattr(delta, "_staged_batches", failing)
     monkeypatch.setattr(delta, "_READ_BATCH_ROWS", 2)
-    staged = outcome(lake, "r02", [order(f"n{i}") for i in range(5)] + [order("o1", quantity=9)])
+    real_copy, copies = type(lake).copy, []
+
+    def failing_copy(self, source, target):  # staged data files are adopted: copied into the table
+        copies.append(target)
+        if len(copies) == 2:
+            raise OSError("connection reset while copying")
+        real_copy(self, source, target)
+
+    monkeypatch.setattr(type(lake), "copy", failing_copy)
+    days = [dt.date(2026, 11, 20 + i % 3) for i in range(6)]  # three partitions: three staged data files
+    new = [order(f"n{i}") for i in range(5)] + [order("o1", quantity=9)]
+    staged = outcome(lake, "r02", [{**row, "_date": day} for row, day in zip(new, days)])
     with pytest.raises(OSError, match="connection reset"):
         land_tables(lake, TABLE, staged, report=ORDERS, report_id="r02")
     assert DeltaTable(lake.table_uri(TABLE)).version() == version

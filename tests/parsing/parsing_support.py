@@ -8,7 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sp_reports.lake import Lake
+from sp_reports.lake.datafiles import StagedPartition
 from sp_reports.parsing import QUARANTINE_SCHEMA, ParseOutcome, parse_document
+from sp_reports.parsing.result import read_staged
 from sp_reports.registry import ReportType, load_registry
 
 REGISTRY = load_registry(Path(__file__).resolve().parents[2] / "include" / "report_types.yaml")
@@ -64,10 +66,14 @@ def make_parse(lake: Lake):
 
 
 def read_files(lake: Lake, files: list[str], schema: pa.Schema | None = None) -> pa.Table:
-    tables = [pq.read_table(lake.fs_path(f), filesystem=lake.filesystem) for f in files]
+    tables = [read_staged(lake, f) for f in files]
     if not tables:
         return schema.empty_table() if schema is not None else pa.table({})
-    return pa.concat_tables(tables)
+    table = pa.concat_tables(tables)
+    # Staged data files are by partition: rows in document order again, as the tests expect them.
+    by_partition = any(StagedPartition.of(pq.read_schema(lake.fs_path(f), filesystem=lake.filesystem).metadata)
+                       for f in files)
+    return table.sort_by("source_line") if by_partition else table
 
 
 def check_accounting(parsed: Parsed) -> None:

@@ -455,9 +455,9 @@ def test_a_storage_error_is_not_a_parse_error(lake, monkeypatch):
 def test_a_failure_while_writing_stops_every_thread_and_leaves_nothing(lake, parse, monkeypatch, small_blocks):
     import threading
 
-    from sp_reports.parsing.result import StagingWriter
+    from sp_reports.parsing.result import StagedDataFiles
 
-    real_write, calls = StagingWriter.write, []
+    real_write, calls = StagedDataFiles.write, []
 
     def failing_write(self, batch):
         calls.append(1)
@@ -465,7 +465,7 @@ def test_a_failure_while_writing_stops_every_thread_and_leaves_nothing(lake, par
             raise RuntimeError("disk full")
         real_write(self, batch)
 
-    monkeypatch.setattr(StagingWriter, "write", failing_write)
+    monkeypatch.setattr(StagedDataFiles, "write", failing_write)
     before = threading.active_count()
     with pytest.raises(RuntimeError, match="disk full"):
         parse(b"a\tb\n" + b"".join(b"%d\tvalue\n" % i for i in range(5_000)))

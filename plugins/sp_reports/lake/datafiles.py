@@ -10,6 +10,7 @@ and a MERGE needs more than one file writer can offer anyway (see ``keyindex.py`
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -55,11 +56,18 @@ MAX_OPEN_FILES_S3 = 4  # each open S3 file holds a 16 MiB multipart part in memo
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd", "compression_level": 1, "use_dictionary": False, "write_statistics": True,
 }
+# Dictionary encoding, though, for the columns with few distinct values (``dictionary_columns``).
+DICTIONARY_RATIO = 16
 _MAX_STAT_CHARS = 64
 # Parquet writes many small pieces (page headers, pages): buffered in Arrow, they reach the lake's output
 # (a Python object: every call takes the GIL, which the landing's reading thread holds at times) as
 # few large writes. Per open file, so small.
 SINK_BUFFER_BYTES = 256 * 1024
+# Schema metadata of a data file written ahead of its landing (the parse step writes the main table's
+# rows as data files in staging: ``StagedDataFiles`` in parsing/result.py): the partition it belongs
+# to, {"values": {column: Delta partition value}, "schema": the partition columns' Arrow schema (IPC,
+# base64)}, since a data file does not hold its partition columns.
+PARTITION_KEY = "sp_reports.partition"
 
 
 @dataclass
@@ -92,11 +100,11 @@ class TableFile:
 
 
 class TableStorage:
-    """The files of one table (``tables/<name>``) through the lake's storage."""
+    """The files of one table (``tables/<name>``, or ``root``) through the lake's storage."""
 
-    def __init__(self, lake: Lake, table_name: str):
+    def __init__(self, lake: Lake, table_name: str, root: str | None = None):
         self.lake = lake
-        self.root = join_path("tables", table_name)
+        self.root = join_path(root) if root else join_path("tables", table_name)
 
     def lake_path(self, rel: str) -> str:
         return join_path(self.root, rel)
@@ -122,6 +130,44 @@ def buffered_sink(output, buffer_size: int) -> pa.BufferedOutputStream:
     """An Arrow output stream buffering ``buffer_size`` bytes in front of a lake output (``Lake.open_output``).
     ``detach()`` it when done: that flushes it and leaves the output open for the lake to complete."""
     return pa.BufferedOutputStream(pa.PythonFile(output, mode="w"), buffer_size=buffer_size)
+
+
+def partition_metadata(schema: pa.Schema, values: dict[str, str | None]) -> bytes:
+    """``PARTITION_KEY``'s value for a file of partition ``values`` of rows of ``schema`` (all columns)."""
+    fields = pa.schema([schema.field(name) for name in values])
+    return json.dumps({"values": values, "columns": schema.names,
+                       "schema": base64.b64encode(fields.serialize().to_pybytes()).decode()}, ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class StagedPartition:
+    """The partition of a data file written ahead of its landing (from its ``PARTITION_KEY`` metadata)."""
+
+    fields: pa.Schema  # the partition columns
+    values: dict[str, str | None]  # Delta partition values
+    columns: list[str]  # all columns, in the order of the rows written
+
+    @classmethod
+    def of(cls, metadata: dict[bytes, bytes] | None) -> StagedPartition | None:
+        raw = (metadata or {}).get(PARTITION_KEY.encode())
+        if raw is None:
+            return None
+        decoded = json.loads(raw)
+        fields = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(decoded["schema"])))
+        return cls(fields, decoded["values"], decoded["columns"])
+
+    def schema(self, file_schema: pa.Schema) -> pa.Schema:
+        """The rows' schema (no metadata): the file's columns and the partition columns, in order."""
+        fields = {f.name: f for f in [*file_schema, *self.fields]}
+        return pa.schema([fields[name] for name in self.columns if name in fields])
+
+    def restore(self, data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+        """The rows of ``data`` (read from the file) with their partition columns, in order."""
+        arrays = dict(zip(data.schema.names, data.columns))
+        for f in self.fields:
+            arrays[f.name] = pa.repeat(pa.scalar(self.values[f.name], pa.string()).cast(f.type), data.num_rows)
+        schema = self.schema(data.schema)
+        return type(data).from_arrays([arrays[name] for name in schema.names], schema=schema)
 
 
 def release_memory() -> None:
@@ -241,9 +287,10 @@ def sort_by_partition(
     if len(encoded.dictionary) == 1:
         return table, [(_partition_key(table, partition_by, 0), 0, table.num_rows)]
     indices = encoded.indices.to_numpy(zero_copy_only=False)
-    order = np.argsort(indices, kind="stable")
     counts = np.bincount(indices, minlength=len(encoded.dictionary))
-    ordered = table.take(pa.array(order))
+    # Numbered in order of first appearance: non-decreasing numbers are rows grouped already (a document
+    # in date order), which need no take.
+    ordered = table if np.all(indices[1:] >= indices[:-1]) else table.take(pa.array(np.argsort(indices, kind="stable")))
     groups = []
     start = 0
     for count in counts:
@@ -342,12 +389,23 @@ def _json_bound(value: Any, type_: pa.DataType, side: str) -> Any:
 # ----------------------------------------------------------------------------------------- writing
 
 
+def dictionary_columns(sample: pa.Table | pa.RecordBatch) -> list[str]:
+    """Columns of few distinct values in ``sample`` (at most one in DICTIONARY_RATIO rows): dictionary
+    encoded, they cost less to write and to read (constant columns next to nothing)."""
+    rows = sample.num_rows
+    return [name for name, column in zip(sample.schema.names, sample.columns)
+            if rows and not pa.types.is_nested(column.type)
+            and pc.count_distinct(column, mode="all").as_py() * DICTIONARY_RATIO <= rows]
+
+
 class _OpenFile:
-    def __init__(self, storage: TableStorage, rel: str, partition: dict[str, str | None], schema: pa.Schema, no: int):
+    def __init__(self, storage: TableStorage, rel: str, partition: dict[str, str | None], schema: pa.Schema, no: int,
+                 dictionary: Sequence[str] = ()):
         self.rel, self.partition, self.no, self.rows, self.row_groups = rel, partition, no, 0, 0
         self._stack = contextlib.ExitStack()
         self._sink = buffered_sink(self._stack.enter_context(storage.open_output(rel)), SINK_BUFFER_BYTES)
-        self.writer = pq.ParquetWriter(self._sink, schema, **PARQUET_OPTIONS)
+        options = {**PARQUET_OPTIONS, "use_dictionary": list(dictionary) or False}
+        self.writer = pq.ParquetWriter(self._sink, schema, **options)
         self.schema = schema
         self._storage = storage
 
@@ -395,9 +453,20 @@ class PartitionedWriter:
         file_rows: int | None = None,
         buffer_bytes: int | None = None,
         max_open: int | None = None,
+        row_group_rows: int | None = None,
+        staged: bool = False,
+        release: bool = True,
     ):
         self._storage, self._partition_by, self._landing_id = storage, list(partition_by), landing_id
         self._file_rows = file_rows or FILE_ROWS
+        self._row_group_rows = row_group_rows or self._file_rows
+        # staged: each file's schema keeps the batches' metadata and records its partition (PARTITION_KEY).
+        self._staged = staged
+        # release: hand freed memory back to the OS after every pool (flat peak RSS, at some system time);
+        # the parse step, whose blocks keep allocating the same sizes, rather keeps it for reuse.
+        self._release = release
+        self._batch_schema: pa.Schema | None = None
+        self._dictionary: list[str] | None = None
         self._buffer_bytes = buffer_bytes or BUFFER_BYTES
         self._max_open = max_open or storage.max_open_files
         self._pool: list[pa.RecordBatch] = []
@@ -438,7 +507,9 @@ class PartitionedWriter:
     def _pool_batch(self, batch: pa.RecordBatch) -> bool:
         """Pool a batch; True when the pool is full."""
         if self._file_schema is None:
-            self._file_schema = pa.schema([f for f in batch.schema if f.name not in self._partition_by])
+            self._batch_schema = batch.schema
+            metadata = batch.schema.metadata if self._staged else None
+            self._file_schema = pa.schema([f for f in batch.schema if f.name not in self._partition_by], metadata=metadata)
         if batch.num_rows == 0:
             return False
         self._pool.append(batch)
@@ -447,10 +518,13 @@ class PartitionedWriter:
 
     def _sorted_pool(self) -> tuple[pa.Table, list]:
         pooled = pa.Table.from_batches(self._pool)
+        if self._dictionary is None:  # decided on the first pool, for every file
+            self._dictionary = dictionary_columns(pooled.select(self._file_schema.names))
         self._pool, self._pool_bytes = [], 0
         ordered, groups = sort_by_partition(pooled, self._partition_by)
         del pooled  # the sorted copy is all that's kept
-        release_memory()  # mimalloc returns what this thread freed
+        if self._release:
+            release_memory()  # mimalloc returns what this thread freed
         return ordered, groups
 
     def _drain(self) -> None:
@@ -461,13 +535,14 @@ class PartitionedWriter:
         for key, start, count in groups:
             self._write_rows(key, ordered, start, count)
         del ordered
-        release_memory()
+        if self._release:
+            release_memory()
 
     def _write_rows(self, key: tuple, table: pa.Table, start: int, count: int) -> None:
         end = start + count
         while start < end:
             target = self._target(key)
-            n = min(end - start, self._file_rows - target.rows)
+            n = min(end - start, self._file_rows - target.rows, self._row_group_rows)
             target.write(table.slice(start, n).select(self._file_schema.names))
             self.rows += n
             start += n
@@ -487,7 +562,11 @@ class PartitionedWriter:
         directory = partition_dir(self._partition_by, values)
         name = data_file_name(self._landing_id, self._next_no)
         rel = f"{directory}/{name}" if directory else name
-        opened = _OpenFile(self._storage, rel, values, self._file_schema, self._next_no)
+        schema = self._file_schema
+        if self._staged:
+            schema = schema.with_metadata({**(schema.metadata or {}),
+                                           PARTITION_KEY: partition_metadata(self._batch_schema, values)})
+        opened = _OpenFile(self._storage, rel, values, schema, self._next_no, self._dictionary or ())
         self._next_no += 1
         self._open[key] = opened
         return opened

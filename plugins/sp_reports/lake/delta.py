@@ -51,7 +51,17 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from pyarrow import fs as pafs
 
-from .datafiles import DataFile, PartitionedWriter, TableFile, TableStorage, rewrite_without
+from .datafiles import (
+    DataFile,
+    PartitionedWriter,
+    TableFile,
+    TableStorage,
+    data_file_name,
+    StagedPartition,
+    file_stats,
+    partition_dir,
+    rewrite_without,
+)
 from .keyindex import FileMatch, MergeIndex, SourceDrops
 from .paths import join_path
 from .storage import Lake
@@ -361,21 +371,22 @@ class _Landing:
                 self._delete(self._all_written())
 
     def _write(self, partition_by: list[str], index: MergeIndex | None) -> None:
-        writer = PartitionedWriter(self.storage, partition_by, self.landing_id)
-        counted = [0]
+        if not self._adopt(partition_by):
+            writer = PartitionedWriter(self.storage, partition_by, self.landing_id)
+            counted = [0]
 
-        def batches() -> Iterator[pa.RecordBatch]:  # in the writer's worker thread
-            for batch in _staged_batches(self.lake, self.files, self.schema, counted):
-                self._check_report(batch)
-                batch = _conform(batch, self.plan)
-                self._observe(batch)
-                yield batch
+            def batches() -> Iterator[pa.RecordBatch]:  # in the writer's worker thread
+                for batch in _staged_batches(self.lake, self.files, self.schema, counted):
+                    self._check_report(batch)
+                    batch = _conform(batch, self.plan)
+                    self._observe(batch)
+                    yield batch
 
-        try:
-            self.new_files = writer.write_all(batches())
-        except BaseException:
-            writer.abort()
-            raise
+            try:
+                self.new_files = writer.write_all(batches())
+            except BaseException:
+                writer.abort()
+                raise
         if index is not None:
             # The key index is built from the files just written (their key columns read back) rather than
             # while writing: the two phases' memory doesn't add up.
@@ -384,6 +395,61 @@ class _Landing:
                 if data_file is not None:
                     partition = {k: v for k, v in data_file.partition_values.items() if k in self.key_columns}
                     index.add_source_file(number, data_file.path, partition, self._read_columns, line_column)
+
+    def _adopt(self, partition_by: list[str]) -> bool:
+        """Take the staged files as the landing's data files, as they are, when the parse wrote them as
+        such (``parsing.result.StagedDataFiles``: the table's partitions, its column types, data-file
+        Parquet options); False (nothing done) when a file must be rewritten. Each file is copied into
+        its partition directory under a name of this landing (a hard link locally, a server-side copy
+        on S3): the staging files stay until the commit, for a retry."""
+        footers = []
+        for path in self.files:
+            with self.lake.open_input_file(path) as f:
+                parquet = pq.ParquetFile(f)
+                metadata, schema = parquet.metadata, parquet.schema_arrow
+            partition = StagedPartition.of(schema.metadata)
+            if partition is None or sorted(partition.values) != sorted(partition_by):
+                return False
+            if any(self.plan.get(f.name) != f.type for f in partition.schema(schema)):
+                return False  # a cast to the table's types: rewritten
+            stats = json.loads(file_stats(metadata, schema))
+            ids = (stats["minValues"].get(REPORT_ID_COLUMN), stats["maxValues"].get(REPORT_ID_COLUMN))
+            if metadata.num_rows and (ids != (self.report_id, self.report_id) or stats["nullCount"].get(REPORT_ID_COLUMN)):
+                return False  # not provably this report's rows only: rewritten (and checked row by row)
+            footers.append((path, partition.values, metadata, stats))
+        self.new_files = []
+        try:
+            for number, (path, values, metadata, stats) in enumerate(footers):
+                directory, name = partition_dir(partition_by, values), data_file_name(self.landing_id, number)
+                rel = f"{directory}/{name}" if directory else name
+                self.lake.copy(path, self.storage.lake_path(rel))
+                self.new_files.append(DataFile(rel, {c: values[c] for c in partition_by}, self.storage.size(rel),
+                                               metadata.num_rows, json.dumps(stats, separators=(",", ":"))))
+                self._observe_stats(values, stats)
+        except BaseException:
+            self._delete({f.path for f in self.new_files})
+            self.new_files = []
+            raise
+        log.info("%s: report %s's %d staged data files adopted as they are", self.name, self.report_id, len(footers))
+        return True
+
+    def _observe_stats(self, partition: Mapping[str, str | None], stats: dict) -> None:
+        """``_observe`` from a file's partition values and statistics."""
+        if self.created_time is None:
+            self.created_time = partition.get(CREATED_TIME_COLUMN) or stats["minValues"].get(CREATED_TIME_COLUMN)
+        if not self.merge:
+            return
+        if MARKETPLACE_COLUMN in partition:
+            self.marketplaces.add(partition[MARKETPLACE_COLUMN])
+        first = self._range_column()
+        if first is not None and self._key_range_valid and stats["numRecords"]:
+            low, high = stats["minValues"].get(first), stats["maxValues"].get(first)
+            if stats["nullCount"].get(first, 1) or low is None or high is None:
+                self._key_range_valid = False  # nulls, or bounds the statistics leave out
+            else:
+                if self.key_range is not None:
+                    low, high = min(low, self.key_range[0]), max(high, self.key_range[1])
+                self.key_range = (low, high)
 
     def _check_report(self, batch: pa.RecordBatch) -> None:
         ids = batch.column(REPORT_ID_COLUMN)
@@ -836,8 +902,12 @@ def _conform(batch: pa.RecordBatch, plan: Mapping[str, pa.DataType]) -> pa.Recor
 def _staged_schema(lake: Lake, files: Sequence[str]) -> pa.Schema | None:
     if not files:
         return None
-    schemas = [pq.read_schema(lake.fs_path(path), filesystem=lake.filesystem) for path in files]
-    return pa.unify_schemas([s.remove_metadata() for s in schemas])
+    schemas = []
+    for path in files:
+        schema = pq.read_schema(lake.fs_path(path), filesystem=lake.filesystem)
+        partition = StagedPartition.of(schema.metadata)
+        schemas.append(partition.schema(schema) if partition else schema.remove_metadata())
+    return pa.unify_schemas(schemas)
 
 
 def _staged_rows(lake: Lake, files: Sequence[str]) -> int:
@@ -868,7 +938,10 @@ def _staged_batches(lake: Lake, files: Sequence[str], schema: pa.Schema, counted
     for path in files:
         with lake.open_input_file(path) as f:
             parquet = pq.ParquetFile(f, pre_buffer=lake.is_s3, buffer_size=0 if lake.is_s3 else 1 << 18)
+            partition = StagedPartition.of(parquet.schema_arrow.metadata)  # a staged data file's partition columns
             for batch in parquet.iter_batches(batch_size=_READ_BATCH_ROWS, use_threads=False):
+                if partition is not None:
+                    batch = partition.restore(batch)
                 columns = [
                     batch.column(field.name) if field.name in batch.schema.names else pa.nulls(batch.num_rows, field.type)
                     for field in schema

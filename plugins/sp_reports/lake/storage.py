@@ -231,6 +231,22 @@ class Lake:
         except FileNotFoundError:
             pass
 
+    def copy(self, source: str, target: str) -> None:
+        """Make ``target`` a copy of the file ``source``, atomically (complete or not at all): on S3 a
+        server-side copy; locally a hard link (no bytes copied), or a copy where links are not possible."""
+        if self.is_s3:
+            bucket, _, key = self.fs_path(target).partition("/")
+            source_bucket, _, source_key = self.fs_path(source).partition("/")
+            self._s3().copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)  # multipart when large
+            return
+        final = self.fs_path(target)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        try:
+            os.link(self.fs_path(source), final)
+        except OSError:
+            with self.open_output(target) as out, open(self.fs_path(source), "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+
     def delete_dir(self, path: str) -> None:
         """Delete a directory (an S3 prefix) and everything under it; missing is not an error."""
         if self.is_s3:

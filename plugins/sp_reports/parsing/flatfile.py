@@ -8,7 +8,10 @@ threads that overlap (pyarrow releases the GIL; Python's codecs do not):
                       transcoding to UTF-8 (fast path: the whole block; slow path: line by line)
     parsing thread:   pyarrow's CSV parser on the block (rows with the header's field count: the fast
                       path) -> rows it rejects (ragged, lone \r) repaired in Python -> row quarantine
-    calling thread:   declared columns cast (types.py) -> system columns -> staging Parquet
+                      -> declared columns cast (types.py) -> system columns
+    calling thread:   the main table's rows as the Delta table's data files, by partition
+                      (``result.StagedDataFiles``: the landing adopts them as they are), other tables
+                      and the quarantine as staging Parquet
 
 Flat-file rules (docs/parsing.md):
 * Line 1 is the first line of the decompressed document (after a BOM); the header is the first
@@ -65,6 +68,7 @@ from .result import (
     DocumentParseError,
     ParseOutcome,
     QuarantineRecords,
+    StagedDataFiles,
     StagingWriter,
 )
 from .types import ARROW_TYPES, Locale, cast_column, to_report_dates
@@ -74,6 +78,8 @@ log = logging.getLogger(__name__)
 REPORT_DATE_COLUMN = "report_date"
 SOURCE_LINE_COLUMN = "source_line"
 SUMMARY_TABLE = "summary"
+# The main table's rows are staged as data files of the table's partitions (lake.DEFAULT_PARTITION_BY).
+PARTITION_BY = ("marketplace_id", REPORT_DATE_COLUMN)
 
 _READ_CHUNK = 1 << 20  # bytes per read from storage
 # Bytes of whole lines per block: one pyarrow CSV parse, one record batch. Larger blocks cost memory
@@ -106,21 +112,19 @@ def parse_tsv(
     if not out_dir.startswith("staging/"):
         raise ValueError(f"out_dir must be in the staging zone, got {out_dir!r}")
     parser = _FlatFileParser(lake, raw_path, report, marketplace_id, charset, dict(extra_columns or {}))
-    tables: dict[str, StagingWriter] = {}
+    tables: dict[str, StagingWriter | StagedDataFiles] = {}
     quarantine = StagingWriter(lake, join_path(out_dir, "quarantine"), QUARANTINE_SCHEMA)
     try:
         for kind, payload in _in_background(parser.items):
             if kind == "schema":
-                tables[""] = StagingWriter(lake, out_dir, payload, batch_rows=batch_rows, file_rows=file_rows)
+                tables[""] = StagedDataFiles(lake, out_dir, payload, PARTITION_BY, batch_rows=batch_rows,
+                                             file_rows=file_rows)
                 if report.summary_first_row:
                     tables[SUMMARY_TABLE] = StagingWriter(lake, join_path(out_dir, SUMMARY_TABLE), payload)
             elif kind == "quarantine":
                 quarantine.write(payload)
-            else:  # rows of a table
-                tables[kind].write(parser.finish(payload))
-                values = parser.values.take()
-                if values is not None:
-                    quarantine.write(values)
+            else:  # typed rows of a table
+                tables[kind].write(payload)
         # A header-only document still gets a (empty) main file: it carries the columns.
         files = {name: writer.close(always=name == "") for name, writer in tables.items()}
         quarantine_files = quarantine.close()
@@ -331,7 +335,11 @@ class _FlatFileParser:
         # overlaps with pyarrow's parsing here and the casting and writing in the caller's thread.
         for kind, payload in _in_background(self._decoded):
             if kind == "block":
-                yield from self._rows(*payload)
+                for table, rows in self._rows(*payload):
+                    yield table, self.finish(rows)
+                    values = self.values.take()
+                    if values is not None:
+                        yield "quarantine", values
                 batch = self.quarantine.take()
                 if batch is not None:
                     yield "quarantine", batch

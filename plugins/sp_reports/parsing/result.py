@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sp_reports.lake.datafiles import buffered_sink
+from sp_reports.lake.datafiles import PartitionedWriter, StagedPartition, TableStorage, buffered_sink
 from sp_reports.lake.paths import join_path
 from sp_reports.lake.storage import Lake
 
@@ -34,6 +34,7 @@ ROW, VALUE = "row", "value"
 
 DEFAULT_BATCH_ROWS = 100_000  # rows per Parquet row group
 DEFAULT_FILE_ROWS = 5_000_000  # rows per staging file
+DATA_FILE_ROWS = 1_048_576  # rows per staged data file (datafiles.FILE_ROWS: a MERGE rewrites whole files)
 # Staging files are written once and read once (by the Delta landing), so favour cheap encoding over
 # size: this is ~1.5x faster to write than the zstd+dictionary default and ~2x larger.
 STAGING_PARQUET: dict[str, Any] = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
@@ -160,6 +161,55 @@ class StagingWriter:
         self._sink.detach()  # flushed; the lake's output stays open until it is committed
         output, self._output, self._writer = self._output, None, None
         output.__exit__(None, None, None)  # commits the file
+
+
+class StagedDataFiles:
+    """The main table's rows written as the Delta table's data files will be (``lake/datafiles.py``:
+    partition directories, the same Parquet options and statistics), so that the landing can adopt the
+    files instead of decoding and re-encoding every row (``delta._Landing``). Each file records its
+    partition in its schema metadata (``datafiles.PARTITION_KEY``); partitioned by those of
+    ``partition_by`` the schema has. The ``StagingWriter`` interface.
+    """
+
+    def __init__(self, lake: Lake, out_dir: str, schema: pa.Schema, partition_by: tuple[str, ...], *,
+                 batch_rows: int = DEFAULT_BATCH_ROWS, file_rows: int = DEFAULT_FILE_ROWS):
+        self._lake, self._dir, self.schema = lake, out_dir, schema
+        partition = [c for c in partition_by if c in schema.names]
+        self._writer = PartitionedWriter(
+            TableStorage(lake, "", root=out_dir), partition, uuid.uuid4().hex[:12],
+            file_rows=min(file_rows, DATA_FILE_ROWS), row_group_rows=batch_rows, staged=True, release=False,
+        )
+        self.files: list[str] = []
+        self._empty: StagingWriter | None = None
+
+    @property
+    def rows(self) -> int:
+        return self._writer.rows
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write(batch)
+
+    def close(self, *, always: bool = False) -> list[str]:
+        self.files = [join_path(self._dir, f.path) for f in self._writer.close() if f is not None]
+        if not self.files and always:  # no rows: an empty (unpartitioned) file carries the columns
+            self._empty = StagingWriter(self._lake, self._dir, self.schema)
+            self.files = self._empty.close(always=True)
+        return self.files
+
+    def abort(self) -> None:
+        self._writer.abort()
+        if self._empty is not None:
+            self._empty.abort()
+        for path in self.files:
+            self._lake.delete(path)
+        self.files = []
+
+
+def read_staged(lake: Lake, path: str) -> pa.Table:
+    """A staging file as a table (a staged data file with its partition columns restored; no metadata)."""
+    table = pq.read_table(lake.fs_path(path), filesystem=lake.filesystem)
+    partition = StagedPartition.of(table.schema.metadata)
+    return table if partition is None else partition.restore(table)
 
 
 class QuarantineRecords:
