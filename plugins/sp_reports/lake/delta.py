@@ -391,10 +391,9 @@ class _Landing:
             # The key index is built from the files just written (their key columns read back) rather than
             # while writing: the two phases' memory doesn't add up.
             line_column = SOURCE_LINE_COLUMN if SOURCE_LINE_COLUMN in self.schema.names else None
-            for number, data_file in enumerate(self.new_files):
-                if data_file is not None:
-                    partition = {k: v for k, v in data_file.partition_values.items() if k in self.key_columns}
-                    index.add_source_file(number, data_file.path, partition, self._read_columns, line_column)
+            files = [(number, f.path, {k: v for k, v in f.partition_values.items() if k in self.key_columns})
+                     for number, f in enumerate(self.new_files) if f is not None]
+            index.add_source_files(files, self._read_columns, line_column)
 
     def _adopt(self, partition_by: list[str]) -> bool:
         """Take the staged files as the landing's data files, as they are, when the parse wrote them as

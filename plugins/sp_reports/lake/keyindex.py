@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .datafiles import release_memory
+from .datafiles import in_background, release_memory
 
 KEY_SEPARATOR = "\x1f"
 NULL_KEY = "\x00"
@@ -140,8 +140,16 @@ class BloomFilter:
         return first & self._mask, second & self._mask
 
     def add(self, hashes: np.ndarray) -> None:
+        # One bit position (0-63 within a word) at a time: keys setting the same bit of the same word
+        # then write the same value, so a plain fancy-indexed OR is right (and ~5x faster than ufunc.at).
         for bit in self._positions(hashes):
-            np.bitwise_or.at(self._words, bit >> np.uint64(6), np.uint64(1) << (bit & np.uint64(63)))
+            offset = (bit & np.uint64(63)).astype(np.uint8)
+            words = (bit >> np.uint64(6))[np.argsort(offset, kind="stable")]
+            start = 0
+            for position, count in enumerate(np.bincount(offset, minlength=64)):
+                if count:
+                    self._words[words[start : start + count]] |= np.uint64(1) << np.uint64(position)
+                    start += count
 
     def may_contain(self, hashes: np.ndarray) -> np.ndarray:
         result = np.ones(len(hashes), dtype=bool)
@@ -324,27 +332,37 @@ class MergeIndex:
     def _group(self, value: str) -> int:
         return self._groups.setdefault(value, len(self._groups))
 
-    def add_source_file(self, file_no: int, path: str, partition: dict[str, str | None],
-                        read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]], line_column: str | None) -> None:
-        """Index a new data file of the document (read back: only its key and line columns)."""
-        columns = [c for c in self.key_columns if c not in partition] + ([line_column] if line_column else [])
-        position = 0
-        for batch in read_file(path, columns):
-            n = batch.num_rows
-            groups, keys, hashes = self._keys(batch, partition)
-            self._bloom.add(hashes)
-            positions = np.arange(position, position + n, dtype=np.int64)
-            # Ties on source_line (rows of one record) go to the later row in the document's files.
-            ordinal = positions + (file_no << 32)
-            line = pc.fill_null(pc.cast(batch.column(line_column), pa.int64()), -1) if line_column else ordinal
-            indexed = pa.RecordBatch.from_arrays(
-                [groups, keys, line, pa.array(ordinal), pa.repeat(pa.scalar(file_no, pa.int32()), n),
-                 pa.array(positions)],
-                schema=SOURCE_SCHEMA,
-            )
-            self._source.add(indexed, hashes)
-            self.source_rows += n
-            position += n
+    def add_source_files(self, files: Iterable[tuple[int, str, dict[str, str | None]]],
+                         read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]], line_column: str | None) -> None:
+        """Index the new data files of the document, (file number, path, partition values) each (read back:
+        only their key and line columns). Files are read and their keys hashed in a worker thread."""
+
+        def keyed() -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
+            for file_no, path, partition in files:
+                columns = [c for c in self.key_columns if c not in partition] + ([line_column] if line_column else [])
+                position = 0
+                for batch in read_file(path, columns):
+                    yield file_no, position, batch, *self._keys(batch, partition)
+                    position += batch.num_rows
+
+        for file_no, position, batch, groups, keys, hashes in in_background(keyed, depth=2):
+            self._add_source(file_no, position, batch, groups, keys, hashes, line_column)
+
+    def _add_source(self, file_no: int, position: int, batch: pa.RecordBatch, groups: pa.Array, keys: pa.Array,
+                    hashes: np.ndarray, line_column: str | None) -> None:
+        n = batch.num_rows
+        self._bloom.add(hashes)
+        positions = np.arange(position, position + n, dtype=np.int64)
+        # Ties on source_line (rows of one record) go to the later row in the document's files.
+        ordinal = positions + (file_no << 32)
+        line = pc.fill_null(pc.cast(batch.column(line_column), pa.int64()), -1) if line_column else ordinal
+        indexed = pa.RecordBatch.from_arrays(
+            [groups, keys, line, pa.array(ordinal), pa.repeat(pa.scalar(file_no, pa.int32()), n),
+             pa.array(positions)],
+            schema=SOURCE_SCHEMA,
+        )
+        self._source.add(indexed, hashes)
+        self.source_rows += n
 
     def deduplicate(self) -> None:
         """Keep the last row (highest source_line, then ordinal) of every key; the others are duplicates.
