@@ -58,6 +58,7 @@ PARQUET_OPTIONS: dict[str, Any] = {
 }
 # Dictionary encoding, though, for the columns with few distinct values (``dictionary_columns``).
 DICTIONARY_RATIO = 16
+DICTIONARY_MIN_ROWS = 8192  # rows per partition in the first pool below which no column gets a dictionary
 _MAX_STAT_CHARS = 64
 # Parquet writes many small pieces (page headers, pages): buffered in Arrow, they reach the lake's output
 # (a Python object: every call takes the GIL, which the landing's reading thread holds at times) as
@@ -518,10 +519,13 @@ class PartitionedWriter:
 
     def _sorted_pool(self) -> tuple[pa.Table, list]:
         pooled = pa.Table.from_batches(self._pool)
-        if self._dictionary is None:  # decided on the first pool, for every file
-            self._dictionary = dictionary_columns(pooled.select(self._file_schema.names))
         self._pool, self._pool_bytes = [], 0
         ordered, groups = sort_by_partition(pooled, self._partition_by)
+        if self._dictionary is None:  # decided on the first pool, for every file
+            # Row groups of a few thousand rows (rows in random partition order) pay more for their
+            # dictionaries than they save: no dictionaries then.
+            large = pooled.num_rows >= DICTIONARY_MIN_ROWS * len(groups)
+            self._dictionary = dictionary_columns(pooled.select(self._file_schema.names)) if large else []
         del pooled  # the sorted copy is all that's kept
         if self._release:
             release_memory()  # mimalloc returns what this thread freed

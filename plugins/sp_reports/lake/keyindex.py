@@ -6,8 +6,8 @@ local disk when they don't fit in memory), and each bucket is then joined in mem
 The number of buckets grows with the rows, so a bucket stays a few tens of MB whatever the size of
 the document or the table.
 
-* Source side, built while the document's data files are written: for every row its key, source_line,
-  ordinal (document order), and where it was written (file number, position in the file). Duplicates
+* Source side, built from the document's data files: for every row its key (and the key's hash),
+  source_line, ordinal (document order), and where it was written (file number, position in the file). Duplicates
   inside the document are resolved here: the row with the highest (source_line, ordinal) wins.
 * Table side: only rows whose key may be in the document (a Bloom filter of the document's keys) are
   indexed, with their (table file, position) and whether they come from a more recent report.
@@ -47,7 +47,7 @@ _MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=n
 # "group" numbers the leading marketplace_id (few distinct, often long values: several marketplaces
 # joined), "key" is the text of the other key columns: a row's key is the pair.
 SOURCE_SCHEMA = pa.schema([("group", pa.int32()), ("key", pa.string()), ("line", pa.int64()), ("ordinal", pa.int64()),
-                           ("file", pa.int32()), ("pos", pa.int64())])
+                           ("file", pa.int32()), ("pos", pa.int64()), ("hash", pa.uint64())])
 TARGET_SCHEMA = pa.schema([("group", pa.int32()), ("key", pa.string()), ("newer", pa.bool_()), ("tfile", pa.int32()),
                            ("tpos", pa.int64())])
 
@@ -358,7 +358,7 @@ class MergeIndex:
         line = pc.fill_null(pc.cast(batch.column(line_column), pa.int64()), -1) if line_column else ordinal
         indexed = pa.RecordBatch.from_arrays(
             [groups, keys, line, pa.array(ordinal), pa.repeat(pa.scalar(file_no, pa.int32()), n),
-             pa.array(positions)],
+             pa.array(positions), pa.array(hashes)],
             schema=SOURCE_SCHEMA,
         )
         self._source.add(indexed, hashes)
@@ -367,16 +367,16 @@ class MergeIndex:
     def deduplicate(self) -> None:
         """Keep the last row (highest source_line, then ordinal) of every key; the others are duplicates.
 
-        A bucket's keys are counted with a hash aggregation; only the rows of duplicated keys (usually
-        none) are sorted."""
+        A bucket whose key hashes are all distinct has none; otherwise its keys are counted with a hash
+        aggregation, and only the rows of duplicated keys (usually none) are sorted."""
         if self._deduplicated:
             return
         losers_file, losers_pos = [], []
         keys = ["group", "key"]
         for bucket in range(self.n_buckets):
             rows = self._source.read(bucket)
-            if rows.num_rows == 0:
-                continue
+            if rows.num_rows == 0 or pc.count_distinct(rows.column("hash")).as_py() == rows.num_rows:
+                continue  # distinct hashes: distinct keys (cheaper to tell than from the key texts)
             counts = rows.group_by(keys, use_threads=False).aggregate([([], "count_all")])
             if counts.num_rows == rows.num_rows:
                 continue  # no duplicates in this bucket
