@@ -338,9 +338,8 @@ def test_types_are_conformed_to_the_table(lake):
     assert DeltaTable(lake.table_uri(TABLE)).version() == table.version()
 
 
+@pytest.mark.parametrize("staging_style", ["data files"], indirect=True)  # only staged data files are adopted
 def test_staged_data_files_are_adopted_as_they_are(lake, monkeypatch, staging_style):
-    if staging_style != "data files":
-        pytest.skip("only staged data files are adopted")
     land(lake, "r01", [order("o1"), order("o2")])
 
     def no_rewrite(*args, **kwargs):
