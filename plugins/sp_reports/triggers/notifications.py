@@ -9,10 +9,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from airflow.triggers.base import TriggerEvent
 
-from sp_reports.client import SellingPartnerError
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.notifications import NotificationError, parse_notification
-from sp_reports.outcome import TERMINAL_STATUSES
 from sp_reports.triggers.reports import ReportProcessingTrigger
 
 LONG_POLL_SECONDS = 20  # SQS's longest receive wait
@@ -51,38 +49,25 @@ class ReportNotificationTrigger(ReportProcessingTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client = await SellingPartnerHook(self.selling_partner_conn_id).aget_async_client()
         next_poll = self.started_at + self.poll_interval
-        last_status = None
         try:
             async with await SqsHook(aws_conn_id=self.aws_conn_id).get_async_conn() as sqs:
                 while True:
                     now = time.time()
-                    notified = False
-                    if now >= next_poll or (self.deadline is not None and now >= self.deadline):
-                        next_poll = now + self.poll_interval
-                    else:
-                        wait = min(LONG_POLL_SECONDS, next_poll - now,
-                                   (self.deadline - now) if self.deadline is not None else LONG_POLL_SECONDS)
-                        notified = await self._receive(sqs, max(1, int(wait)))
-                        if not notified:
+                    due = now >= next_poll or (self.deadline is not None and now >= self.deadline)
+                    if not due:
+                        until_deadline = (self.deadline - now) if self.deadline is not None else LONG_POLL_SECONDS
+                        wait = min(LONG_POLL_SECONDS, next_poll - now, until_deadline)
+                        if not await self._receive(sqs, max(1, int(wait))):
                             continue
-                    try:
-                        report = await client.get_report(self.report_id)
-                    except SellingPartnerError as exc:
-                        yield TriggerEvent({"status": "error", "report_id": self.report_id, "message": str(exc)})
-                        return
-                    last_status = report["processingStatus"]
-                    if last_status in TERMINAL_STATUSES:
-                        self.log.info("Report %s is %s (%s)", self.report_id, last_status,
-                                      "notified" if notified else "fallback poll")
-                        yield TriggerEvent({"status": "terminal", "report": report})
-                        return
-                    now = time.time()
-                    if self.deadline is not None and now >= self.deadline:
-                        yield TriggerEvent({"status": "timeout", "report_id": self.report_id,
-                                            "last_status": last_status, "waited_seconds": round(now - self.started_at)})
+                    else:
+                        next_poll = now + self.poll_interval
+                    # Notified, or the fallback poll is due: getReport says where the report stands.
+                    checked = await self.check(client)
+                    if isinstance(checked, TriggerEvent):
+                        yield checked
                         return
                     self.log.info("Report %s is %s; waiting for its notification (next poll in %.0fs)",
-                                  self.report_id, last_status, next_poll - now)
+                                  self.report_id, checked, next_poll - time.time())
         finally:
             await client.aclose()
 

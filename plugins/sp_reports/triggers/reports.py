@@ -57,35 +57,34 @@ class ReportProcessingTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client = await SellingPartnerHook(self.selling_partner_conn_id).aget_async_client()
-        last_status = None
         try:
             while True:
-                try:
-                    report = await client.get_report(self.report_id)
-                except SellingPartnerError as exc:
-                    yield TriggerEvent({"status": "error", "report_id": self.report_id, "message": str(exc)})
+                checked = await self.check(client)
+                if isinstance(checked, TriggerEvent):
+                    yield checked
                     return
-                last_status = report["processingStatus"]
-                if last_status in TERMINAL_STATUSES:
-                    yield TriggerEvent({"status": "terminal", "report": report})
-                    return
+                self.log.info("Report %s is %s; checking again in %.0fs", self.report_id, checked, self.poll_interval)
                 now = time.time()
-                if self.deadline is not None and now >= self.deadline:
-                    yield TriggerEvent(
-                        {
-                            "status": "timeout",
-                            "report_id": self.report_id,
-                            "last_status": last_status,
-                            "waited_seconds": round(now - self.started_at),
-                        }
-                    )
-                    return
-                self.log.info("Report %s is %s; checking again in %.0fs", self.report_id, last_status,
-                              self.poll_interval)
                 wait = self.poll_interval if self.deadline is None else min(self.poll_interval, self.deadline - now)
                 await asyncio.sleep(max(wait, 0.0))
         finally:
             await client.aclose()
+
+    async def check(self, client: Any) -> TriggerEvent | str:
+        """One getReport: the event to yield (terminal, error, or timeout once past the deadline), else
+        the report's current processingStatus."""
+        try:
+            report = await client.get_report(self.report_id)
+        except SellingPartnerError as exc:
+            return TriggerEvent({"status": "error", "report_id": self.report_id, "message": str(exc)})
+        status = report["processingStatus"]
+        if status in TERMINAL_STATUSES:
+            return TriggerEvent({"status": "terminal", "report": report})
+        now = time.time()
+        if self.deadline is not None and now >= self.deadline:
+            return TriggerEvent({"status": "timeout", "report_id": self.report_id, "last_status": status,
+                                 "waited_seconds": round(now - self.started_at)})
+        return status
 
     async def on_kill(self) -> None:
         """The user killed the deferred task: a report still waiting in Amazon's queue is cancelled.
