@@ -29,8 +29,11 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 GROUP = "report"
 
 
-def _default_args(retries: int) -> dict:
-    return {"retries": retries, "retry_delay": timedelta(minutes=1)}
+def _dag(dag_id: str, description: str, tag: str, schedule: str | None, retries: int, **kwargs) -> DAG:
+    """The settings the three DAGs share: one run at a time, no catch-up, this module's docs."""
+    return DAG(dag_id=dag_id, description=description, doc_md=__doc__, schedule=schedule, start_date=START,
+               catchup=False, max_active_runs=1, tags=["sp-api", "reports", tag],
+               default_args={"retries": retries, "retry_delay": timedelta(minutes=1)}, **kwargs)
 
 
 def _landing_group(outcomes, conn_id: str, via: str):
@@ -49,20 +52,14 @@ def build_generated_reports_dag(
     retries: int = 2,
 ) -> DAG:
     reports = [report for report in registry.values() if report.generated_by_amazon]
-    with DAG(
-        dag_id="sp_reports_generated_reports",
-        description="Lands the reports Amazon generated (settlements, report schedules) that the lake lacks",
-        doc_md=__doc__,
-        schedule=schedule,
-        start_date=START,
-        catchup=False,
-        # One listing at a time; the ledger check before each landing covers runs that overlap anyway.
-        max_active_runs=1,
+    # One listing at a time; the ledger check before each landing covers runs that overlap anyway.
+    with _dag(
+        "sp_reports_generated_reports",
+        "Lands the reports Amazon generated (settlements, report schedules) that the lake lacks",
+        "generated", schedule, retries,
         params={"overlap_hours": Param(int(DEFAULT_OVERLAP.total_seconds() // 3600), type="integer", minimum=0,
                                        title="Overlap (hours)",
                                        description="How far before the newest landed report the listing starts.")},
-        tags=["sp-api", "reports", "generated"],
-        default_args=_default_args(retries),
     ) as dag:
 
         @task
@@ -88,17 +85,8 @@ def build_notifications_dag(
     schedule: str | None = "@continuous",
     retries: int = 2,
 ) -> DAG:
-    with DAG(
-        dag_id="sp_reports_notifications",
-        description="Lands the reports REPORT_PROCESSING_FINISHED notifications announce (SQS)",
-        doc_md=__doc__,
-        schedule=schedule,
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        tags=["sp-api", "reports", "notifications"],
-        default_args=_default_args(retries),
-    ) as dag:
+    with _dag("sp_reports_notifications", "Lands the reports REPORT_PROCESSING_FINISHED notifications announce (SQS)",
+              "notifications", schedule, retries) as dag:
         # Deferred while the queue is empty: no worker is held. An idle day ends the run as skipped
         # and the continuous schedule starts the next one.
         receive = SqsSensor(
@@ -155,18 +143,11 @@ def build_report_schedules_dag(
     schedule: str | None = "@daily",
     retries: int = 2,
 ) -> DAG:
-    with DAG(
-        dag_id="sp_reports_report_schedules",
-        description="Makes Amazon's report schedules match the registry's amazon_schedule entries",
-        doc_md=__doc__,
-        schedule=schedule,
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
+    with _dag(
+        "sp_reports_report_schedules", "Makes Amazon's report schedules match the registry's amazon_schedule entries",
+        "schedules", schedule, retries,
         params={"dry_run": Param(False, type="boolean", title="Dry run",
                                  description="Only show what would be created, replaced and cancelled.")},
-        tags=["sp-api", "reports", "schedules"],
-        default_args=_default_args(retries),
     ) as dag:
 
         @task

@@ -51,10 +51,11 @@ def landing_tasks(outcome, *, selling_partner_conn_id: str, via: str, report: Re
     @task
     def fetch_document(outcome: dict) -> dict:
         lake = lake_from_airflow()
-        if report is None and Ledger(lake).landed([outcome["report_id"]]):
+        ledger = Ledger(lake)
+        if report is None and ledger.landed([outcome["report_id"]]):
             raise AirflowSkipException(f"report {outcome['report_id']} was landed already (ledger)")
         if outcome["processing_status"] == "CANCELLED":
-            Ledger(lake).record(outcome, "CANCELLED", via)
+            ledger.record(outcome, "CANCELLED", via)
             raise AirflowSkipException(f"report {outcome['report_id']}: Amazon had no data; nothing to fetch")
         with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
             return pipeline.fetch_document(client, lake, outcome)

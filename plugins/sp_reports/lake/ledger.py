@@ -146,9 +146,10 @@ class Ledger:
     def _read(self) -> pa.Table | None:
         from .delta import read_table
 
-        if self._open() is None:
+        try:
+            return read_table(self.lake, LEDGER_TABLE)
+        except TableNotFoundError:
             return None
-        return read_table(self.lake, LEDGER_TABLE)
 
 
 def _row(report: dict, status: str, via: str, rows_landed: int = 0, manifest: str | None = None) -> dict:
