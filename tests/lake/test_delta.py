@@ -1,3 +1,4 @@
+import datetime as dt
 import threading
 
 import pyarrow as pa
@@ -6,22 +7,28 @@ import pytest
 from deltalake import DeltaTable
 
 import sp_reports.lake.delta as delta
-from sp_reports.lake import LandingError, land_report, parse_flat_file, read_table, table_name_for
+from sp_reports.lake import LandingError, land_report, read_table, table_name_for
+from sp_reports.parsing import parse_document
+from sp_reports.parsing.result import read_staged
+from sp_reports.registry import ReportType
 
-TABLE = "get_test_report"
+# No declared columns: every column stays a string; report_date is derived from purchase-date.
+REPORT = ReportType("GET_TEST_REPORT", date_column="purchase-date")
+TABLE = REPORT.table_name
 HEADER = "amazon-order-id\tpurchase-date\tsku\n"
 
 
 def stage(lake, report_id: str, rows: list[tuple[str, str, str]], *, header: str = HEADER, marketplace: str = "A1PA"):
-    """Write a raw flat file for the report and parse it into staging; returns the staging files."""
-    raw = f"raw/GET_TEST_REPORT/{report_id}/doc.bin"
+    """Write a raw flat file for the report and parse it into staging; returns the main table's staging files."""
+    raw = lake.raw_document_path(REPORT.report_type, report_id, "doc")
     with lake.open_output(raw) as f:
         f.write((header + "".join("\t".join(r) + "\n" for r in rows)).encode())
-    result = parse_flat_file(
-        lake, raw, f"staging/GET_TEST_REPORT/{report_id}", charset=None,
-        extra_columns={"report_id": report_id, "marketplace_id": marketplace}, date_column="purchase-date",
+    outcome = parse_document(
+        lake, raw, lake.staging_dir(TABLE, report_id), report=REPORT, marketplace_id=marketplace, charset=None,
+        compressed=None, extra_columns={"report_id": report_id, "marketplace_id": marketplace},
     )
-    return result.files
+    assert outcome.rows_parsed == len(rows) and outcome.rows_quarantined == 0
+    return outcome.tables[""]
 
 
 def rows_of(report: str, n: int, day: str = "2026-11-20") -> list[tuple[str, str, str]]:
@@ -45,7 +52,7 @@ def test_land_creates_a_partitioned_table(lake):
     assert table.metadata().partition_columns == ["marketplace_id", "report_date"]
     data = table.to_pyarrow_table()
     assert data.num_rows == 5
-    assert sorted(set(data.column("report_date").to_pylist())) == ["2026-11-20", "2026-11-21"]
+    assert sorted(set(data.column("report_date").to_pylist())) == [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
     assert lake.list(f"tables/{TABLE}/marketplace_id=A1PA")  # hive-style partition directories
     assert not any(lake.exists(f) for f in files)  # staging cleaned up after the commit
     assert read_table(lake, TABLE).num_rows == 5
@@ -101,7 +108,7 @@ def test_header_only_report_creates_the_table(lake):
 
 
 def test_null_report_date_partition(lake):
-    files = stage(lake, "r1", [("o1", "20.11.2026", "s")])
+    files = stage(lake, "r1", [("o1", "not a date", "s")])
     land_report(lake, TABLE, files, report_id="r1")
     assert table_rows(lake).column("report_date").to_pylist() == [None]
 
@@ -127,10 +134,10 @@ def test_a_corrupt_staging_file_leaves_the_table_unchanged(lake):
     land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 2)), report_id="r1")
     version = DeltaTable(lake.table_uri(TABLE)).version()
     files = stage(lake, "r2", rows_of("r2", 2))
-    with lake.open_output("staging/GET_TEST_REPORT/r2/corrupt.parquet") as f:
+    with lake.open_output(lake.staging_dir(TABLE, "r2") + "/corrupt.parquet") as f:
         f.write(b"PAR1 this is not parquet")
     with pytest.raises(Exception):
-        land_report(lake, TABLE, files + ["staging/GET_TEST_REPORT/r2/corrupt.parquet"], report_id="r2")
+        land_report(lake, TABLE, files + [lake.staging_dir(TABLE, "r2") + "/corrupt.parquet"], report_id="r2")
     assert DeltaTable(lake.table_uri(TABLE)).version() == version
     assert table_rows(lake).column("report_id").to_pylist() == ["r1", "r1"]
 
@@ -148,16 +155,18 @@ def test_a_failure_while_streaming_rows_leaves_the_table_unchanged(lake, monkeyp
 
     monkeypatch.setattr(delta, "_staged_batches", failing)
     files = stage(lake, "r1", rows_of("r1", 5))
-    files.append(_copy(lake, files[0], "staging/GET_TEST_REPORT/r1/copy.parquet"))  # a second file to fail on
+    # A second file to fail on, plain staging Parquet: the landing must read (not adopt) the staged rows.
+    files.append(_plain_copy(lake, files[0], lake.staging_dir(TABLE, "r1") + "/copy.parquet"))
     with pytest.raises(Exception, match="connection reset"):
         land_report(lake, TABLE, files, report_id="r1")
     assert DeltaTable(lake.table_uri(TABLE)).version() == version
     assert table_rows(lake).num_rows == 2  # the old rows of r1 are still there, nothing half-replaced
 
 
-def _copy(lake, source: str, target: str) -> str:
+def _plain_copy(lake, source: str, target: str, drop: tuple[str, ...] = ()) -> str:
+    """The rows of the staged data file ``source`` (partition columns restored) as plain staging Parquet."""
     with lake.open_output(target) as f:
-        f.write(lake.read_bytes(source))
+        pq.write_table(read_staged(lake, source).drop_columns(list(drop)), f)
     return target
 
 
@@ -188,8 +197,6 @@ def test_concurrent_landings_of_different_reports_lose_nothing(lake):
 
 def test_staged_files_with_different_schemas_are_unified(lake):
     a = stage(lake, "r1", rows_of("r1", 1))
-    narrow = pq.read_table(lake.fs_path(a[0]), filesystem=lake.filesystem).drop_columns(["sku"])
-    with lake.open_output("staging/GET_TEST_REPORT/r1/narrow.parquet") as f:
-        pq.write_table(narrow, f)
-    land_report(lake, TABLE, a + ["staging/GET_TEST_REPORT/r1/narrow.parquet"], report_id="r1")
+    narrow = _plain_copy(lake, a[0], lake.staging_dir(TABLE, "r1") + "/narrow.parquet", drop=("sku",))
+    land_report(lake, TABLE, a + [narrow], report_id="r1")
     assert table_rows(lake).column("sku").to_pylist().count(None) == 1

@@ -1,21 +1,20 @@
 """The lake on S3 (a moto server): atomic writes, raw zone, parse and Delta landing."""
 
+import datetime as dt
 import gzip
+import io
 
 import pytest
 from deltalake import DeltaTable
 
 import sp_reports.lake.storage as storage
-from sp_reports.lake import (
-    land_report,
-    parse_flat_file,
-    raw_document_path,
-    read_raw_metadata,
-    read_table,
-    write_raw_metadata,
-)
+from sp_reports import pipeline
+from sp_reports.lake import land_report, raw_document_path, read_raw_metadata, read_table
+from sp_reports.parsing import parse_document
+from sp_reports.registry import ReportType, load_registry
 
 pytestmark = pytest.mark.s3
+REPORT = ReportType("GET_TEST_REPORT", date_column="purchase-date")  # no declared columns: all strings
 
 
 class Boom(Exception):
@@ -69,41 +68,41 @@ def test_multipart_write_is_atomic(s3_lake, s3_client, s3_bucket, monkeypatch):
 
 
 def test_raw_parse_land_and_reland_on_s3(s3_lake, s3_client, s3_bucket):
-    report_type, report_id = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "50001"
-    text = "amazon-order-id\tpurchase-date\tproduct-name\r\n" + "".join(
-        f"028-{i}\t2026-11-{20 + i % 2}T14:03:12+00:00\tCafé {i} €\r\n" for i in range(1000)
+    """The pipeline's steps after the download, on S3: raw zone -> parse -> land (MERGE) -> manifest."""
+    report = load_registry()["GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"]
+    report_id, table_name = "50001", report.table_name
+    text = "amazon-order-id\tpurchase-date\tsku\tproduct-name\r\n" + "".join(
+        f"028-{i}\t2026-11-{20 + i % 2}T14:03:12+00:00\tSKU-{i}\tCafé {i} €\r\n" for i in range(1000)
     )
     document = gzip.compress(text.encode("cp1252"))
-    raw = raw_document_path(report_type, report_id, "amzn1.tortuga.doc")
-    with s3_lake.open_output(raw) as sink:
-        sink.write(document)
-    write_raw_metadata(
-        s3_lake, raw,
-        {"report_type": report_type, "report_id": report_id, "document_id": "amzn1.tortuga.doc", "compressed": True,
-         "size": len(document), "sha256": "0" * 64, "charset": "Cp1252", "marketplace_ids": ["A1PA6795UKMFR9"]},
-    )
-    meta = read_raw_metadata(s3_lake, raw)
+    outcome = {"report_type": report.report_type, "report_id": report_id, "report_document_id": "amzn1.tortuga.doc",
+               "marketplace_ids": ["A1PA6795UKMFR9"], "processing_status": "DONE",
+               "created_time": "2026-11-22T01:00:00Z", "data_end_time": "2026-11-22T00:00:00Z"}
+    fetched = pipeline.store_raw_document(s3_lake, outcome, io.BytesIO(document),
+                                          content_type="text/tab-separated-values;charset=Cp1252")
+    raw = fetched["raw_path"]
+    assert raw == raw_document_path(report.report_type, report_id, "amzn1.tortuga.doc")
+    assert fetched["compressed"] and fetched["charset"] == "Cp1252" and fetched["size"] == len(document)
+    assert read_raw_metadata(s3_lake, raw) == fetched
 
-    def parse_and_land():
-        parsed = parse_flat_file(
-            s3_lake, raw, s3_lake.staging_dir(report_type.lower(), report_id), charset=meta["charset"],
-            compressed=meta["compressed"], extra_columns={"report_id": report_id, "marketplace_id": meta["marketplace_ids"][0]},
-            date_column="purchase-date",
-        )
-        assert parsed.rows == 1000 and parsed.compressed and parsed.codec == "cp1252"
-        return land_report(s3_lake, report_type.lower(), parsed.files, report_id=report_id)
+    def parse_and_land() -> dict:
+        parsed = pipeline.parse_raw_document(s3_lake, fetched, report)
+        assert parsed["parse"]["rows_parsed"] == 1000 and parsed["parse"]["rows_quarantined"] == 0
+        assert parsed["parse"]["compressed"] and parsed["parse"]["encoding"]["codec"] == "cp1252"
+        return pipeline.land_parsed_document(s3_lake, parsed, report)
 
-    first = parse_and_land()
-    assert first.rows == 1000 and first.table_uri == f"s3://{s3_bucket}/lake/tables/{report_type.lower()}"
-    second = parse_and_land()
-    assert second.version > first.version
+    first = parse_and_land()["tables"][""]
+    assert first["rows"] == 1000 and first["uri"] == f"s3://{s3_bucket}/lake/tables/{table_name}"
+    manifest = parse_and_land()
+    assert s3_lake.read_json(manifest["manifest_path"]) == manifest and manifest["rows_landed"] == 1000
+    second = manifest["tables"][""]
 
-    table = DeltaTable(second.table_uri, storage_options=s3_lake.storage_options)
-    assert table.version() == second.version
+    table = DeltaTable(second["uri"], storage_options=s3_lake.storage_options)
+    assert table.version() == second["version"] > first["version"]
     assert table.metadata().partition_columns == ["marketplace_id", "report_date"]
-    data = read_table(s3_lake, report_type.lower())
-    assert data.num_rows == 1000  # relanding replaced the report's rows
-    assert sorted(set(data.column("report_date").to_pylist())) == ["2026-11-20", "2026-11-21"]
+    data = read_table(s3_lake, table_name)
+    assert data.num_rows == 1000  # relanding the report changed nothing
+    assert sorted(set(data.column("report_date").to_pylist())) == [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
     assert "Café 7 €" in data.column("product_name").to_pylist()
     assert s3_lake.list("staging") == []  # staging files deleted after the commit
     assert s3_lake.read_bytes(raw) == document  # the raw document stays exactly as downloaded
@@ -118,10 +117,10 @@ def test_concurrent_landings_on_s3(s3_lake):
         raw = raw_document_path("GET_TEST_REPORT", f"r{i}", "doc")
         with s3_lake.open_output(raw) as f:
             f.write(b"sku\tpurchase-date\n" + b"".join(b"s%d\t2026-11-20\n" % j for j in range(10)))
-        staged[f"r{i}"] = parse_flat_file(
-            s3_lake, raw, f"staging/GET_TEST_REPORT/r{i}", charset=None,
-            extra_columns={"report_id": f"r{i}", "marketplace_id": "A1PA"}, date_column="purchase-date",
-        ).files
+        staged[f"r{i}"] = parse_document(
+            s3_lake, raw, s3_lake.staging_dir("get_test_report", f"r{i}"), report=REPORT, marketplace_id="A1PA",
+            charset=None, compressed=None, extra_columns={"report_id": f"r{i}", "marketplace_id": "A1PA"},
+        ).tables[""]
     errors = []
     barrier = threading.Barrier(len(staged))
 

@@ -45,7 +45,10 @@ def test_flat_files_need_neither_the_xml_nor_the_json_module(parse):
 
 
 def test_importing_lake_or_parsing_first_both_work():
+    """The parsers import sp_reports.lake (storage, data files) and the landing imports parsing.names."""
     for first in ("sp_reports.lake", "sp_reports.parsing"):
-        code = f"import {first}; from sp_reports.lake import parse_flat_file, DocumentParseError; " \
-               "from sp_reports.parsing import DocumentParseError as E; assert E is DocumentParseError"
+        code = f"import {first}; from sp_reports.lake import land_tables, natural_key_columns; " \
+               "from sp_reports.parsing import parse_document; from sp_reports.parsing.flatfile import parse_tsv; " \
+               "from sp_reports.registry import ReportType; assert natural_key_columns(ReportType('X', " \
+               "natural_keys=('AmazonOrderID',))) == ('marketplace_id', 'amazon_order_id')"
         subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": os.pathsep.join(sys.path)})

@@ -93,6 +93,17 @@ def test_long_rows_are_quarantined(parse):
     check_accounting(p)
 
 
+def test_long_row_deep_in_a_large_document(parse):
+    """One pyarrow block of 60,000 lines: the rejected row is numbered by its line in the document."""
+    lines = [b"a\tb"] + [b"%d\tvalue %d" % (i, i) for i in range(60_000)]
+    lines[50_001] = b"x\ty\tz"  # line 50002 (the header is line 1)
+    p = parse(b"\n".join(lines) + b"\n")
+    [record] = p.quarantined()
+    assert (record["line"], record["reason"], record["raw"]) == (50_002, "3 fields, header has 2", b"x\ty\tz")
+    assert 50_002 not in p.main.column("source_line").to_pylist() and p.outcome.rows_parsed == 59_999
+    check_accounting(p)
+
+
 def test_long_rows_in_a_trailing_tab_layout(parse):
     p = parse(b"a\tb\t\n1\t2\t\n3\t4\tX\n5\t6\t\n")
     assert p.rows() == [{"a": "1", "b": "2"}, {"a": "5", "b": "6"}]
@@ -284,6 +295,7 @@ def test_column_names():
     assert snake_case("Amazon Order ID") == "amazon_order_id"
     assert snake_case("sellerSku") == "seller_sku"
     assert snake_case("item-price (EUR)") == "item_price_eur"
+    assert snake_case("出品者SKU") == "出品者sku"  # a header without an alias keeps its letters
     assert normalise_columns(["item-name", "item_name", "", "Item Name"]) == [
         "item_name", "item_name_2", "column_3", "item_name_3"
     ]
@@ -326,6 +338,14 @@ def test_report_date_is_the_utc_date_of_the_date_column(parse):
         dt.date(2026, 11, 21), dt.date(2026, 11, 19), dt.date(2026, 11, 25), dt.date(2026, 11, 25)
     ]
     assert "report_date" not in p.outcome.columns
+
+
+def test_a_date_column_missing_from_the_header_falls_back_to_the_reports_day(parse, caplog):
+    p = parse(b"amazon-order-id\tsku\n1\tA\n", report=ORDERS,
+              extra={"report_id": "r1", "marketplace_id": US, "report_date": "2026-11-25"})
+    assert p.main.column("report_date").to_pylist() == [dt.date(2026, 11, 25)]
+    assert not p.quarantined()
+    assert "date column 'purchase-date' is not in the header" in caplog.text
 
 
 def test_report_date_without_a_date_column_or_fallback_is_null(parse):
