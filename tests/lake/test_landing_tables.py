@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 import sp_reports.lake.datafiles as datafiles
 import sp_reports.lake.delta as delta
 import sp_reports.lake.keyindex as keyindex
-from sp_reports.lake import LandingError, land_tables, read_table
+from sp_reports.lake import LandingError, land_tables, natural_key_columns, read_table
 from sp_reports.lake.delta import source_columns
 from sp_reports.parsing.result import StagedDataFiles, read_staged
 from sp_reports.registry import ReportType
@@ -73,7 +73,7 @@ def stage_file(lake, table: str, report_id: str, rows: list[dict], *, marketplac
     )
     if STAGING["style"] == "data files":  # as the flat-file parser stages them (and the landing adopts them)
         writer = StagedDataFiles(lake, f"staging/{table}/{report_id}/{name}-{uuid.uuid4().hex[:8]}", data.schema,
-                                 ("marketplace_id", "report_date"))
+                                 ("marketplace_id", "report_date"), key_columns=natural_key_columns(ORDERS))
         for batch in data.to_batches():
             writer.write(batch)
         return writer.close(always=True)
@@ -370,13 +370,18 @@ def test_rows_of_another_report_are_rejected(lake):
 
 
 def test_data_file_statistics(lake):
-    land(lake, "r01", [order("o2", quantity=5, price=Decimal("1.25")), order("o1", quantity=None, price=Decimal("-3"))])
+    land(lake, "r01", [order("o2", quantity=5, price=Decimal("1.25"), gift_message="hi"),
+                       order("o1", quantity=None, price=Decimal("-3"), gift_message="yo")])
     actions = pa.table(DeltaTable(lake.table_uri(TABLE)).get_add_actions(flatten=True)).to_pylist()
     assert len(actions) == 1
     stats = actions[0]
     assert stats["num_records"] == 2 and stats["min.amazon_order_id"] == "o1" and stats["max.amazon_order_id"] == "o2"
     assert stats["null_count.quantity"] == 1 and stats["min.quantity"] == 5
+    assert stats["min.report_id"] == stats["max.report_id"] == "r01"
     assert "min.marketplace_id" not in stats  # partition columns are not in the data files
+    # Text that is neither a natural key nor a report column: no statistics (they cost the writer, and
+    # unordered text's bounds hardly ever skip a file).
+    assert stats.get("min.gift_message") is None and stats.get("null_count.gift_message") is None
     data = read_table(lake, TABLE, filters=[("quantity", ">", 4)])
     assert data.column("amazon_order_id").to_pylist() == ["o2"]
 

@@ -15,12 +15,10 @@ import contextlib
 import datetime as dt
 import json
 import math
-import queue
-import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction, RemoveAction
+
+from sp_reports.background import in_background
 
 from .paths import join_path
 from .storage import Lake
@@ -54,8 +54,16 @@ MAX_OPEN_FILES_S3 = 4  # each open S3 file holds a 16 MiB multipart part in memo
 # than with dictionaries (30-column orders report); the writer would buffer a column chunk's pages
 # until its dictionary is complete otherwise.
 PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd", "compression_level": 1, "use_dictionary": False, "write_statistics": True,
+    "compression": "zstd", "compression_level": 1, "use_dictionary": False,
 }
+# Statistics (min/max, null counts) for every column but text; text columns only when named
+# (``statistics_columns``): min/max of text costs the writer ~15% of its time, and text columns are in
+# no order within a file, so their bounds hardly ever let a reader skip one. Named are the report's
+# natural keys (the MERGE skips table files by the first one's range) and these, whose bounds the
+# landing reads (a staged file holds one report's rows; the report's created time).
+REPORT_ID_COLUMN = "report_id"
+CREATED_TIME_COLUMN = "report_created_time"
+TEXT_STATISTICS = (REPORT_ID_COLUMN, CREATED_TIME_COLUMN)
 # Dictionary encoding, though, for the columns with few distinct values (``dictionary_columns``).
 DICTIONARY_RATIO = 16
 DICTIONARY_MIN_ROWS = 8192  # rows per partition in the first pool below which no column gets a dictionary
@@ -175,60 +183,6 @@ def release_memory() -> None:
     """Hand memory Arrow's allocator keeps cached back to the OS (mimalloc, pyarrow's default on Linux,
     otherwise holds on to ~100 MB of freed buffers; this keeps the landing's peak RSS flat)."""
     pa.default_memory_pool().release_unused()
-
-
-# ----------------------------------------------------------------------------------------- a worker thread
-
-_DONE = object()
-
-
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-def in_background(produce: Callable[[], Iterator[Any]], depth: int = 1, name: str = "sp-reports-land") -> Iterator[Any]:
-    """Iterate ``produce()`` in a worker thread, at most ``depth`` items ahead of the consumer; the
-    worker's exceptions are re-raised in the consumer, and a consumer that stops early stops the
-    worker (it is joined before this generator returns)."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def work() -> None:
-        produced = produce()
-        try:
-            for item in produced:
-                if not put(item):
-                    return
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            put(_Failure(e))
-        else:
-            put(_DONE)
-        finally:
-            produced.close()  # a nested in_background stops its own worker
-
-    worker = threading.Thread(target=work, name=name, daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = items.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 # ----------------------------------------------------------------------------------------- partitions
@@ -399,13 +353,20 @@ def dictionary_columns(sample: pa.Table | pa.RecordBatch) -> list[str]:
             and pc.count_distinct(column, mode="all").as_py() * DICTIONARY_RATIO <= rows]
 
 
+def statistics_columns(schema: pa.Schema, text_columns: Iterable[str]) -> list[str]:
+    """The columns a data file keeps statistics for: all but text, and the text columns named (and
+    ``TEXT_STATISTICS``)."""
+    named = {*text_columns, *TEXT_STATISTICS}
+    return [f.name for f in schema if f.name in named or not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+
+
 class _OpenFile:
     def __init__(self, storage: TableStorage, rel: str, partition: dict[str, str | None], schema: pa.Schema, no: int,
-                 dictionary: Sequence[str] = ()):
+                 statistics: Sequence[str], dictionary: Sequence[str] = ()):
         self.rel, self.partition, self.no, self.rows, self.row_groups = rel, partition, no, 0, 0
         self._stack = contextlib.ExitStack()
         self._sink = buffered_sink(self._stack.enter_context(storage.open_output(rel)), SINK_BUFFER_BYTES)
-        options = {**PARQUET_OPTIONS, "use_dictionary": list(dictionary) or False}
+        options = {**PARQUET_OPTIONS, "use_dictionary": list(dictionary) or False, "write_statistics": list(statistics)}
         self.writer = pq.ParquetWriter(self._sink, schema, **options)
         self.schema = schema
         self._storage = storage
@@ -457,8 +418,10 @@ class PartitionedWriter:
         row_group_rows: int | None = None,
         staged: bool = False,
         release: bool = True,
+        text_statistics: Sequence[str] = (),
     ):
         self._storage, self._partition_by, self._landing_id = storage, list(partition_by), landing_id
+        self._text_statistics = tuple(text_statistics)  # see statistics_columns
         self._file_rows = file_rows or FILE_ROWS
         self._row_group_rows = row_group_rows or self._file_rows
         # staged: each file's schema keeps the batches' metadata and records its partition (PARTITION_KEY).
@@ -570,7 +533,8 @@ class PartitionedWriter:
         if self._staged:
             schema = schema.with_metadata({**(schema.metadata or {}),
                                            PARTITION_KEY: partition_metadata(self._batch_schema, values)})
-        opened = _OpenFile(self._storage, rel, values, schema, self._next_no, self._dictionary or ())
+        opened = _OpenFile(self._storage, rel, values, schema, self._next_no,
+                           statistics_columns(schema, self._text_statistics), self._dictionary or ())
         self._next_no += 1
         self._open[key] = opened
         return opened
@@ -622,7 +586,11 @@ def rewrite_without(
         directory = partition_dir(partition_by, partition_values)
         name = data_file_name(landing_id, seq)
         rel = f"{directory}/{name}" if directory else name
-        opened = _OpenFile(storage, rel, partition_values, schema, seq)
+        # The same columns' statistics as the file it replaces.
+        first = parquet.metadata.row_group(0) if parquet.metadata.num_row_groups else None
+        statistics = [schema.names[i] for i in range(len(schema.names))
+                      if first is None or first.column(i).statistics is not None]
+        opened = _OpenFile(storage, rel, partition_values, schema, seq, statistics)
         try:
             offset = 0
             for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS, use_threads=False):

@@ -57,6 +57,8 @@ from .datafiles import (
     TableFile,
     TableStorage,
     data_file_name,
+    CREATED_TIME_COLUMN,
+    REPORT_ID_COLUMN,
     StagedPartition,
     file_stats,
     partition_dir,
@@ -71,8 +73,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PARTITION_BY = ("marketplace_id", "report_date")
 QUARANTINE_PARTITION_BY = ("marketplace_id",)
 QUARANTINE_SUFFIX = "quarantine"
-REPORT_ID_COLUMN = "report_id"
-CREATED_TIME_COLUMN = "report_created_time"
 SOURCE_LINE_COLUMN = "source_line"
 MARKETPLACE_COLUMN = "marketplace_id"
 # Columns the parser adds to every data table; never reported as added / missing.
@@ -372,7 +372,7 @@ class _Landing:
 
     def _write(self, partition_by: list[str], index: MergeIndex | None) -> None:
         if not self._adopt(partition_by):
-            writer = PartitionedWriter(self.storage, partition_by, self.landing_id)
+            writer = PartitionedWriter(self.storage, partition_by, self.landing_id, text_statistics=self.key_columns)
             counted = [0]
 
             def batches() -> Iterator[pa.RecordBatch]:  # in the writer's worker thread

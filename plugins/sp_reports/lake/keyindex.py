@@ -31,7 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .datafiles import in_background, release_memory
+from sp_reports.background import in_background
+
+from .datafiles import release_memory
 
 KEY_SEPARATOR = "\x1f"
 NULL_KEY = "\x00"

@@ -1,14 +1,15 @@
 """Amazon flat files (tab-separated text) -> typed staging Parquet, tolerant of Amazon's quirks.
 
 The document streams through with bounded memory (a few blocks of a few MB in flight), in three
-threads that overlap (pyarrow releases the GIL; Python's codecs do not):
+threads that overlap (pyarrow, numpy and zlib release the GIL; Python's codecs do not):
 
     decoding thread:  raw bytes -> gunzip (detected by magic bytes) -> blocks of whole lines (~2 MB)
                       -> encoding decided on the first non-ASCII block (encoding.py) -> strict
                       transcoding to UTF-8 (fast path: the whole block; slow path: line by line)
     parsing thread:   pyarrow's CSV parser on the block (rows with the header's field count: the fast
-                      path) -> rows it rejects (ragged, lone \r) repaired in Python -> row quarantine
-                      -> declared columns cast (types.py) -> system columns
+                      path) -> rows it rejects (ragged, lone \r) repaired in Python -> declared
+                      columns cast (types.py) -> system columns; then the block is recorded: row
+                      counts, row and value quarantine, the settlement summary row
     calling thread:   the main table's rows as the Delta table's data files, by partition
                       (``result.StagedDataFiles``: the landing adopts them as they are), other tables
                       and the quarantine as staging Parquet
@@ -43,7 +44,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -53,8 +53,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from zlib_ng import zlib_ng as zlib
 
-from sp_reports.lake.datafiles import in_background
+from sp_reports.background import in_background
+from sp_reports.lake.delta import natural_key_columns
 from sp_reports.lake.paths import join_path
 from sp_reports.registry import ReportType
 
@@ -117,8 +119,8 @@ def parse_tsv(
     try:
         for kind, payload in _in_background(parser.items):
             if kind == "schema":
-                tables[""] = StagedDataFiles(lake, out_dir, payload, PARTITION_BY, batch_rows=batch_rows,
-                                             file_rows=file_rows)
+                tables[""] = StagedDataFiles(lake, out_dir, payload, PARTITION_BY, key_columns=natural_key_columns(report),
+                                             batch_rows=batch_rows, file_rows=file_rows)
                 if report.summary_first_row:
                     tables[SUMMARY_TABLE] = StagingWriter(lake, join_path(out_dir, SUMMARY_TABLE), payload)
             elif kind == "quarantine":
@@ -140,7 +142,7 @@ def parse_tsv(
         rows_read=parser.rows_read,
         rows_parsed=sum(writer.rows for writer in tables.values()),
         rows_quarantined=parser.quarantine.rows,
-        values_quarantined=parser.values.values,
+        values_quarantined=parser.quarantine.values,
         encoding=parser.encoding.as_dict(),
         compressed=parser.compressed,
         columns=list(parser.names),
@@ -243,7 +245,7 @@ def _salvage(inflater, data: bytes) -> Iterator[bytes]:
             return
 
 
-def _blocks(stream: _Stream, path: str) -> Iterator[tuple[int, bytes, int]]:
+def _blocks(stream: _Stream, path: str) -> Iterator[tuple[int, bytearray, int]]:
     """(number of the first line, ~_BLOCK bytes or more of whole lines, number of lines); the
     unfinished tail of a broken stream is left in ``stream.tail``."""
     chunks = stream.chunks()
@@ -257,35 +259,44 @@ def _blocks(stream: _Stream, path: str) -> Iterator[tuple[int, bytes, int]]:
     source: Iterator[bytes] = itertools.chain([first], chunks)
     if b"\n" not in first[:_CR_PROBE] and b"\r" in first[:_CR_PROBE]:
         source = (chunk.replace(b"\r", b"\n") for chunk in source)
+    # Each byte is copied once, into the block it belongs to; a block is a bytearray of whole lines.
     line = 1
-    parts: list[bytes] = []
-    size = 0
+    buffer = bytearray()
     for chunk in source:
-        parts.append(chunk)
-        size += len(chunk)
-        if size < _BLOCK:
+        cut = chunk.rfind(b"\n") + 1
+        if len(buffer) + len(chunk) < _BLOCK:
+            buffer += chunk
             continue
-        data = b"".join(parts)
-        cut = data.rfind(b"\n") + 1
-        if not cut:
-            if size > _MAX_LINE:
+        if not cut:  # a long line: what ends before it is a block, the line must fit in _MAX_LINE
+            done = buffer.rfind(b"\n") + 1
+            if done:
+                block, buffer = buffer[:done], buffer[done:]
+                lines = _count_lines(block)
+                yield line, block, lines
+                line += lines
+            buffer += chunk
+            if len(buffer) > _MAX_LINE:
                 raise DocumentParseError(f"line {line} is longer than {_MAX_LINE >> 20} MB", path=path, line=line)
-            parts = [data]
             continue
+        view = memoryview(chunk)
+        buffer += view[:cut]
         # The only pass counting lines: every later step derives its line numbers from this count.
-        lines = data.count(b"\n", 0, cut)
-        yield line, data[:cut], lines
+        lines = _count_lines(buffer)
+        yield line, buffer, lines
         line += lines
-        parts = [data[cut:]]
-        size = len(parts[0])
-    data = b"".join(parts)
+        buffer = bytearray(view[cut:])
     if stream.broken:
-        cut = data.rfind(b"\n") + 1
+        cut = buffer.rfind(b"\n") + 1
         if cut:
-            yield line, data[:cut], data.count(b"\n", 0, cut)
-        stream.tail = data[cut:]
-    elif data:
-        yield line, data, data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            yield line, buffer[:cut], _count_lines(buffer, cut)
+        stream.tail = bytes(buffer[cut:])
+    elif buffer:
+        yield line, buffer, _count_lines(buffer) + (0 if buffer.endswith(b"\n") else 1)
+
+
+def _count_lines(data: bytearray, end: int | None = None) -> int:
+    """Line ends in ``data[:end]`` (numpy: a few times faster than bytes.count, and without the GIL)."""
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8, count=len(data) if end is None else end) == 10))
 
 
 # --- parsing -----------------------------------------------------------------------------------------
@@ -297,6 +308,15 @@ class _Rows:
 
     columns: list[pa.Array]
     lines: pa.Array  # int64
+
+
+@dataclass
+class _Block:
+    """A block parsed and cast, not yet recorded (``_FlatFileParser._record``)."""
+
+    rows: pa.RecordBatch  # typed, in line order
+    quarantined: list[tuple[int, str, bytes]]  # rows: (line, reason, raw bytes)
+    failures: list[tuple[int, str, str, str]]  # values: (line, column, reason, text)
 
 
 class _FlatFileParser:
@@ -311,9 +331,7 @@ class _FlatFileParser:
         self.marketplace_id = marketplace_id
         self.locale = Locale.for_marketplace(marketplace_id)
         self.encoding = EncodingChoice(charset, marketplace_id)
-        # Row records are made by the worker thread, value records by the casting thread: one each.
         self.quarantine = QuarantineRecords(extra_columns.get("report_id"), report.report_type, marketplace_id)
-        self.values = QuarantineRecords(extra_columns.get("report_id"), report.report_type, marketplace_id)
         fallback_date = extra_columns.pop(REPORT_DATE_COLUMN, None)
         self.fallback_date = _as_date(fallback_date, path)
         self.extras = extra_columns
@@ -332,17 +350,11 @@ class _FlatFileParser:
 
     def items(self) -> Iterator[tuple[str, Any]]:
         # Decoding (Python codecs hold the GIL) runs a block ahead in a thread of its own, so that it
-        # overlaps with pyarrow's parsing here and the casting and writing in the caller's thread.
+        # overlaps with pyarrow's parsing here and the writing in the caller's thread. (A second
+        # parsing thread was measured: no faster on two cores, and more blocks in memory.)
         for kind, payload in _in_background(self._decoded):
             if kind == "block":
-                for table, rows in self._rows(*payload):
-                    yield table, self.finish(rows)
-                    values = self.values.take()
-                    if values is not None:
-                        yield "quarantine", values
-                batch = self.quarantine.take()
-                if batch is not None:
-                    yield "quarantine", batch
+                yield from self._record(self._parse_block(*payload))
             else:
                 yield kind, payload
         if self.broken:
@@ -352,7 +364,7 @@ class _FlatFileParser:
             yield "quarantine", batch
 
     def _decoded(self) -> Iterator[tuple[str, Any]]:
-        """("schema", schema) once the header is found, then ("block", arguments of ``_rows``)."""
+        """("schema", schema) once the header is found, then ("block", what ``_parse_block`` parses)."""
         with self.lake.open_input(self.path) as raw:
             stream = _Stream(raw)
             first = True
@@ -428,14 +440,11 @@ class _FlatFileParser:
 
     # -- rows of one block
 
-    def _rows(self, data: bytes, first_line: int, n_lines: int, bad: dict, original: _OriginalLines
-              ) -> Iterator[tuple[str, Any]]:
+    def _parse_block(self, data: bytes, first_line: int, n_lines: int, bad: dict, original: _OriginalLines) -> _Block:
+        """A decoded block's rows, parsed and cast; nothing recorded yet (``_record``)."""
         n = len(self.names)
         # Undecodable lines (blanked by decoding): quarantined with their raw bytes.
-        quarantined = [line for line in bad if line >= first_line]
-        for line in quarantined:
-            reason, raw = bad[line]
-            self.quarantine.row(line, reason, raw)
+        quarantined = [(line, *bad[line]) for line in bad if line >= first_line]
         # Lines pyarrow must not see: a leading BOM (it would drop it) or a lone \r (it would end the
         # line there, which shows as more lines than counted). They are blanked out, like undecodable
         # lines, and parsed in Python with the rows pyarrow rejects.
@@ -457,23 +466,32 @@ class _FlatFileParser:
             repaired, long_repaired = _repair(apart, n)
             rows = _merge(rows, repaired)
             too_long += long_repaired
-        for line, fields in too_long:
-            self.quarantine.row(line, f"{fields} fields, header has {n}", original.line(line))
-            quarantined.append(line)
+        quarantined += [(line, f"{fields} fields, header has {n}", original.line(line)) for line, fields in too_long]
+        typed, failures = self.finish(rows)
+        return _Block(typed, quarantined, failures)
+
+    def _record(self, block: _Block) -> Iterator[tuple[str, Any]]:
+        """Count and quarantine a parsed block's rows, in document order; its typed rows by table."""
+        for line, reason, raw in block.quarantined:
+            self.quarantine.row(line, reason, raw)
+        for line, name, reason, text in block.failures:
+            self.quarantine.value(line, name, reason, text)
+        rows = block.rows
         # Each non-blank line became a row or a quarantined row, exactly once (the tests count the lines
         # independently, from the raw bytes).
-        self.rows_read += len(rows.lines) + len(quarantined)
-        summary = None
-        if self.summary_pending and (len(rows.lines) or quarantined):
+        self.rows_read += rows.num_rows + len(block.quarantined)
+        if self.summary_pending and (rows.num_rows or block.quarantined):
             self.summary_pending = False
-            first_row = rows.lines[0].as_py() if len(rows.lines) else None
-            if first_row is not None and first_row < min(quarantined, default=first_row + 1):
-                summary = _Rows([c.slice(0, 1) for c in rows.columns], rows.lines.slice(0, 1))
-                rows = _Rows([c.slice(1) for c in rows.columns], rows.lines.slice(1))
-        if summary is not None:
-            yield SUMMARY_TABLE, summary
-        if len(rows.lines):
+            lines = rows.column(SOURCE_LINE_COLUMN)
+            first_row = lines[0].as_py() if rows.num_rows else None
+            if first_row is not None and first_row < min((q[0] for q in block.quarantined), default=first_row + 1):
+                yield SUMMARY_TABLE, rows.slice(0, 1)
+                rows = rows.slice(1)
+        if rows.num_rows:
             yield "", rows
+        batch = self.quarantine.take()
+        if batch is not None:
+            yield "quarantine", batch
 
     def _parse(
         self, data: bytes, first_line: int, n_lines: int, n: int
@@ -543,28 +561,29 @@ class _FlatFileParser:
                 lines = lines.filter(keep)
         return _Rows(columns[:n], lines), rejected, too_long
 
-    def finish(self, rows: _Rows) -> pa.RecordBatch:
-        """Cast the declared columns (failures quarantined), add the system columns."""
+    def finish(self, rows: _Rows) -> tuple[pa.RecordBatch, list[tuple[int, str, str, str]]]:
+        """Cast the declared columns, add the system columns: (typed batch, [(line, column, reason,
+        text)] of the values that failed their cast, null in the batch)."""
         arrays: list[pa.Array] = []
         lines = rows.lines
         line_list: list[int] | None = None
+        failed: list[tuple[int, str, str, str]] = []
         for name, values in zip(self.names, rows.columns):
             kind = self.kinds[name]
             if kind == "string":
                 arrays.append(values)
                 continue
-            typed, failures = cast_column(values, kind, self.locale)
+            typed, failures = cast_column(values, kind, self.locale, empty_is_null=True)
             if failures:
                 line_list = line_list or lines.to_pylist()
                 raw = values.take(pa.array([i for i, _ in failures], pa.int64())).to_pylist()
-                for (index, reason), text in zip(failures, raw):
-                    self.values.value(line_list[index], name, reason, text)
+                failed += [(line_list[index], name, reason, text) for (index, reason), text in zip(failures, raw)]
             arrays.append(typed)
         count = len(lines)
         arrays += [pa.repeat(pa.scalar(value, pa.string()), count) for value in self.extras.values()]
         arrays.append(self._report_dates(arrays, count))
         arrays.append(lines)
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema), failed
 
     def _report_dates(self, arrays: list[pa.Array], count: int) -> pa.Array:
         fallback = pa.scalar(self.fallback_date, pa.date32())

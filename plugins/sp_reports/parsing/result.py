@@ -172,12 +172,14 @@ class StagedDataFiles:
     """
 
     def __init__(self, lake: Lake, out_dir: str, schema: pa.Schema, partition_by: tuple[str, ...], *,
-                 batch_rows: int = DEFAULT_BATCH_ROWS, file_rows: int = DEFAULT_FILE_ROWS):
+                 key_columns: tuple[str, ...] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
+                 file_rows: int = DEFAULT_FILE_ROWS):
         self._lake, self._dir, self.schema = lake, out_dir, schema
         partition = [c for c in partition_by if c in schema.names]
         self._writer = PartitionedWriter(
             TableStorage(lake, "", root=out_dir), partition, uuid.uuid4().hex[:12],
             file_rows=min(file_rows, DATA_FILE_ROWS), row_group_rows=batch_rows, staged=True, release=False,
+            text_statistics=key_columns,
         )
         self.files: list[str] = []
         self._empty: StagingWriter | None = None

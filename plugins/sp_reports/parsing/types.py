@@ -86,14 +86,19 @@ class CastError(ValueError):
 # --- vectorised casts --------------------------------------------------------------------------------
 
 
-def cast_column(values: pa.Array, kind: str, locale: Locale) -> tuple[pa.Array, list[tuple[int, str]]]:
-    """Cast a string column to ``ARROW_TYPES[kind]``: (typed array, [(row index, reason)] of failures)."""
+def cast_column(values: pa.Array, kind: str, locale: Locale, *, empty_is_null: bool = False
+                ) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """Cast a string column to ``ARROW_TYPES[kind]``: (typed array, [(row index, reason)] of failures).
+
+    ``empty_is_null``: the caller guarantees there are no empty strings (the flat-file reader makes
+    them null already), which saves looking for them."""
     target = ARROW_TYPES[kind]
     if kind == "string":
         return values, []
-    empty = pc.equal(values, "")
-    if pc.any(empty).as_py():  # the flat-file reader gives nulls already; other callers may pass ""
-        values = pc.if_else(empty, pa.scalar(None, pa.string()), values)
+    if not empty_is_null:
+        empty = pc.equal(values, "")
+        if pc.any(empty).as_py():
+            values = pc.if_else(empty, pa.scalar(None, pa.string()), values)
     if kind == "boolean":
         return _cast_boolean(values)
     attempt = _try_cast(values, target)
