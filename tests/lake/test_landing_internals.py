@@ -55,7 +55,8 @@ def test_key_hashes_depend_on_the_key_only():
     assert hashes[0] == hashes[4] and len(set(hashes.tolist())) == 4
     # Whatever else is in the batch, wherever the array starts, however it is chunked.
     assert key_hashes(keys.slice(4))[0] == hashes[0]
-    assert key_hashes(pa.array(["o6\x1fSKU-1"]))[0] == hashes[0]
+    assert key_hashes(pa.array(["o6\x1fSKU-1"]))[0] == hashes[0]  # an ASCII batch: padded by Arrow, same hash
+    assert key_hashes(pa.array(["\x00", "é"]))[0] == key_hashes(pa.array(["\x00"]))[0] != key_hashes(pa.array([""]))[0]
     assert list(key_hashes(keys, max_cells=8)) == list(hashes)
     spread = np.bincount((key_hashes(pa.array([f"30{i}-{i * 7919:07d}" for i in range(20000)])) % 16).astype(int))
     assert spread.min() > 20000 / 16 * 0.8

@@ -83,45 +83,59 @@ def key_strings(
 
 
 def key_hashes(keys: pa.Array, max_cells: int = 1 << 20) -> np.ndarray:
-    """A 64-bit hash of each (non-null) key text, vectorised with numpy over the string buffers: each
-    key's bytes, zero-padded to a multiple of 8, are read as 64-bit words and mixed. Works through
-    ``max_cells`` bytes of padded keys at a time, so its temporaries stay small."""
+    """A 64-bit hash of each (non-null) key text, vectorised with numpy: each key's bytes, zero-padded
+    to a multiple of 8, are read as 64-bit words and mixed (only a key's own words: the hash must not
+    depend on the longest key of the batch). Works through ``max_cells`` bytes of padded keys at a
+    time, so its temporaries stay small (and in cache)."""
     n = len(keys)
     if n == 0:
         return np.zeros(0, dtype=np.uint64)
     if not pa.types.is_string(keys.type):
         keys = pc.cast(keys, pa.string())
+    lengths = pc.binary_length(keys).to_numpy(zero_copy_only=False).astype(np.int64)
+    width = max(8, (int(lengths.max()) + 7) // 8 * 8)
+    step = max(1, max_cells // width)
+    out = np.empty(n, dtype=np.uint64)
+    if pc.all(pc.string_is_ascii(keys)).as_py():
+        # One character a byte: padded to the same width by Arrow, the keys are rows of a word matrix.
+        padded = pc.utf8_rpad(keys, width=width, padding="\0")
+        words = np.frombuffer(padded.buffers()[2], dtype="<u8", count=n * width // 8).reshape(n, width // 8)
+        for lo in range(0, n, step):
+            out[lo : lo + step] = _mix(words[lo : lo + step], lengths[lo : lo + step])
+        return out
+    # Any text: each key's bytes gathered into a zero-padded row.
     _, offsets_buffer, data_buffer = keys.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=n + 1, offset=keys.offset * 4)
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None and data_buffer.size else None
     if data is None:
         data = np.zeros(1, dtype=np.uint8)
-    lengths = np.diff(offsets)
-    width = max(8, (int(lengths.max()) + 7) // 8 * 8)
     columns = np.arange(width, dtype=np.int64)
-    step = max(1, max_cells // width)
     last = len(data) - 1
-    out = np.empty(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            index = offsets[lo:hi, None].astype(np.int64) + columns[None, :]
-            np.minimum(index, last, out=index)
-            cells = data[index]
-            cells[columns[None, :] >= lengths[lo:hi, None]] = 0
-            words = cells.view("<u8")
-            chunk_lengths = lengths[lo:hi]
-            h = chunk_lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-            for j in range(words.shape[1]):
-                mixed = (h ^ words[:, j]) * _MULTIPLIERS[j & 63]
-                mixed ^= mixed >> np.uint64(29)
-                # Only a key's own words: the hash must not depend on the longest key of the batch.
-                h = mixed if j == 0 else np.where(chunk_lengths > 8 * j, mixed, h)
-            h ^= h >> np.uint64(33)
-            h *= np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(33)
-            out[lo:hi] = h
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        index = offsets[lo:hi, None].astype(np.int64) + columns[None, :]
+        np.minimum(index, last, out=index)
+        cells = data[index]
+        cells[columns[None, :] >= lengths[lo:hi, None]] = 0
+        out[lo:hi] = _mix(cells.view("<u8"), lengths[lo:hi])
     return out
+
+
+def _mix(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The hash of each row of zero-padded 64-bit ``words`` (rows of keys of ``lengths`` bytes)."""
+    h = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            mixed = (h ^ words[:, j]) * _MULTIPLIERS[j & 63]
+            mixed ^= mixed >> np.uint64(29)
+            if j == 0:
+                h = mixed
+            else:
+                np.copyto(h, mixed, where=lengths > 8 * j)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+    return h
 
 
 class BloomFilter:
@@ -303,7 +317,10 @@ class MergeIndex:
         self._spill_dir = spill_dir
         self._source = BucketStore(SOURCE_SCHEMA, self.n_buckets, spill_dir, "source")
         self._groups: dict[str, int] = {}
-        self._bloom = BloomFilter(source_rows)
+        # Which table rows may match the document: none to tell apart in an empty table (the first
+        # landing), so no filter is built; should a concurrent landing add rows before the commit
+        # (``match`` on a retry), every one of them is then a candidate.
+        self._bloom = BloomFilter(source_rows) if table_rows else None
         self._ordinal_column: str | None = None
         self.duplicates = SourceDrops()
         self.source_rows = 0
@@ -353,7 +370,8 @@ class MergeIndex:
     def _add_source(self, file_no: int, position: int, batch: pa.RecordBatch, groups: pa.Array, keys: pa.Array,
                     hashes: np.ndarray, line_column: str | None) -> None:
         n = batch.num_rows
-        self._bloom.add(hashes)
+        if self._bloom is not None:
+            self._bloom.add(hashes)
         positions = np.arange(position, position + n, dtype=np.int64)
         # Ties on source_line (rows of one record) go to the later row in the document's files.
         ordinal = positions + (file_no << 32)
@@ -426,7 +444,7 @@ class MergeIndex:
                 for batch in read_file(path, wanted):
                     n = batch.num_rows
                     groups, keys, hashes = self._keys(batch, partition)
-                    candidates = self._bloom.may_contain(hashes)
+                    candidates = np.ones(n, dtype=bool) if self._bloom is None else self._bloom.may_contain(hashes)
                     if candidates.any():
                         mask = pa.array(candidates)
                         picked = batch.filter(mask)
