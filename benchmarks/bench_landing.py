@@ -8,7 +8,6 @@ runs each case in its own subprocess, through the functions the DAG uses:
 
 * ours, end to end: ``sp_reports.pipeline.parse_raw_document`` (the project's parser into staging
   Parquet) then ``sp_reports.pipeline.land_parsed_document`` (``land_tables`` into Delta + manifest).
-  Falls back to ``sp_reports.lake.parse_flat_file`` + ``land_tables`` while the new parser is absent.
   - replace: the orders report without natural keys (replace the report's rows)
   - merge: the orders report as registered (MERGE on amazon-order-id + sku) into an empty table
   - merge-update (first size only): a second, newer report with the same rows merged into that table,
@@ -40,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -90,12 +88,8 @@ def child(spec: dict) -> dict:
     report = load_registry()[spec["report_type"]]
     if not spec["natural_keys"]:
         report = dataclasses.replace(report, natural_keys=())
-    # Only a pipeline without these functions falls back: a pipeline that fails to import is an error
-    # (not a reason to measure another parser).
-    from sp_reports import pipeline
+    from sp_reports.pipeline import land_parsed_document, parse_raw_document
 
-    parse_raw_document = getattr(pipeline, "parse_raw_document", None)
-    land_parsed_document = getattr(pipeline, "land_parsed_document", None)
     started, cpu0 = time.perf_counter(), _cpu()
     if spec["phase"] == "parse":
         fetched = {
@@ -105,34 +99,11 @@ def child(spec: dict) -> dict:
             "raw_path": spec["raw_path"], "content_type": "text/plain;charset=UTF-8", "charset": "UTF-8",
             "compressed": True, "size": spec["raw_bytes"], "sha256": "0" * 64,
         }
-        if parse_raw_document is not None:
-            parser = "sp_reports.parsing.parse_document (pipeline.parse_raw_document)"
-            parsed = parse_raw_document(lake, fetched, report)
-        else:
-            from sp_reports.lake import parse_flat_file
-
-            parser = "sp_reports.lake.parse_flat_file (the new parser is absent)"
-            staged = parse_flat_file(
-                lake, spec["raw_path"], lake.staging_dir(report.table_name, spec["report_id"]), charset="UTF-8",
-                extra_columns={"report_id": spec["report_id"], "marketplace_id": ",".join(spec["marketplace_ids"]),
-                               "report_created_time": spec["created_time"]},
-                date_column=report.date_column,
-            )
-            parsed = {**fetched, "legacy": {"tables": {"": staged.files}, "columns": staged.columns,
-                                            "source_columns": staged.source_columns}}
+        parser = "sp_reports.parsing.parse_document (pipeline.parse_raw_document)"
+        parsed = parse_raw_document(lake, fetched, report)
         return {"parser": parser, "seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu0,
                 "peak": _status("VmHWM"), "parsed": parsed}
-    parsed = spec["parsed"]
-    if "legacy" in parsed:
-        from types import SimpleNamespace
-
-        from sp_reports.lake import land_tables
-
-        outcome = SimpleNamespace(quarantine_files=[], **parsed["legacy"])
-        main = dataclasses.asdict(land_tables(lake, report.table_name, outcome, report=report,
-                                              report_id=spec["report_id"]).tables[""])
-    else:
-        main = land_parsed_document(lake, parsed, report)["tables"][""]
+    main = land_parsed_document(lake, spec["parsed"], report)["tables"][""]
     return {"seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu0, "peak": _status("VmHWM"),
             "rows": main["rows"], "replaced": main.get("replaced", 0)}
 
