@@ -91,6 +91,12 @@ def test_bucket_store_spills_and_reads_back(tmp_path):
     hashes_of = {b: set((key_hashes(p.column("key").combine_chunks()) % np.uint64(4)).tolist()) for b, p in
                  enumerate(parts) if p.num_rows}
     assert all(h == {b} for b, h in hashes_of.items())
+    # Each bucket's hashes on their own: the same multiset as its rows' keys give.
+    for b, p in enumerate(parts):
+        assert sorted(store.hashes(b).tolist()) == sorted(key_hashes(p.column("key").combine_chunks()).tolist())
+    kept = parts[0].slice(0, 3)
+    store.replace(0, kept, key_hashes(kept.column("key").combine_chunks()))
+    assert store.read(0).num_rows == len(store.hashes(0)) == 3
     store.close()
     assert list(tmp_path.iterdir()) == []
 

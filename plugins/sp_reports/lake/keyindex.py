@@ -41,7 +41,7 @@ NULL_KEY = "\x00"
 BYTES_PER_ROW = 160
 BUCKET_BYTES = 16 * 1024 * 1024
 MAX_BUCKETS = 1024
-SPILL_BUFFER_BYTES = 4 * 1024 * 1024
+SPILL_BUFFER_BYTES = 16 * 1024 * 1024
 _BLOOM_MIN_BITS, _BLOOM_MAX_BITS, _BLOOM_BITS_PER_KEY = 1 << 16, 1 << 27, 8
 
 _MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=np.uint64) * 2 + 1).astype(np.uint64)
@@ -49,7 +49,7 @@ _MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=n
 # "group" numbers the leading marketplace_id (few distinct, often long values: several marketplaces
 # joined), "key" is the text of the other key columns: a row's key is the pair.
 SOURCE_SCHEMA = pa.schema([("group", pa.int32()), ("key", pa.string()), ("line", pa.int64()), ("ordinal", pa.int64()),
-                           ("file", pa.int32()), ("pos", pa.int64()), ("hash", pa.uint64())])
+                           ("file", pa.int32()), ("pos", pa.int64())])
 TARGET_SCHEMA = pa.schema([("group", pa.int32()), ("key", pa.string()), ("newer", pa.bool_()), ("tfile", pa.int32()),
                            ("tpos", pa.int64())])
 
@@ -176,7 +176,8 @@ class BloomFilter:
 
 class BucketStore:
     """Rows of one schema partitioned into buckets: in memory with one bucket, else spilled to Arrow IPC
-    files in ``spill_dir`` whenever ``buffer_bytes`` are pending."""
+    files in ``spill_dir`` whenever ``buffer_bytes`` are pending. Each bucket's key hashes are also kept
+    on their own (``hashes``): telling a bucket's keys distinct reads 8 bytes a row, not the rows."""
 
     def __init__(self, schema: pa.Schema, n_buckets: int, spill_dir: str | None, name: str,
                  buffer_bytes: int | None = None):
@@ -185,29 +186,33 @@ class BucketStore:
         self.schema, self.n_buckets, self._dir, self._name = schema, n_buckets, spill_dir, name
         self._buffer_bytes = buffer_bytes or SPILL_BUFFER_BYTES
         self._pending: list[list[pa.RecordBatch]] = [[] for _ in range(n_buckets)]
+        self._pending_hashes: list[list[np.ndarray]] = [[] for _ in range(n_buckets)]
         self._pending_bytes = 0
-        self._writers: dict[int, tuple[pa.NativeFile, pa.ipc.RecordBatchStreamWriter]] = {}
+        self._writers: dict[int, tuple[pa.NativeFile, pa.ipc.RecordBatchStreamWriter, pa.NativeFile]] = {}
         self.rows = 0
 
-    def _path(self, bucket: int) -> str:
-        return os.path.join(self._dir, f"{self._name}-{bucket:04d}.arrows")  # type: ignore[arg-type]
+    def _path(self, bucket: int, suffix: str = "arrows") -> str:
+        return os.path.join(self._dir, f"{self._name}-{bucket:04d}.{suffix}")  # type: ignore[arg-type]
 
-    def add(self, batch: pa.RecordBatch, hashes: np.ndarray | None) -> None:
+    def add(self, batch: pa.RecordBatch, hashes: np.ndarray) -> None:
         if batch.num_rows == 0:
             return
         self.rows += batch.num_rows
         if self.n_buckets == 1:
             self._pending[0].append(batch)
+            self._pending_hashes[0].append(hashes)
             return
         buckets = (hashes % np.uint64(self.n_buckets)).astype(np.int64)
         order = np.argsort(buckets, kind="stable")
         counts = np.bincount(buckets, minlength=self.n_buckets)
         taken = batch.take(pa.array(order))
+        hashes = hashes[order]
         self._pending_bytes += taken.nbytes
         start = 0
         for bucket, count in enumerate(counts):
             if count:
                 self._pending[bucket].append(taken.slice(start, int(count)))
+                self._pending_hashes[bucket].append(hashes[start : start + int(count)])
                 start += int(count)
         if self._pending_bytes > self._buffer_bytes:
             self._spill()
@@ -218,21 +223,31 @@ class BucketStore:
                 continue
             if bucket not in self._writers:
                 sink = pa.OSFile(self._path(bucket), "wb")
-                self._writers[bucket] = (sink, pa.ipc.new_stream(sink, self.schema))
+                self._writers[bucket] = (sink, pa.ipc.new_stream(sink, self.schema),
+                                         pa.OSFile(self._path(bucket, "hashes"), "wb"))
+            _, writer, hash_sink = self._writers[bucket]
             for batch in batches:
-                self._writers[bucket][1].write_batch(batch)
+                writer.write_batch(batch)
+            for hashes in self._pending_hashes[bucket]:
+                hash_sink.write(hashes)
             self._pending[bucket] = []
+            self._pending_hashes[bucket] = []
         self._pending_bytes = 0
         release_memory()
+
+    def hashes(self, bucket: int) -> np.ndarray:
+        """The key hashes of a bucket's rows (call after the last ``add``), in no particular order."""
+        self._finish_spill_files()
+        parts = list(self._pending_hashes[bucket])
+        if self.n_buckets > 1 and os.path.exists(self._path(bucket, "hashes")):
+            parts.append(np.fromfile(self._path(bucket, "hashes"), dtype=np.uint64))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
     def read(self, bucket: int) -> pa.Table:
         """All rows of a bucket (call after the last ``add``)."""
         if self.n_buckets > 1 and self._pending_bytes:
             self._spill()
-        for sink, writer in self._writers.values():  # no more rows: finish the spill files
-            writer.close()
-            sink.close()
-        self._writers.clear()
+        self._finish_spill_files()
         tables = []
         if self.n_buckets > 1 and os.path.exists(self._path(bucket)):
             with pa.OSFile(self._path(bucket), "rb") as f:
@@ -243,29 +258,39 @@ class BucketStore:
             return self.schema.empty_table()
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
-    def replace(self, bucket: int, table: pa.Table) -> None:
-        """Replace a bucket's rows (after ``read``), e.g. by the bucket's deduplicated rows."""
+    def replace(self, bucket: int, table: pa.Table, hashes: np.ndarray) -> None:
+        """Replace a bucket's rows (after ``read``), e.g. by the bucket's deduplicated rows, and their hashes."""
         if self.n_buckets == 1:
             self._pending[0] = table.combine_chunks().to_batches()
+            self._pending_hashes[0] = [hashes]
             return
         with pa.OSFile(self._path(bucket), "wb") as sink, pa.ipc.new_stream(sink, self.schema) as writer:
             writer.write_table(table)
+        hashes.tofile(self._path(bucket, "hashes"))
         self._pending[bucket] = []
+        self._pending_hashes[bucket] = []
 
-    def close(self) -> None:
-        for sink, writer in self._writers.values():
+    def _finish_spill_files(self) -> None:
+        """No more rows: close the spill files (before they are read)."""
+        for sink, writer, hash_sink in self._writers.values():
             try:
                 writer.close()
             finally:
                 sink.close()
+                hash_sink.close()
         self._writers.clear()
+
+    def close(self) -> None:
+        self._finish_spill_files()
         self._pending = [[] for _ in range(self.n_buckets)]
+        self._pending_hashes = [[] for _ in range(self.n_buckets)]
         if self.n_buckets > 1:
             for bucket in range(self.n_buckets):
-                try:
-                    os.unlink(self._path(bucket))
-                except FileNotFoundError:
-                    pass
+                for suffix in ("arrows", "hashes"):
+                    try:
+                        os.unlink(self._path(bucket, suffix))
+                    except FileNotFoundError:
+                        pass
 
 
 @dataclass
@@ -378,7 +403,7 @@ class MergeIndex:
         line = pc.fill_null(pc.cast(batch.column(line_column), pa.int64()), -1) if line_column else ordinal
         indexed = pa.RecordBatch.from_arrays(
             [groups, keys, line, pa.array(ordinal), pa.repeat(pa.scalar(file_no, pa.int32()), n),
-             pa.array(positions), pa.array(hashes)],
+             pa.array(positions)],
             schema=SOURCE_SCHEMA,
         )
         self._source.add(indexed, hashes)
@@ -394,9 +419,10 @@ class MergeIndex:
         losers_file, losers_pos = [], []
         keys = ["group", "key"]
         for bucket in range(self.n_buckets):
-            rows = self._source.read(bucket)
-            if rows.num_rows == 0 or pc.count_distinct(rows.column("hash")).as_py() == rows.num_rows:
+            hashes = np.sort(self._source.hashes(bucket))  # numpy's sort: ~15x faster here than count_distinct
+            if not (hashes[1:] == hashes[:-1]).any():
                 continue  # distinct hashes: distinct keys (cheaper to tell than from the key texts)
+            rows = self._source.read(bucket)
             counts = rows.group_by(keys, use_threads=False).aggregate([([], "count_all")])
             if counts.num_rows == rows.num_rows:
                 continue  # no duplicates in this bucket
@@ -414,7 +440,8 @@ class MergeIndex:
             losers_file.append(losers.column("file").to_numpy())
             losers_pos.append(losers.column("pos").to_numpy())
             beaten = pc.is_in(rows.column("ordinal"), value_set=losers.column("ordinal").combine_chunks())
-            self._source.replace(bucket, rows.filter(pc.invert(beaten)))
+            kept = rows.filter(pc.invert(beaten))
+            self._source.replace(bucket, kept, key_hashes(kept.column("key").combine_chunks()))
         self.duplicates = SourceDrops.of(zip(losers_file, losers_pos))
         self._deduplicated = True
 
