@@ -101,6 +101,23 @@ def test_bucket_store_spills_and_reads_back(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("buffer_bytes", [100, 1 << 20], ids=["spilled at every add", "spilled when read"])
+def test_bucket_store_hashes_line_up_with_rows(tmp_path, buffer_bytes):
+    schema = pa.schema([("key", pa.string())])
+    store = BucketStore(schema, 3, str(tmp_path), "t", buffer_bytes=buffer_bytes)
+    for start in range(0, 600, 200):
+        batch = pa.record_batch({"key": [f"k{i}" for i in range(start, start + 200)]}, schema=schema)
+        store.add(batch, key_hashes(batch.column(0)))
+    hashes = [store.hashes(b) for b in range(3)]  # before the rows are read: nothing may be lost
+    for b in range(3):
+        keys = store.read(b).column("key").combine_chunks()
+        assert key_hashes(keys).tolist() == hashes[b].tolist()  # row i's hash is hashes[i]
+    assert sum(len(h) for h in hashes) == 600
+    with pytest.raises(RuntimeError, match="after it was read"):
+        store.add(batch, key_hashes(batch.column(0)))
+    store.close()
+
+
 def test_partitioned_writer_bounds_open_files(lake):
     storage = TableStorage(lake, "t")
     writer = PartitionedWriter(storage, ["d"], "landing1", file_rows=4, buffer_bytes=1, max_open=2)

@@ -188,6 +188,7 @@ class BucketStore:
         self._pending: list[list[pa.RecordBatch]] = [[] for _ in range(n_buckets)]
         self._pending_hashes: list[list[np.ndarray]] = [[] for _ in range(n_buckets)]
         self._pending_bytes = 0
+        self._finished = False
         self._writers: dict[int, tuple[pa.NativeFile, pa.ipc.RecordBatchStreamWriter, pa.NativeFile]] = {}
         self.rows = 0
 
@@ -195,6 +196,8 @@ class BucketStore:
         return os.path.join(self._dir, f"{self._name}-{bucket:04d}.{suffix}")  # type: ignore[arg-type]
 
     def add(self, batch: pa.RecordBatch, hashes: np.ndarray) -> None:
+        if self._finished:  # a spill file, once closed, is not appended to
+            raise RuntimeError("rows added to a bucket store after it was read")
         if batch.num_rows == 0:
             return
         self.rows += batch.num_rows
@@ -236,18 +239,18 @@ class BucketStore:
         release_memory()
 
     def hashes(self, bucket: int) -> np.ndarray:
-        """The key hashes of a bucket's rows (call after the last ``add``), in no particular order."""
-        self._finish_spill_files()
-        parts = list(self._pending_hashes[bucket])
+        """The key hashes of a bucket's rows, in the order ``read`` returns the rows (call after the last
+        ``add``)."""
+        self._finish()
+        parts = []
         if self.n_buckets > 1 and os.path.exists(self._path(bucket, "hashes")):
             parts.append(np.fromfile(self._path(bucket, "hashes"), dtype=np.uint64))
+        parts += self._pending_hashes[bucket]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
     def read(self, bucket: int) -> pa.Table:
         """All rows of a bucket (call after the last ``add``)."""
-        if self.n_buckets > 1 and self._pending_bytes:
-            self._spill()
-        self._finish_spill_files()
+        self._finish()
         tables = []
         if self.n_buckets > 1 and os.path.exists(self._path(bucket)):
             with pa.OSFile(self._path(bucket), "rb") as f:
@@ -270,8 +273,14 @@ class BucketStore:
         self._pending[bucket] = []
         self._pending_hashes[bucket] = []
 
+    def _finish(self) -> None:
+        """No more rows (``add`` refuses them from now on): everything spilled, the spill files closed."""
+        if self.n_buckets > 1 and self._pending_bytes:
+            self._spill()
+        self._finish_spill_files()
+        self._finished = True
+
     def _finish_spill_files(self) -> None:
-        """No more rows: close the spill files (before they are read)."""
         for sink, writer, hash_sink in self._writers.values():
             try:
                 writer.close()
