@@ -106,8 +106,12 @@ def child(spec: dict) -> dict:
         return {"parser": parser, "seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu0,
                 "peak": _status("VmHWM"), "parsed": parsed}
     main = land_parsed_document(lake, spec["parsed"], report)["tables"][""]
-    return {"seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu0, "peak": _status("VmHWM"),
-            "rows": main["rows"], "replaced": main.get("replaced", 0)}
+    seconds, cpu_s, peak = time.perf_counter() - started, _cpu() - cpu0, _status("VmHWM")
+    from sp_reports.lake import open_table
+
+    actions = open_table(lake, report.table_name).get_add_actions(flatten=True)
+    return {"seconds": seconds, "cpu_s": cpu_s, "peak": peak, "rows": main["rows"],
+            "replaced": main.get("replaced", 0), "table_rows": sum(actions.column("num_records").to_pylist())}
 
 
 def naive(spec: dict) -> dict:
@@ -133,6 +137,16 @@ def run_child(spec: dict) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{spec['case']} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_landing(result: dict, table_rows: int) -> None:
+    """A fast landing that lands the wrong rows measures nothing: every row lands, a merge-update
+    replaces every row of the table (the documents hold no duplicate keys)."""
+    expected = {"rows": result["rows_in"], "table_rows": result["rows_in"],
+                "replaced": result["rows_in"] if result["case"] == "merge-update" else 0}
+    found = {"rows": result["rows"], "table_rows": table_rows, "replaced": result["replaced"]}
+    if found != expected:
+        raise RuntimeError(f"{result['case']}: landed {found}, expected {expected}")
 
 
 def run_naive(document: Path, work: Path) -> dict:
@@ -234,6 +248,7 @@ def main() -> None:
                           "land_s": landed["seconds"], "land_cpu_s": landed["cpu_s"], "land_peak": landed["peak"],
                           "rows": landed["rows"], "replaced": landed["replaced"]}
                 lake.delete(raw_path)
+                check_landing(result, landed["table_rows"])
                 results.append(result)
                 print(_line(result), flush=True)
             if n == 0:
