@@ -1,13 +1,24 @@
-"""A worker thread for the parse and land steps: pyarrow, numpy and zlib release the GIL while they
-work, so a pipeline of threads (each stage a few items ahead of the next) uses both cores of a small
-worker."""
+"""Worker threads for the parse and land steps: pyarrow, numpy and zlib release the GIL while they
+work, so a few threads use both cores of a small worker.
+
+* ``in_background``: a producer a few items ahead of its consumer (a pipeline stage).
+* ``in_parallel``: several producers in threads of their own, their items taken in turn.
+* ``ordered_map``: a function over independent items in several threads, results in input order.
+
+Both re-raise a worker's exception in the consumer, and a consumer that stops early stops the workers.
+"""
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _DONE = object()
 
@@ -59,3 +70,41 @@ def in_background(produce: Callable[[], Iterator[Any]], depth: int = 1, name: st
     finally:
         stop.set()
         worker.join()
+
+
+def in_parallel(produces: Sequence[Callable[[], Iterator[Any]]], depth: int = 1,
+                name: str = "sp-reports-land") -> Iterator[Any]:
+    """The items of several producers, each iterated in a worker thread of its own (``in_background``),
+    taken from them in turn until all are exhausted."""
+    streams = [in_background(produce, depth=depth, name=name) for produce in produces]
+    try:
+        while streams:
+            for stream in list(streams):
+                try:
+                    yield next(stream)
+                except StopIteration:
+                    streams.remove(stream)
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def ordered_map(function: Callable[[T], R], items: Iterable[T], *, workers: int = 2,
+                name: str = "sp-reports-map") -> Iterator[R]:
+    """``function(item)`` for every item, computed in ``workers`` threads, yielded in the items' order.
+
+    At most ``workers + 1`` results wait or are computed at a time (bounded memory); ``items`` is
+    iterated in the consumer's thread. The first exception (in input order) is re-raised; the items
+    not started yet are then dropped, and the running ones finish before this generator returns."""
+    pending: collections.deque[Future] = collections.deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

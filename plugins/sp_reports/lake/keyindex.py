@@ -22,8 +22,10 @@ other, so a row with a null natural key is still updated in place by a later rep
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sp_reports.background import in_background
+from sp_reports.background import in_parallel, ordered_map
 
 from .datafiles import release_memory
 
@@ -44,6 +46,9 @@ MAX_BUCKETS = 1024
 SPILL_BUFFER_BYTES = 16 * 1024 * 1024
 _BLOOM_MIN_BITS, _BLOOM_MAX_BITS, _BLOOM_BITS_PER_KEY = 1 << 16, 1 << 27, 8
 
+# Threads reading and hashing files' keys, and joining buckets (pyarrow and numpy release the GIL).
+_READ_THREADS = 2
+_JOIN_THREADS = 2
 _MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=np.uint64) * 2 + 1).astype(np.uint64)
 
 # "group" numbers the leading marketplace_id (few distinct, often long values: several marketplaces
@@ -241,7 +246,7 @@ class BucketStore:
     def hashes(self, bucket: int) -> np.ndarray:
         """The key hashes of a bucket's rows, in the order ``read`` returns the rows (call after the last
         ``add``)."""
-        self._finish()
+        self.finish()
         parts = []
         if self.n_buckets > 1 and os.path.exists(self._path(bucket, "hashes")):
             parts.append(np.fromfile(self._path(bucket, "hashes"), dtype=np.uint64))
@@ -250,7 +255,7 @@ class BucketStore:
 
     def read(self, bucket: int) -> pa.Table:
         """All rows of a bucket (call after the last ``add``)."""
-        self._finish()
+        self.finish()
         tables = []
         if self.n_buckets > 1 and os.path.exists(self._path(bucket)):
             with pa.OSFile(self._path(bucket), "rb") as f:
@@ -273,8 +278,9 @@ class BucketStore:
         self._pending[bucket] = []
         self._pending_hashes[bucket] = []
 
-    def _finish(self) -> None:
-        """No more rows (``add`` refuses them from now on): everything spilled, the spill files closed."""
+    def finish(self) -> None:
+        """No more rows (``add`` refuses them from now on): everything spilled, the spill files closed.
+        ``read`` and ``hashes`` finish the store; once finished, they may be called from several threads."""
         if self.n_buckets > 1 and self._pending_bytes:
             self._spill()
         self._finish_spill_files()
@@ -351,6 +357,7 @@ class MergeIndex:
         self._spill_dir = spill_dir
         self._source = BucketStore(SOURCE_SCHEMA, self.n_buckets, spill_dir, "source")
         self._groups: dict[str, int] = {}
+        self._groups_lock = threading.Lock()
         # Which table rows may match the document: none to tell apart in an empty table (the first
         # landing), so no filter is built; should a concurrent landing add rows before the commit
         # (``match`` on a retry), every one of them is then a candidate.
@@ -383,22 +390,26 @@ class MergeIndex:
         return groups, keys, key_hashes(keys)
 
     def _group(self, value: str) -> int:
-        return self._groups.setdefault(value, len(self._groups))
+        with self._groups_lock:  # numbered by the reading threads
+            return self._groups.setdefault(value, len(self._groups))
 
     def add_source_files(self, files: Iterable[tuple[int, str, dict[str, str | None]]],
                          read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]], line_column: str | None) -> None:
         """Index the new data files of the document, (file number, path, partition values) each (read back:
-        only their key and line columns). Files are read and their keys hashed in a worker thread."""
+        only their key and line columns). Files are read and their keys hashed in worker threads."""
 
-        def keyed() -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
-            for file_no, path, partition in files:
+        def keyed(some: list[tuple[int, str, dict[str, str | None]]]
+                  ) -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
+            for file_no, path, partition in some:
                 columns = [c for c in self.key_columns if c not in partition] + ([line_column] if line_column else [])
                 position = 0
                 for batch in read_file(path, columns):
                     yield file_no, position, batch, *self._keys(batch, partition)
                     position += batch.num_rows
 
-        for file_no, position, batch, groups, keys, hashes in in_background(keyed, depth=2):
+        files = list(files)
+        readers = [functools.partial(keyed, files[i::_READ_THREADS]) for i in range(_READ_THREADS)]
+        for file_no, position, batch, groups, keys, hashes in in_parallel(readers, depth=2):
             self._add_source(file_no, position, batch, groups, keys, hashes, line_column)
 
     def _add_source(self, file_no: int, position: int, batch: pa.RecordBatch, groups: pa.Array, keys: pa.Array,
@@ -474,43 +485,58 @@ class MergeIndex:
         self._target_files += 1
         paths = [path for path, _ in files]
         try:
-            for number, (path, partition) in enumerate(files):
-                wanted = [c for c in self.key_columns if c not in partition] + list(extra_columns)
-                position = 0
-                for batch in read_file(path, wanted):
-                    n = batch.num_rows
-                    groups, keys, hashes = self._keys(batch, partition)
-                    candidates = np.ones(n, dtype=bool) if self._bloom is None else self._bloom.may_contain(hashes)
-                    if candidates.any():
-                        mask = pa.array(candidates)
-                        picked = batch.filter(mask)
-                        indexed = pa.RecordBatch.from_arrays(
-                            [groups.filter(mask), keys.filter(mask), pc.fill_null(newer(picked), False),
-                             pa.repeat(pa.scalar(number, pa.int32()), picked.num_rows),
-                             pa.array(np.flatnonzero(candidates) + position)],
-                            schema=TARGET_SCHEMA,
-                        )
-                        target.add(indexed, hashes[candidates])
-                    position += n
-            deleted: dict[int, list[np.ndarray]] = {}
-            superseded: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-            for bucket in range(self.n_buckets):
+            def candidates(some: list[tuple[int, tuple[str, dict[str, str | None]]]]
+                           ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+                """The table rows whose key may be the document's, and their hashes."""
+                for number, (path, partition) in some:
+                    wanted = [c for c in self.key_columns if c not in partition] + list(extra_columns)
+                    position = 0
+                    for batch in read_file(path, wanted):
+                        n = batch.num_rows
+                        groups, keys, hashes = self._keys(batch, partition)
+                        maybe = np.ones(n, dtype=bool) if self._bloom is None else self._bloom.may_contain(hashes)
+                        if maybe.any():
+                            mask = pa.array(maybe)
+                            picked = batch.filter(mask)
+                            yield pa.RecordBatch.from_arrays(
+                                [groups.filter(mask), keys.filter(mask), pc.fill_null(newer(picked), False),
+                                 pa.repeat(pa.scalar(number, pa.int32()), picked.num_rows),
+                                 pa.array(np.flatnonzero(maybe) + position)],
+                                schema=TARGET_SCHEMA,
+                            ), hashes[maybe]
+                        position += n
+
+            numbered = list(enumerate(files))
+            readers = [functools.partial(candidates, numbered[i::_READ_THREADS]) for i in range(_READ_THREADS)]
+            for indexed, hashes in in_parallel(readers, depth=2):
+                target.add(indexed, hashes)
+            def join(bucket: int) -> tuple[np.ndarray, ...] | None:
+                """(newer, table file, table position, source file, source position) of the bucket's matches."""
                 table_rows = target.read(bucket)
                 if table_rows.num_rows == 0:
-                    continue
+                    return None
                 source_rows = self._source.read(bucket).select(["group", "key", "file", "pos"])
                 if source_rows.num_rows == 0:
-                    continue
+                    return None
                 joined = source_rows.join(table_rows, keys=["group", "key"], join_type="inner", use_threads=False)
                 if joined.num_rows == 0:
-                    continue
-                is_newer = joined.column("newer").to_numpy(zero_copy_only=False)
-                tfile = joined.column("tfile").to_numpy()
-                tpos = joined.column("tpos").to_numpy().astype(np.int32)  # positions: 4 bytes a row
-                src_file = joined.column("file").to_numpy()
-                src_pos = joined.column("pos").to_numpy().astype(np.int32)
+                    return None
+                matched = (joined.column("newer").to_numpy(zero_copy_only=False), joined.column("tfile").to_numpy(),
+                           joined.column("tpos").to_numpy().astype(np.int32),  # positions: 4 bytes a row
+                           joined.column("file").to_numpy(), joined.column("pos").to_numpy().astype(np.int32))
                 del joined, source_rows, table_rows
                 release_memory()
+                return matched
+
+            deleted: dict[int, list[np.ndarray]] = {}
+            superseded: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+            target.finish()
+            self._source.finish()
+            # Buckets are joined two at a time (Acero releases the GIL); at most four wait here.
+            for matched in ordered_map(join, range(self.n_buckets), workers=_JOIN_THREADS):
+                if matched is None:
+                    continue
+                is_newer, tfile, tpos, src_file, src_pos = matched
                 for number in np.unique(tfile):
                     of_file = tfile == number
                     older = of_file & ~is_newer
