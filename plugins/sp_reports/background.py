@@ -2,7 +2,6 @@
 work, so a few threads use both cores of a small worker.
 
 * ``in_background``: a producer a few items ahead of its consumer (a pipeline stage).
-* ``in_parallel``: several producers in threads of their own, their items taken in turn.
 * ``ordered_map``: a function over independent items in several threads, results in input order.
 
 Both re-raise a worker's exception in the consumer, and a consumer that stops early stops the workers.
@@ -13,7 +12,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -70,23 +69,6 @@ def in_background(produce: Callable[[], Iterator[Any]], depth: int = 1, name: st
     finally:
         stop.set()
         worker.join()
-
-
-def in_parallel(produces: Sequence[Callable[[], Iterator[Any]]], depth: int = 1,
-                name: str = "sp-reports-land") -> Iterator[Any]:
-    """The items of several producers, each iterated in a worker thread of its own (``in_background``),
-    taken from them in turn until all are exhausted."""
-    streams = [in_background(produce, depth=depth, name=name) for produce in produces]
-    try:
-        while streams:
-            for stream in list(streams):
-                try:
-                    yield next(stream)
-                except StopIteration:
-                    streams.remove(stream)
-    finally:
-        for stream in streams:
-            stream.close()
 
 
 def ordered_map(function: Callable[[T], R], items: Iterable[T], *, workers: int = 2,

@@ -22,10 +22,8 @@ other, so a row with a null natural key is still updated in place by a later rep
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -33,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sp_reports.background import in_parallel, ordered_map
+from sp_reports.background import in_background, ordered_map
 
 from .datafiles import release_memory
 
@@ -46,8 +44,8 @@ MAX_BUCKETS = 1024
 SPILL_BUFFER_BYTES = 16 * 1024 * 1024
 _BLOOM_MIN_BITS, _BLOOM_MAX_BITS, _BLOOM_BITS_PER_KEY = 1 << 16, 1 << 27, 8
 
-# Threads reading and hashing files' keys, and joining buckets (pyarrow and numpy release the GIL).
-_READ_THREADS = 2
+# Threads joining buckets (Acero releases the GIL). (Two threads reading and hashing the files' keys
+# were measured too: no faster for a MERGE into an empty table, and 40 MB more at 3 GB.)
 _JOIN_THREADS = 2
 _MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=np.uint64) * 2 + 1).astype(np.uint64)
 
@@ -357,7 +355,6 @@ class MergeIndex:
         self._spill_dir = spill_dir
         self._source = BucketStore(SOURCE_SCHEMA, self.n_buckets, spill_dir, "source")
         self._groups: dict[str, int] = {}
-        self._groups_lock = threading.Lock()
         # Which table rows may match the document: none to tell apart in an empty table (the first
         # landing), so no filter is built; should a concurrent landing add rows before the commit
         # (``match`` on a retry), every one of them is then a candidate.
@@ -390,26 +387,22 @@ class MergeIndex:
         return groups, keys, key_hashes(keys)
 
     def _group(self, value: str) -> int:
-        with self._groups_lock:  # numbered by the reading threads
-            return self._groups.setdefault(value, len(self._groups))
+        return self._groups.setdefault(value, len(self._groups))
 
     def add_source_files(self, files: Iterable[tuple[int, str, dict[str, str | None]]],
                          read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]], line_column: str | None) -> None:
         """Index the new data files of the document, (file number, path, partition values) each (read back:
-        only their key and line columns). Files are read and their keys hashed in worker threads."""
+        only their key and line columns). Files are read and their keys hashed in a worker thread."""
 
-        def keyed(some: list[tuple[int, str, dict[str, str | None]]]
-                  ) -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
-            for file_no, path, partition in some:
+        def keyed() -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
+            for file_no, path, partition in files:
                 columns = [c for c in self.key_columns if c not in partition] + ([line_column] if line_column else [])
                 position = 0
                 for batch in read_file(path, columns):
                     yield file_no, position, batch, *self._keys(batch, partition)
                     position += batch.num_rows
 
-        files = list(files)
-        readers = [functools.partial(keyed, files[i::_READ_THREADS]) for i in range(_READ_THREADS)]
-        for file_no, position, batch, groups, keys, hashes in in_parallel(readers, depth=2):
+        for file_no, position, batch, groups, keys, hashes in in_background(keyed, depth=2):
             self._add_source(file_no, position, batch, groups, keys, hashes, line_column)
 
     def _add_source(self, file_no: int, position: int, batch: pa.RecordBatch, groups: pa.Array, keys: pa.Array,
@@ -485,10 +478,9 @@ class MergeIndex:
         self._target_files += 1
         paths = [path for path, _ in files]
         try:
-            def candidates(some: list[tuple[int, tuple[str, dict[str, str | None]]]]
-                           ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-                """The table rows whose key may be the document's, and their hashes."""
-                for number, (path, partition) in some:
+            def candidates() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+                """The table rows whose key may be the document's, and their hashes (in a worker thread)."""
+                for number, (path, partition) in enumerate(files):
                     wanted = [c for c in self.key_columns if c not in partition] + list(extra_columns)
                     position = 0
                     for batch in read_file(path, wanted):
@@ -506,10 +498,9 @@ class MergeIndex:
                             ), hashes[maybe]
                         position += n
 
-            numbered = list(enumerate(files))
-            readers = [functools.partial(candidates, numbered[i::_READ_THREADS]) for i in range(_READ_THREADS)]
-            for indexed, hashes in in_parallel(readers, depth=2):
+            for indexed, hashes in in_background(candidates, depth=2):
                 target.add(indexed, hashes)
+
             def join(bucket: int) -> tuple[np.ndarray, ...] | None:
                 """(newer, table file, table position, source file, source position) of the bucket's matches."""
                 table_rows = target.read(bucket)
