@@ -239,7 +239,8 @@ class BucketStore:
             self._pending[bucket] = []
             self._pending_hashes[bucket] = []
         self._pending_bytes = 0
-        release_memory()
+        # No release_memory() here: the next pending rows reuse what was freed (releasing it after every
+        # spill cost a 3 GB MERGE 1.5 s of page faults, for 5 MB less peak RSS).
 
     def hashes(self, bucket: int) -> np.ndarray:
         """The key hashes of a bucket's rows, in the order ``read`` returns the rows (call after the last
