@@ -21,7 +21,7 @@ from sp_reports.lake.datafiles import (
     sort_by_partition,
 )
 from sp_reports.lake.delta import column_name, natural_key_columns
-from sp_reports.lake.keyindex import BloomFilter, BucketStore, key_hashes, key_strings
+from sp_reports.lake.keyindex import BloomFilter, BucketStore, MergeIndex, key_hashes, key_strings
 from sp_reports.registry import ReportType
 
 
@@ -116,6 +116,32 @@ def test_bucket_store_hashes_line_up_with_rows(tmp_path, buffer_bytes):
     with pytest.raises(RuntimeError, match="after it was read"):
         store.add(batch, key_hashes(batch.column(0)))
     store.close()
+
+
+def test_a_merge_into_an_empty_table_indexes_key_hashes_only_until_a_key_repeats(tmp_path):
+    def files(keys_by_file):  # the files' rows in document order: file 1's lines follow file 0's
+        def read_file(path, columns):
+            n = int(path)
+            first = sum(len(keys) for keys in keys_by_file[:n])
+            keys = keys_by_file[n]
+            yield pa.record_batch({"order": keys, "line": pa.array(range(first, first + len(keys)), pa.int64())})
+        return [(n, str(n), {}) for n in range(len(keys_by_file))], read_file
+
+    distinct, read_file = files([[f"o{i}" for i in range(0, 300)], [f"o{i}" for i in range(300, 600)]])
+    index = MergeIndex(["order"], source_rows=600, table_rows=0, spill_dir=str(tmp_path))
+    index.add_source_files(distinct, read_file, "line")
+    assert index.n_buckets == 1 or not list(tmp_path.glob("*.arrows"))  # no rows spilled, only hashes
+    index.deduplicate()
+    assert index._source.schema is None and index.duplicates.count == 0 and index.source_rows == 600
+    index.close()
+
+    repeated, read_file = files([[f"o{i}" for i in range(0, 300)], ["o7", "o8"]])
+    index = MergeIndex(["order"], source_rows=302, table_rows=0, spill_dir=str(tmp_path))
+    index.add_source_files(repeated, read_file, "line")
+    index.deduplicate()  # the hashes repeat: the rows are indexed (files read again), file 0's o7, o8 lose
+    assert index._source.schema is not None and index.source_rows == 302
+    assert {n: p.tolist() for n, p in index.duplicates.positions.items()} == {0: [7, 8]}
+    index.close()
 
 
 def test_partitioned_writer_bounds_open_files(lake):

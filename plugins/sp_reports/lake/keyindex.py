@@ -141,6 +141,11 @@ def _mix(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return h
 
 
+def _repeats(hashes: np.ndarray) -> bool:
+    ordered = np.sort(hashes)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
 class BloomFilter:
     """Two bits per key in a bitset of 8-16 bits per key (false positives 1.4-5%), at most 16 MiB."""
 
@@ -180,9 +185,10 @@ class BloomFilter:
 class BucketStore:
     """Rows of one schema partitioned into buckets: in memory with one bucket, else spilled to Arrow IPC
     files in ``spill_dir`` whenever ``buffer_bytes`` are pending. Each bucket's key hashes are also kept
-    on their own (``hashes``): telling a bucket's keys distinct reads 8 bytes a row, not the rows."""
+    on their own (``hashes``): telling a bucket's keys distinct reads 8 bytes a row, not the rows. With
+    ``schema`` None it keeps the hashes only (``add(None, hashes)``)."""
 
-    def __init__(self, schema: pa.Schema, n_buckets: int, spill_dir: str | None, name: str,
+    def __init__(self, schema: pa.Schema | None, n_buckets: int, spill_dir: str | None, name: str,
                  buffer_bytes: int | None = None):
         if n_buckets > 1 and spill_dir is None:
             raise ValueError("a spill directory is needed for more than one bucket")
@@ -192,32 +198,35 @@ class BucketStore:
         self._pending_hashes: list[list[np.ndarray]] = [[] for _ in range(n_buckets)]
         self._pending_bytes = 0
         self._finished = False
-        self._writers: dict[int, tuple[pa.NativeFile, pa.ipc.RecordBatchStreamWriter, pa.NativeFile]] = {}
+        # bucket -> (rows file, its IPC writer, hashes file); no rows file for a store of hashes only
+        self._writers: dict[int, tuple[pa.NativeFile | None, pa.ipc.RecordBatchStreamWriter | None, pa.NativeFile]] = {}
         self.rows = 0
 
     def _path(self, bucket: int, suffix: str = "arrows") -> str:
         return os.path.join(self._dir, f"{self._name}-{bucket:04d}.{suffix}")  # type: ignore[arg-type]
 
-    def add(self, batch: pa.RecordBatch, hashes: np.ndarray) -> None:
+    def add(self, batch: pa.RecordBatch | None, hashes: np.ndarray) -> None:
         if self._finished:  # a spill file, once closed, is not appended to
             raise RuntimeError("rows added to a bucket store after it was read")
-        if batch.num_rows == 0:
+        if len(hashes) == 0:
             return
-        self.rows += batch.num_rows
+        self.rows += len(hashes)
         if self.n_buckets == 1:
-            self._pending[0].append(batch)
+            if batch is not None:
+                self._pending[0].append(batch)
             self._pending_hashes[0].append(hashes)
             return
         buckets = (hashes % np.uint64(self.n_buckets)).astype(np.int64)
         order = np.argsort(buckets, kind="stable")
         counts = np.bincount(buckets, minlength=self.n_buckets)
-        taken = batch.take(pa.array(order))
+        taken = None if batch is None else batch.take(pa.array(order))
         hashes = hashes[order]
-        self._pending_bytes += taken.nbytes
+        self._pending_bytes += hashes.nbytes + (0 if taken is None else taken.nbytes)
         start = 0
         for bucket, count in enumerate(counts):
             if count:
-                self._pending[bucket].append(taken.slice(start, int(count)))
+                if taken is not None:
+                    self._pending[bucket].append(taken.slice(start, int(count)))
                 self._pending_hashes[bucket].append(hashes[start : start + int(count)])
                 start += int(count)
         if self._pending_bytes > self._buffer_bytes:
@@ -225,12 +234,14 @@ class BucketStore:
 
     def _spill(self) -> None:
         for bucket, batches in enumerate(self._pending):
-            if not batches:
+            if not self._pending_hashes[bucket]:
                 continue
             if bucket not in self._writers:
-                sink = pa.OSFile(self._path(bucket), "wb")
-                self._writers[bucket] = (sink, pa.ipc.new_stream(sink, self.schema),
-                                         pa.OSFile(self._path(bucket, "hashes"), "wb"))
+                sink = writer = None
+                if self.schema is not None:
+                    sink = pa.OSFile(self._path(bucket), "wb")
+                    writer = pa.ipc.new_stream(sink, self.schema)
+                self._writers[bucket] = (sink, writer, pa.OSFile(self._path(bucket, "hashes"), "wb"))
             _, writer, hash_sink = self._writers[bucket]
             for batch in batches:
                 writer.write_batch(batch)
@@ -254,6 +265,8 @@ class BucketStore:
 
     def read(self, bucket: int) -> pa.Table:
         """All rows of a bucket (call after the last ``add``)."""
+        if self.schema is None:
+            raise RuntimeError("a bucket store of hashes only has no rows")
         self.finish()
         tables = []
         if self.n_buckets > 1 and os.path.exists(self._path(bucket)):
@@ -288,9 +301,11 @@ class BucketStore:
     def _finish_spill_files(self) -> None:
         for sink, writer, hash_sink in self._writers.values():
             try:
-                writer.close()
+                if writer is not None:
+                    writer.close()
             finally:
-                sink.close()
+                if sink is not None:
+                    sink.close()
                 hash_sink.close()
         self._writers.clear()
 
@@ -354,7 +369,13 @@ class MergeIndex:
         # Table rows indexed: the document's matches (at most one per key) plus Bloom false positives.
         self.n_buckets = bucket_count(source_rows + table_rows // 100)
         self._spill_dir = spill_dir
-        self._source = BucketStore(SOURCE_SCHEMA, self.n_buckets, spill_dir, "source")
+        # A MERGE into an empty table (a first landing) needs the document's rows in the index only if
+        # the document repeats a key, or if a concurrent landing adds table rows before the commit
+        # (``match`` on a retry). Until then only the key hashes are kept (8 bytes a row, not ~50, and
+        # no reordering of the rows); ``_index_rows`` reads the files again when either happens.
+        self._rows_indexed = bool(table_rows)
+        self._source = BucketStore(SOURCE_SCHEMA if self._rows_indexed else None, self.n_buckets, spill_dir, "source")
+        self._source_files: tuple | None = None  # add_source_files' arguments, for _index_rows
         self._groups: dict[str, int] = {}
         # Which table rows may match the document: none to tell apart in an empty table (the first
         # landing), so no filter is built; should a concurrent landing add rows before the commit
@@ -397,14 +418,30 @@ class MergeIndex:
 
         def keyed() -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
             for file_no, path, partition in files:
-                columns = [c for c in self.key_columns if c not in partition] + ([line_column] if line_column else [])
+                columns = [c for c in self.key_columns if c not in partition]
+                if line_column and self._rows_indexed:
+                    columns.append(line_column)
                 position = 0
                 for batch in read_file(path, columns):
                     yield file_no, position, batch, *self._keys(batch, partition)
                     position += batch.num_rows
 
+        files = list(files)
+        self._source_files = (files, read_file, line_column)
         for file_no, position, batch, groups, keys, hashes in in_background(keyed, depth=2):
-            self._add_source(file_no, position, batch, groups, keys, hashes, line_column)
+            if self._rows_indexed:
+                self._add_source(file_no, position, batch, groups, keys, hashes, line_column)
+            else:
+                self._source.add(None, hashes)
+                self.source_rows += batch.num_rows
+
+    def _index_rows(self) -> None:
+        """Index the document's rows (not only their key hashes): read its files again."""
+        assert self._source_files is not None
+        self._source.close()
+        self._source = BucketStore(SOURCE_SCHEMA, self.n_buckets, self._spill_dir, "source-rows")
+        self._rows_indexed, self.source_rows = True, 0
+        self.add_source_files(*self._source_files)
 
     def _add_source(self, file_no: int, position: int, batch: pa.RecordBatch, groups: pa.Array, keys: pa.Array,
                     hashes: np.ndarray, line_column: str | None) -> None:
@@ -432,10 +469,12 @@ class MergeIndex:
             return
         losers_file, losers_pos = [], []
         keys = ["group", "key"]
-        for bucket in range(self.n_buckets):
-            hashes = np.sort(self._source.hashes(bucket))  # numpy's sort: ~15x faster here than count_distinct
-            if not (hashes[1:] == hashes[:-1]).any():
-                continue  # distinct hashes: distinct keys (cheaper to tell than from the key texts)
+        # Distinct hashes are distinct keys (cheaper to tell than from the key texts); numpy's sort is
+        # ~15x faster here than count_distinct.
+        suspects = [bucket for bucket in range(self.n_buckets) if _repeats(self._source.hashes(bucket))]
+        if suspects and not self._rows_indexed:
+            self._index_rows()
+        for bucket in suspects:
             rows = self._source.read(bucket)
             counts = rows.group_by(keys, use_threads=False).aggregate([([], "count_all")])
             if counts.num_rows == rows.num_rows:
@@ -475,6 +514,8 @@ class MergeIndex:
         results: dict[str, FileMatch] = {}
         if not files:
             return results
+        if not self._rows_indexed:  # table rows appeared since the index was built (a retry)
+            self._index_rows()
         target = BucketStore(TARGET_SCHEMA, self.n_buckets, self._spill_dir, f"target{self._target_files}")
         self._target_files += 1
         paths = [path for path, _ in files]
