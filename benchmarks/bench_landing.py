@@ -21,8 +21,8 @@ runs each case in its own subprocess, through the functions the DAG uses:
   run is the baseline, so a slow moment of the machine never flatters the ratios.
 
 Parse and land run in separate processes, as the DAG's parse and land tasks do (the parsed dict goes
-from one to the other as it goes through XCom). MB/s = uncompressed document bytes (10^6) / wall
-seconds of both; peak RSS = each process' VmHWM.
+from one to the other as it goes through XCom); each process starts after an ``os.sync()``.
+MB/s = uncompressed document bytes (10^6) / wall seconds of both; peak RSS = each process' VmHWM.
 """
 
 from __future__ import annotations
@@ -79,7 +79,11 @@ def _cpu() -> float:
 
 def child(spec: dict) -> dict:
     """One phase of one case, as one Airflow task runs it: "parse" or "land" (or the naive baseline)."""
-    import pyarrow  # noqa: F401 - imported before the clock starts, like a task's imports
+    # Imported before the clock starts, like a task's imports; pandas too, for every case (the naive one
+    # included): pyarrow imports it on first use (~0.25 s, once per process), which is start-up, not
+    # throughput.
+    import pandas  # noqa: F401
+    import pyarrow  # noqa: F401
 
     from sp_reports.lake import Lake
     from sp_reports.registry import load_registry
@@ -132,6 +136,10 @@ def naive(spec: dict) -> dict:
 
 
 def run_child(spec: dict) -> dict:
+    # Each phase starts with nothing left to write back to disk: the previous phase's (or the document
+    # generator's) gigabytes in the page cache would otherwise be flushed while this one runs, and its
+    # figures would depend on what ran before it.
+    os.sync()
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
                           cwd=ROOT)
     if proc.returncode != 0:
