@@ -45,6 +45,9 @@ STARTED = datetime.now(timezone.utc)
 SPEED = 30  # emulator time: processing, schedule periods, settlement cycle and quotas, 30x faster
 GENERATED_DAGS = ("sp_reports_notifications", "sp_reports_report_schedules", "sp_reports_generated_reports")
 NOTIFIED_WANTED = 2  # scheduled reports that must arrive by notification
+# Airflow's API on SQLite, with the scheduler, triggerer and tasks on two cores, can take more than
+# httpx's default 5 s to answer (a trigger timed out once).
+http = httpx.Client(timeout=60)
 
 
 def free_port() -> int:
@@ -152,7 +155,7 @@ def main() -> int:
     try:
         say(f"starting moto_server (SQS) on {sqs_url}")
         processes.append(start("moto_server", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(sqs_port)], env))
-        wait_until("moto_server", lambda: httpx.get(sqs_url).status_code < 500, 30, processes)
+        wait_until("moto_server", lambda: http.get(sqs_url).status_code < 500, 30, processes)
         queue_url, queue_arn = create_queue(sqs_url)
         env["SP_REPORTS_NOTIFICATIONS_QUEUE_URL"] = queue_url  # the notification DAG exists with a queue
 
@@ -161,25 +164,25 @@ def main() -> int:
         processes.append(start("emulator", [str(BIN / "sp-reports"), "emulator", "--port", str(emulator_port),
                                             "--speed", str(SPEED), "--processing-seconds", str(4 * SPEED),
                                             "--sqs-endpoint", sqs_url, "--settlement-period", "300"], env))
-        wait_until("the emulator", lambda: httpx.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
+        wait_until("the emulator", lambda: http.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
 
         say(f"starting airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:{api_port}; logs in {DEMO}")
         processes.append(start("airflow", [str(BIN / "airflow"), "standalone"], env))
         wait_until("Airflow's API and the report DAGs",
-                   lambda: all(httpx.get(f"{api}/dags/{dag_id}").is_success for dag_id in (*DEMO_RUNS, *GENERATED_DAGS)),
+                   lambda: all(http.get(f"{api}/dags/{dag_id}").is_success for dag_id in (*DEMO_RUNS, *GENERATED_DAGS)),
                    STARTUP_TIMEOUT, processes)
         for dag_id in (*DEMO_RUNS, "sp_reports_report_schedules", "sp_reports_generated_reports"):
-            problems = httpx.get(f"{api}/importErrors").json().get("import_errors", [])
+            problems = http.get(f"{api}/importErrors").json().get("import_errors", [])
             if problems:
                 raise RuntimeError(f"DAG import errors: {problems}")
-            httpx.patch(f"{api}/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+            http.patch(f"{api}/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
 
         today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         runs = {}
         for dag_id, marketplaces in DEMO_RUNS.items():
             conf = {"marketplace_ids": marketplaces,
                     "data_start": (today - timedelta(days=3)).isoformat(), "data_end": today.isoformat()}
-            response = httpx.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+            response = http.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
             response.raise_for_status()
             runs[dag_id] = response.json()["dag_run_id"]
             say(f"triggered {dag_id} for {', '.join(marketplaces)} ({runs[dag_id]})")
@@ -188,7 +191,7 @@ def main() -> int:
 
         def all_finished() -> bool:
             for dag_id, run_id in runs.items():
-                states[dag_id] = httpx.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+                states[dag_id] = http.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
             return all(state in ("success", "failed") for state in states.values())
 
         wait_until("the DAG runs", all_finished, RUN_TIMEOUT, processes)
@@ -196,13 +199,13 @@ def main() -> int:
         rows = []
         for dag_id, run_id in runs.items():
             say(f"{dag_id}: run {states[dag_id]}")
-            entry = httpx.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/summarize/xcomEntries/return_value")
+            entry = http.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/summarize/xcomEntries/return_value")
             if entry.is_success:
                 rows.extend(entry.json()["value"])
-        phase1_created = httpx.get(f"{emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
+        phase1_created = http.get(f"{emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
 
         generated = amazon_generated_reports(api, env, emulator_url, queue_arn, processes)
-        stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
+        stats = http.get(f"{emulator_url}/_emulator/stats").json()
     finally:
         for process in reversed(processes):
             stop(process)
@@ -252,14 +255,14 @@ def create_queue(sqs_url: str) -> tuple[str, str]:
 
 
 def trigger_and_wait(api: str, dag_id: str, processes: list[subprocess.Popen], conf: dict | None = None) -> str:
-    response = httpx.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+    response = http.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
     response.raise_for_status()
     run_id = response.json()["dag_run_id"]
     say(f"triggered {dag_id} ({run_id})")
     state = {}
 
     def finished() -> bool:
-        state["value"] = httpx.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+        state["value"] = http.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
         return state["value"] in ("success", "failed")
 
     wait_until(dag_id, finished, RUN_TIMEOUT, processes)
@@ -281,7 +284,7 @@ def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: 
                               scale_quotas=SPEED) as client:
         ids = ensure_report_notifications(client, queue_arn)
     say(f"subscribed the SQS queue to REPORT_PROCESSING_FINISHED (subscription {ids['subscription_id']})")
-    httpx.patch(f"{api}/dags/sp_reports_notifications", json={"is_paused": False}).raise_for_status()
+    http.patch(f"{api}/dags/sp_reports_notifications", json={"is_paused": False}).raise_for_status()
     say("unpaused sp_reports_notifications (continuous: deferred on the queue between batches)")
 
     states = {"sp_reports_report_schedules": trigger_and_wait(api, "sp_reports_report_schedules", processes)}
@@ -299,8 +302,8 @@ def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: 
     say(f"waiting for {NOTIFIED_WANTED} scheduled reports to arrive by notification and land")
     wait_until("notified reports", notified_enough, RUN_TIMEOUT, processes)
     states["sp_reports_generated_reports"] = trigger_and_wait(api, "sp_reports_generated_reports", processes)
-    httpx.patch(f"{api}/dags/sp_reports_notifications", json={"is_paused": True}).raise_for_status()
-    runs = httpx.get(f"{api}/dags/sp_reports_notifications/dagRuns", params={"limit": 100}).json()["dag_runs"]
+    http.patch(f"{api}/dags/sp_reports_notifications", json={"is_paused": True}).raise_for_status()
+    runs = http.get(f"{api}/dags/sp_reports_notifications/dagRuns", params={"limit": 100}).json()["dag_runs"]
     states["sp_reports_notifications"] = "failed" if any(r["state"] == "failed" for r in runs) else "success"
     return {"states": states, "entries": recorded_now(), "notification_runs": len(runs)}
 
