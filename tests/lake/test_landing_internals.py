@@ -230,3 +230,13 @@ def test_rewrite_without(lake):
     data = pq.read_table(lake.fs_path(f"tables/t/{rewritten.path}"), filesystem=lake.filesystem)
     assert data.column("v").to_pylist() == [1, 2, 3, 6, 7, 8]
     assert rewrite_without(storage, "d=x/a.parquet", np.arange(10), {"d": "x"}, ["d"], "l1", 8) is None
+
+
+def test_rewrite_without_keeps_the_statistics_of_the_file_it_replaces(lake):
+    storage = TableStorage(lake, "t")
+    table = pa.table({"s": pa.array([{"a": 1, "b": "x"}] * 4), "n": [1, 2, 3, 4], "text": ["p", "q", "r", "s"]})
+    with storage.open_output("d=x/a.parquet") as f:  # a struct first: its leaves come before "n"
+        pq.write_table(table, f, write_statistics=["n"])
+    rewritten = rewrite_without(storage, "d=x/a.parquet", np.array([0]), {"d": "x"}, ["d"], "l1", 1)
+    stats = json.loads(rewritten.stats)
+    assert stats["minValues"] == {"n": 2} and stats["maxValues"] == {"n": 4}

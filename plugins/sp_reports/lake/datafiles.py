@@ -586,10 +586,12 @@ def rewrite_without(
         directory = partition_dir(partition_by, partition_values)
         name = data_file_name(landing_id, seq)
         rel = f"{directory}/{name}" if directory else name
-        # The same columns' statistics as the file it replaces.
+        # The same columns' statistics as the file it replaces (Parquet columns are leaves: a struct
+        # field has several, named "field.leaf").
         first = parquet.metadata.row_group(0) if parquet.metadata.num_row_groups else None
-        statistics = [schema.names[i] for i in range(len(schema.names))
-                      if first is None or first.column(i).statistics is not None]
+        with_statistics = {first.column(i).path_in_schema.split(".")[0] for i in range(first.num_columns)
+                           if first.column(i).statistics is not None} if first is not None else set(schema.names)
+        statistics = [name for name in schema.names if name in with_statistics]
         opened = _OpenFile(storage, rel, partition_values, schema, seq, statistics)
         try:
             offset = 0

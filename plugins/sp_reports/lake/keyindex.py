@@ -381,7 +381,6 @@ class MergeIndex:
         # landing), so no filter is built; should a concurrent landing add rows before the commit
         # (``match`` on a retry), every one of them is then a candidate.
         self._bloom = BloomFilter(source_rows) if table_rows else None
-        self._ordinal_column: str | None = None
         self.duplicates = SourceDrops()
         self.source_rows = 0
         self._deduplicated = False
@@ -565,7 +564,7 @@ class MergeIndex:
             superseded: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
             target.finish()
             self._source.finish()
-            # Buckets are joined two at a time (Acero releases the GIL); at most four wait here.
+            # Buckets are joined two at a time (Acero releases the GIL); at most three are in flight.
             for matched in ordered_map(join, range(self.n_buckets), workers=_JOIN_THREADS):
                 if matched is None:
                     continue
