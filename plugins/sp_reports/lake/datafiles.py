@@ -242,6 +242,8 @@ def sort_by_partition(
     if len(encoded.dictionary) == 1:
         return table, [(_partition_key(table, partition_by, 0), 0, table.num_rows)]
     indices = encoded.indices.to_numpy(zero_copy_only=False)
+    if len(encoded.dictionary) <= 1 << 16:  # numpy sorts 16-bit integers stably with a radix sort (fast)
+        indices = indices.astype(np.uint16)
     counts = np.bincount(indices, minlength=len(encoded.dictionary))
     # Numbered in order of first appearance: non-decreasing numbers are rows grouped already (a document
     # in date order), which need no take.

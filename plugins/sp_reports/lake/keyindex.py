@@ -40,7 +40,7 @@ NULL_KEY = "\x00"
 # Bytes a key-index row costs in a bucket while it is joined (key text, ids, sort and hash copies).
 BYTES_PER_ROW = 160
 BUCKET_BYTES = 16 * 1024 * 1024
-MAX_BUCKETS = 1024
+MAX_BUCKETS = 1024  # at most 2**16 (BucketStore.add)
 SPILL_BUFFER_BYTES = 16 * 1024 * 1024
 _BLOOM_MIN_BITS, _BLOOM_MAX_BITS, _BLOOM_BITS_PER_KEY = 1 << 16, 1 << 27, 8
 
@@ -216,7 +216,9 @@ class BucketStore:
                 self._pending[0].append(batch)
             self._pending_hashes[0].append(hashes)
             return
-        buckets = (hashes % np.uint64(self.n_buckets)).astype(np.int64)
+        # uint16 (MAX_BUCKETS fits): numpy's stable sort of 16-bit integers is a radix sort, 20x faster
+        # than its merge sort of int64 (0.19 s of a 1 GB MERGE's land).
+        buckets = (hashes % np.uint64(self.n_buckets)).astype(np.uint16)
         order = np.argsort(buckets, kind="stable")
         counts = np.bincount(buckets, minlength=self.n_buckets)
         taken = None if batch is None else batch.take(pa.array(order))
