@@ -86,6 +86,7 @@ def child(spec: dict) -> dict:
     # Imported before the clock starts, like a task's imports; pandas too, for every case (the naive one
     # included): pyarrow imports it on first use (~0.25 s, once per process), which is start-up, not
     # throughput.
+    import sp_reports  # noqa: F401 - first, as in a task process (it chooses Arrow's allocator: memory.py)
     import pandas  # noqa: F401
     import pyarrow  # noqa: F401
 

@@ -1,6 +1,10 @@
 """Amazon Selling Partner API reports into a data lake: client, emulator, lake landing and Airflow provider."""
 
+from sp_reports.memory import prefer_jemalloc
+
 __version__ = "0.1.0"
+
+prefer_jemalloc()  # before anything imports pyarrow (see memory.py)
 
 
 def get_provider_info() -> dict:

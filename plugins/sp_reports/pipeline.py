@@ -18,6 +18,7 @@ from typing import BinaryIO
 from sp_reports.client import SellingPartnerClient
 from sp_reports.lake import Lake, land_tables
 from sp_reports.lake.ledger import Ledger
+from sp_reports.memory import allocator
 from sp_reports.parsing import ParseOutcome, parse_document
 from sp_reports.registry import ReportType
 
@@ -95,9 +96,9 @@ def parse_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
         compressed=fetched.get("compressed"),
         extra_columns=extra,
     )
-    log.info("Parsed report %s: %d rows read, %d parsed, %d quarantined; encoding %s (%s)", fetched["report_id"],
-             outcome.rows_read, outcome.rows_parsed, outcome.rows_quarantined, outcome.encoding.get("codec"),
-             outcome.encoding.get("reason"))
+    log.info("Parsed report %s: %d rows read, %d parsed, %d quarantined; encoding %s (%s); Arrow allocator %s",
+             fetched["report_id"], outcome.rows_read, outcome.rows_parsed, outcome.rows_quarantined,
+             outcome.encoding.get("codec"), outcome.encoding.get("reason"), allocator())
     return {**fetched, "parse": dataclasses.asdict(outcome)}
 
 

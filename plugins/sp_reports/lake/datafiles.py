@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from deltalake.transaction import AddAction, RemoveAction
 
 from sp_reports.background import in_background
+from sp_reports.memory import release_memory
 
 from .paths import join_path
 from .storage import Lake
@@ -177,12 +178,6 @@ class StagedPartition:
             arrays[f.name] = pa.repeat(pa.scalar(self.values[f.name], pa.string()).cast(f.type), data.num_rows)
         schema = self.schema(data.schema)
         return type(data).from_arrays([arrays[name] for name in schema.names], schema=schema)
-
-
-def release_memory() -> None:
-    """Hand memory Arrow's allocator keeps cached back to the OS (mimalloc, pyarrow's default on Linux,
-    otherwise holds on to ~100 MB of freed buffers; this keeps the landing's peak RSS flat)."""
-    pa.default_memory_pool().release_unused()
 
 
 # ----------------------------------------------------------------------------------------- partitions
@@ -493,7 +488,7 @@ class PartitionedWriter:
             self._dictionary = dictionary_columns(pooled.select(self._file_schema.names)) if large else []
         del pooled  # the sorted copy is all that's kept
         if self._release:
-            release_memory()  # mimalloc returns what this thread freed
+            release_memory()  # what this thread freed goes back to the OS
         return ordered, groups
 
     def _drain(self) -> None:

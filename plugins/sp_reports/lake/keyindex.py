@@ -32,8 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sp_reports.background import in_background, ordered_map
-
-from .datafiles import release_memory
+from sp_reports.memory import release_memory
 
 KEY_SEPARATOR = "\x1f"
 NULL_KEY = "\x00"
@@ -44,9 +43,11 @@ MAX_BUCKETS = 1024  # at most 2**16 (BucketStore.add)
 SPILL_BUFFER_BYTES = 16 * 1024 * 1024
 _BLOOM_MIN_BITS, _BLOOM_MAX_BITS, _BLOOM_BITS_PER_KEY = 1 << 16, 1 << 27, 8
 
-# Threads joining buckets (Acero releases the GIL). (Two threads reading and hashing the files' keys
-# were measured too: no faster for a MERGE into an empty table, and 40 MB more at 3 GB.)
+# Threads joining buckets (Acero releases the GIL), and reading and hashing the document's keys while
+# only their hashes are kept (a MERGE into an empty table). (Two threads reading the keys for the full
+# index were measured too: no faster, and 40 MB more at 3 GB.)
 _JOIN_THREADS = 2
+_READ_THREADS = 2
 _MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=np.uint64) * 2 + 1).astype(np.uint64)
 
 # "group" numbers the leading marketplace_id (few distinct, often long values: several marketplaces
@@ -388,25 +389,30 @@ class MergeIndex:
         self._deduplicated = False
         self._target_files = 0
 
+    @property
+    def _text_columns(self) -> list[str]:
+        """The key columns of the key text: all but a leading marketplace_id (the rows' group)."""
+        if len(self.key_columns) > 1 and self.key_columns[0] == "marketplace_id":
+            return self.key_columns[1:]
+        return self.key_columns
+
     def _keys(self, data: pa.Table | pa.RecordBatch,
               constants: dict[str, str | None]) -> tuple[pa.Array, pa.Array, np.ndarray]:
         """(group, key text, hash of the key text) of every row."""
         n = data.num_rows
-        if len(self.key_columns) > 1 and self.key_columns[0] == "marketplace_id":
-            keys = key_strings(data, self.key_columns[1:], constants)
-            name = self.key_columns[0]
-            if name in data.schema.names:
-                column = data.column(name)
-                if isinstance(column, pa.ChunkedArray):
-                    column = column.combine_chunks()
-                encoded = pc.dictionary_encode(pc.fill_null(pc.cast(column, pa.string()), NULL_KEY))
-                ids = pa.array([self._group(v) for v in encoded.dictionary.to_pylist()], pa.int32())
-                groups = ids.take(encoded.indices)
-            else:
-                groups = pa.repeat(pa.scalar(self._group(constants.get(name) or NULL_KEY), pa.int32()), n)
-        else:
-            keys = key_strings(data, self.key_columns, constants)
+        keys = key_strings(data, self._text_columns, constants)
+        name = self.key_columns[0]
+        if len(self._text_columns) == len(self.key_columns):
             groups = pa.repeat(pa.scalar(0, pa.int32()), n)
+        elif name in data.schema.names:
+            column = data.column(name)
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            encoded = pc.dictionary_encode(pc.fill_null(pc.cast(column, pa.string()), NULL_KEY))
+            ids = pa.array([self._group(v) for v in encoded.dictionary.to_pylist()], pa.int32())
+            groups = ids.take(encoded.indices)
+        else:
+            groups = pa.repeat(pa.scalar(self._group(constants.get(name) or NULL_KEY), pa.int32()), n)
         return groups, keys, key_hashes(keys)
 
     def _group(self, value: str) -> int:
@@ -415,12 +421,12 @@ class MergeIndex:
     def add_source_files(self, files: Iterable[tuple[int, str, dict[str, str | None]]],
                          read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]], line_column: str | None) -> None:
         """Index the new data files of the document, (file number, path, partition values) each (read back:
-        only their key and line columns). Files are read and their keys hashed in a worker thread."""
+        only their key and line columns). Files are read and their keys hashed in worker threads."""
 
         def keyed() -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
             for file_no, path, partition in files:
                 columns = [c for c in self.key_columns if c not in partition]
-                if line_column and self._rows_indexed:
+                if line_column:
                     columns.append(line_column)
                 position = 0
                 for batch in read_file(path, columns):
@@ -429,12 +435,22 @@ class MergeIndex:
 
         files = list(files)
         self._source_files = (files, read_file, line_column)
-        for file_no, position, batch, groups, keys, hashes in in_background(keyed, depth=2):
-            if self._rows_indexed:
-                self._add_source(file_no, position, batch, groups, keys, hashes, line_column)
-            else:
+        if not self._rows_indexed:
+            # Only the hashes are kept (8 bytes a row), so two files are read and hashed at a time; of the
+            # key text only (no groups: their numbering is not for two threads to share).
+            def file_hashes(file: tuple[int, str, dict[str, str | None]]) -> np.ndarray:
+                _, path, partition = file
+                columns = [c for c in self._text_columns if c not in partition]
+                parts = [key_hashes(key_strings(batch, self._text_columns, partition))
+                         for batch in read_file(path, columns)]
+                return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+            for hashes in ordered_map(file_hashes, files, workers=_READ_THREADS, name="sp-reports-keys"):
                 self._source.add(None, hashes)
-                self.source_rows += batch.num_rows
+                self.source_rows += len(hashes)
+            return
+        for file_no, position, batch, groups, keys, hashes in in_background(keyed, depth=2):
+            self._add_source(file_no, position, batch, groups, keys, hashes, line_column)
 
     def _index_rows(self) -> None:
         """Index the document's rows (not only their key hashes): read its files again."""
