@@ -142,6 +142,16 @@ def _mix(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return h
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values, by sorting: numpy 2's hash-based ``unique`` took 30x longer on the
+    int32 row positions of a MERGE (0.6 s of a 1 GB merge-update)."""
+    ordered = np.sort(values)
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def _repeats(hashes: np.ndarray) -> bool:
     ordered = np.sort(hashes)
     return bool((ordered[1:] == ordered[:-1]).any())
@@ -246,10 +256,11 @@ class BucketStore:
                     writer = pa.ipc.new_stream(sink, self.schema)
                 self._writers[bucket] = (sink, writer, pa.OSFile(self._path(bucket, "hashes"), "wb"))
             _, writer, hash_sink = self._writers[bucket]
-            for batch in batches:
-                writer.write_batch(batch)
-            for hashes in self._pending_hashes[bucket]:
-                hash_sink.write(hashes)
+            # One batch and one array per bucket: IPC writes every buffer of every batch with a syscall
+            # of its own (28,000 a 1 GB document, 0.3-0.5 s) when they go as they came.
+            if batches:
+                writer.write_batch(pa.concat_batches(batches) if len(batches) > 1 else batches[0])
+            hash_sink.write(np.concatenate(self._pending_hashes[bucket]))
             self._pending[bucket] = []
             self._pending_hashes[bucket] = []
         self._pending_bytes = 0
@@ -354,9 +365,9 @@ class SourceDrops:
         positions = np.concatenate(pos_parts)
         order = np.lexsort((positions, files))
         files, positions = files[order], positions[order]
-        for number in np.unique(files):
+        for number in sorted_unique(files):
             lo, hi = np.searchsorted(files, [number, number + 1])
-            drops.positions[int(number)] = np.unique(positions[lo:hi])
+            drops.positions[int(number)] = sorted_unique(positions[lo:hi])
         return drops
 
     @property
@@ -587,7 +598,7 @@ class MergeIndex:
                 if matched is None:
                     continue
                 is_newer, tfile, tpos, src_file, src_pos = matched
-                for number in np.unique(tfile):
+                for number in sorted_unique(tfile):
                     of_file = tfile == number
                     older = of_file & ~is_newer
                     if older.any():
@@ -599,7 +610,7 @@ class MergeIndex:
                         lists[1].append(src_pos[wins])
             empty = np.zeros(0, dtype=np.int32)
             for number, path in enumerate(paths):
-                dels = np.unique(np.concatenate(deleted[number])) if number in deleted else empty
+                dels = sorted_unique(np.concatenate(deleted[number])) if number in deleted else empty
                 sup_file, sup_pos = superseded.get(number, ([], []))
                 results[path] = FileMatch(
                     deleted=dels,
