@@ -21,7 +21,7 @@ from sp_reports.lake.datafiles import (
     sort_by_partition,
 )
 from sp_reports.lake.delta import column_name, natural_key_columns
-from sp_reports.lake.keyindex import BloomFilter, BucketStore, MergeIndex, key_hashes, key_strings
+from sp_reports.lake.keyindex import BloomFilter, BucketStore, MergeIndex, key_hashes, key_strings, sorted_unique
 from sp_reports.registry import ReportType
 
 
@@ -240,3 +240,29 @@ def test_rewrite_without_keeps_the_statistics_of_the_file_it_replaces(lake):
     rewritten = rewrite_without(storage, "d=x/a.parquet", np.array([0]), {"d": "x"}, ["d"], "l1", 1)
     stats = json.loads(rewritten.stats)
     assert stats["minValues"] == {"n": 2} and stats["maxValues"] == {"n": 4}
+
+
+@pytest.mark.parametrize("values", [[], [5], [3, 1, 3, 2, 1, 1], list(np.random.default_rng(7).integers(0, 50, 1000))])
+def test_sorted_unique_is_numpys_unique(values):
+    array = np.asarray(values, dtype=np.int32)
+    assert sorted_unique(array).tolist() == np.unique(array).tolist()
+
+
+def test_a_hashes_only_merge_finds_a_repeat_across_files_of_one_marketplace(tmp_path):
+    # marketplace_id comes from the files' partition values; the hashes (read two files at a time)
+    # are of the other key columns, as the indexed rows' are.
+    keys_by_file = [[f"o{i}" for i in range(0, 200)], [f"o{i}" for i in range(200, 400)], ["o5"]]
+
+    def read_file(path, columns):
+        n = int(path)
+        first = sum(len(keys) for keys in keys_by_file[:n])
+        batch = {"order": keys_by_file[n], "line": pa.array(range(first, first + len(keys_by_file[n])), pa.int64())}
+        yield pa.record_batch({c: batch[c] for c in columns})
+
+    files = [(n, str(n), {"marketplace_id": "A1PA6795UKMFR9"}) for n in range(3)]
+    index = MergeIndex(["marketplace_id", "order"], source_rows=401, table_rows=0, spill_dir=str(tmp_path))
+    index.add_source_files(files, read_file, "line")
+    assert index.source_rows == 401
+    index.deduplicate()
+    assert {n: p.tolist() for n, p in index.duplicates.positions.items()} == {0: [5]}  # file 2's o5 wins
+    index.close()
