@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sp_reports.lake import datafiles
 from sp_reports.lake.datafiles import (
     HIVE_NULL,
     PartitionedWriter,
@@ -167,6 +168,39 @@ def test_partitioned_writer_bounds_open_files(lake):
                    for v in pq.read_table(lake.fs_path(f"tables/t/{f.path}"), filesystem=lake.filesystem)
                    .column("v").to_pylist()]
         assert ordered == sorted(ordered)
+
+
+def _row_groups(lake, table, files):
+    """{partition: [row group sizes, file by file]} and {partition: its values in file order}."""
+    sizes, values = {}, {}
+    for f in files:
+        parquet = pq.ParquetFile(lake.fs_path(f"tables/{table}/{f.path}"), filesystem=lake.filesystem)
+        day = f.partition_values["d"]
+        sizes.setdefault(day, []).extend(parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups))
+        values.setdefault(day, []).extend(parquet.read().column("v").to_pylist())
+    return sizes, values
+
+
+def test_partitioned_writer_gathers_small_slices_into_larger_row_groups(lake):
+    # Each batch is a pool (buffer_bytes=1) with 2 rows of each of 3 days, as in a document in random
+    # date order: a day's rows wait for BUFFERED_POOLS pools, then go as one row group.
+    writer = PartitionedWriter(TableStorage(lake, "t"), ["d"], "l1", buffer_bytes=1)
+    for pool in range(12):
+        writer.write(pa.record_batch({"d": [f"day{i % 3}" for i in range(6)], "v": [pool * 6 + i for i in range(6)]}))
+    sizes, values = _row_groups(lake, "t", writer.close())
+    assert datafiles.BUFFERED_POOLS == 4
+    assert sizes == {f"day{d}": [8, 8, 8] for d in range(3)}  # not 12 row groups of 2 rows
+    assert values == {f"day{d}": [v for v in range(72) if v % 3 == d] for d in range(3)}  # document order
+
+
+def test_partitioned_writer_writes_large_slices_at_once_after_what_waits(lake):
+    writer = PartitionedWriter(TableStorage(lake, "t"), ["d"], "l1", buffer_bytes=1)
+    big = datafiles.MIN_ROW_GROUP_ROWS
+    writer.write(pa.record_batch({"d": ["a"] * big + ["b"] * 10, "v": list(range(big + 10))}))
+    writer.write(pa.record_batch({"d": ["b"] * big, "v": list(range(big + 10, 2 * big + 10))}))
+    sizes, values = _row_groups(lake, "t", writer.close())
+    assert sizes == {"a": [big], "b": [big + 10]}  # b's 10 rows went first, in the row group of its next rows
+    assert values["b"] == list(range(big, 2 * big + 10))
 
 
 def test_partitioned_writer_write_all_matches_write(lake):
