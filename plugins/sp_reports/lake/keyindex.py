@@ -556,17 +556,20 @@ class MergeIndex:
                     for batch in read_file(path, wanted):
                         n = batch.num_rows
                         groups, keys, hashes = self._keys(batch, partition)
-                        maybe = np.ones(n, dtype=bool) if self._bloom is None else self._bloom.may_contain(hashes)
-                        if maybe.any():
-                            mask = pa.array(maybe)
-                            picked = batch.filter(mask)
-                            yield pa.RecordBatch.from_arrays(
-                                [groups.filter(mask), keys.filter(mask), pc.fill_null(newer(picked), False),
-                                 pa.repeat(pa.scalar(number, pa.int32()), picked.num_rows),
-                                 pa.array(np.flatnonzero(maybe) + position)],
-                                schema=TARGET_SCHEMA,
-                            ), hashes[maybe]
+                        positions = np.arange(position, position + n)
                         position += n
+                        maybe = None if self._bloom is None else self._bloom.may_contain(hashes)
+                        if maybe is not None and not maybe.all():  # all are candidates in a merge-update
+                            if not maybe.any():
+                                continue
+                            mask = pa.array(maybe)
+                            batch, groups, keys = batch.filter(mask), groups.filter(mask), keys.filter(mask)
+                            hashes, positions = hashes[maybe], positions[maybe]
+                        yield pa.RecordBatch.from_arrays(
+                            [groups, keys, pc.fill_null(newer(batch), False),
+                             pa.repeat(pa.scalar(number, pa.int32()), batch.num_rows), pa.array(positions)],
+                            schema=TARGET_SCHEMA,
+                        ), hashes
 
             for indexed, hashes in in_background(candidates, depth=2):
                 target.add(indexed, hashes)
