@@ -47,7 +47,8 @@ FILE_ROWS = 1_048_576  # rows per data file (a MERGE rewrites whole files: keep 
 # together hold at most OPEN_ROW_GROUPS row groups (~8 MB): beyond, the file with most is closed.
 OPEN_ROW_GROUPS = 256
 # Rows pooled (all partitions) before they are sorted and written. While one pool is written the next
-# is read and sorted (``write_all``): up to four pools' worth of rows are in memory.
+# is read and sorted (``write_all``): up to four pools' worth of rows are in memory, and as many as
+# BUFFERED_POOLS more that small partitions' rows still wait in (below).
 BUFFER_BYTES = 12 * 1024 * 1024
 # A partition's rows from one pool become a row group of their own when there are at least
 # MIN_ROW_GROUP_ROWS of them (a document grouped by date). Fewer (rows in random partition order: a
