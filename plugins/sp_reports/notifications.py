@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from sp_reports.lake import Lake
-from sp_reports.lake.ledger import Ledger
 from sp_reports.outcome import TERMINAL_STATUSES, report_outcome
 from sp_reports.registry import ReportType
+
+if TYPE_CHECKING:  # the lake (pyarrow, deltalake) stays out of the triggerer, which parses notifications too
+    from sp_reports.lake import Lake
 
 log = logging.getLogger(__name__)
 NOTIFICATION_TYPE = "REPORT_PROCESSING_FINISHED"
@@ -81,6 +83,8 @@ def triage_notifications(
         if outcome["report_id"] in reports:
             log.info("Report %s was notified more than once in this batch; landing it once", outcome["report_id"])
         reports.setdefault(outcome["report_id"], outcome)
+
+    from sp_reports.lake.ledger import Ledger
 
     ledger = Ledger(lake)
     entries = ledger.entries(reports)

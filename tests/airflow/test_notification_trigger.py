@@ -86,21 +86,27 @@ def test_the_deadline_names_the_report(queue, sp_conn):
 
 
 def test_operator_and_sensor_defer_to_the_notification_trigger(queue, sp_conn):
-    op = RequestReportOperator(task_id="request_report", report_type=REPORT_TYPE, marketplace_ids=[US],
-                               notification_queue_url=queue.url, fallback_poll_interval=300)
-    context = {"task_state_store": MemoryTaskStateStore()}
-    with pytest.raises(TaskDeferred) as deferred:
-        op.execute(context)
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, ReportNotificationTrigger) and trigger.poll_interval == 300
-    outcome = op.execute_complete(context, asyncio.run(first_event(rebuilt(trigger))))
-    assert outcome["processing_status"] == "DONE" and outcome["marketplace_ids"] == [US]
+    # Both waits run in one event loop, as in one triggerer: its queue listener outlives a single wait.
+    async def triggerer():
+        op = RequestReportOperator(task_id="request_report", report_type=REPORT_TYPE, marketplace_ids=[US],
+                                   notification_queue_url=queue.url, fallback_poll_interval=300)
+        context = {"task_state_store": MemoryTaskStateStore()}
+        with pytest.raises(TaskDeferred) as deferred:
+            await asyncio.to_thread(op.execute, context)
+        trigger = deferred.value.trigger
+        assert isinstance(trigger, ReportNotificationTrigger) and trigger.poll_interval == 300
+        event = await first_event(rebuilt(trigger))
+        outcome = await asyncio.to_thread(op.execute_complete, context, event)
+        assert outcome["processing_status"] == "DONE" and outcome["marketplace_ids"] == [US]
 
-    sensor = ReportProcessingSensor(task_id="wait", report_id=create_report(), notification_queue_url=queue.url,
-                                    timeout=timedelta(minutes=1).total_seconds())
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({})
-    assert isinstance(deferred.value.trigger, ReportNotificationTrigger)
-    assert deferred.value.trigger.cancel_on_kill is False  # the sensor never cancels what it did not create
-    outcome = sensor.execute_complete({}, asyncio.run(first_event(rebuilt(deferred.value.trigger))))
-    assert outcome["processing_status"] == "DONE"
+        sensor = ReportProcessingSensor(task_id="wait", report_id=await asyncio.to_thread(create_report),
+                                        notification_queue_url=queue.url, timeout=timedelta(minutes=1).total_seconds())
+        with pytest.raises(TaskDeferred) as deferred:
+            await asyncio.to_thread(sensor.execute, {})
+        assert isinstance(deferred.value.trigger, ReportNotificationTrigger)
+        assert deferred.value.trigger.cancel_on_kill is False  # the sensor never cancels what it did not create
+        event = await first_event(rebuilt(deferred.value.trigger))
+        outcome = await asyncio.to_thread(sensor.execute_complete, {}, event)
+        assert outcome["processing_status"] == "DONE"
+
+    asyncio.run(triggerer())

@@ -1,4 +1,5 @@
-"""ReportProcessingTrigger: serialize -> rebuild -> run, restarts, deadline, on_kill, a free event loop."""
+"""ReportProcessingTrigger: serialize -> rebuild -> run, restarts, deadline, a free event loop (on_kill and the
+handover between triggerers: test_trigger_handover.py; transient errors: test_trigger_transient_errors.py)."""
 
 from __future__ import annotations
 
@@ -84,27 +85,6 @@ async def test_trigger_never_blocks_the_event_loop(sp_conn):
     assert len(gaps) > 20
     # A blocking HTTP call or sleep would stall the heartbeat for a whole poll or request.
     assert max(gaps) < 0.25, f"event loop stalled for {max(gaps):.3f}s"
-
-
-async def test_on_kill_cancels_a_report_still_in_queue(sp_conn):
-    sp_conn.config(processing_seconds=60)
-    report_id = await create_report(sp_conn)
-    trigger = rebuilt(ReportProcessingTrigger(report_id, poll_interval=0.1))
-
-    await trigger.on_kill()
-
-    async with AsyncSellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=sp_conn.base_url,
-                                         lwa_endpoint=sp_conn.lwa_url) as client:
-        assert (await client.get_report(report_id))["processingStatus"] == "CANCELLED"
-    assert sp_conn.stats()["calls"]["cancelReport"] == 1
-
-
-async def test_on_kill_leaves_a_report_already_processing_alone(sp_conn):
-    sp_conn.config(processing_seconds=0.2)
-    report_id = await create_report(sp_conn)
-    await asyncio.sleep(0.5)
-    await rebuilt(ReportProcessingTrigger(report_id)).on_kill()
-    assert sp_conn.stats()["calls"].get("cancelReport", 0) == 0
 
 
 async def test_unrecoverable_error_becomes_an_error_event(sp_conn):

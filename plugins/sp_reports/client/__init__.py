@@ -20,6 +20,7 @@ from .errors import (
     QuotaExceededError,
     SellingPartnerError,
     ServerError,
+    is_transient,
 )
 from .notifications import REPORT_PROCESSING_FINISHED, ensure_report_notifications
 from .ratelimit import BUCKETS, TokenBucket
@@ -51,5 +52,6 @@ __all__ = [
     "TokenCache",
     "USER_AGENT",
     "ensure_report_notifications",
+    "is_transient",
     "redact_url",
 ]

@@ -85,6 +85,15 @@ class DocumentDownloadError(SellingPartnerError):
     """Downloading a report document from its pre-signed URL failed."""
 
 
+def is_transient(exc: SellingPartnerError) -> bool:
+    """Whether asking again later may succeed: throttling, Amazon's or LWA's 5xx, no response at all.
+    Everything else (4xx, refused credentials after a fresh token) needs a person or a new request."""
+    if isinstance(exc, (QuotaExceededError, ServerError, NetworkError)):
+        return True
+    # LWA's own outages surface as AuthError too (it is the login that failed), without a 4xx verdict.
+    return isinstance(exc, AuthError) and (exc.status is None or exc.status == 429 or exc.status >= 500)
+
+
 _BY_STATUS: dict[int, type[SellingPartnerError]] = {
     400: InvalidInputError,
     401: AuthError,

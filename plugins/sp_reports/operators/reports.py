@@ -228,8 +228,10 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
         except NotFoundError:
             self.log.warning("Report %s from an earlier try is gone at Amazon; requesting a new one", report_id)
             return None
-        if status == "FATAL":
-            self.log.warning("Report %s from an earlier try ended FATAL; requesting a new one", report_id)
+        if status in ("FATAL", "CANCELLED"):
+            # A CANCELLED report from an earlier try may be one this pipeline cancelled (a user marked the
+            # task failed, then cleared it): never read that as Amazon's "no data". Asking again is cheap.
+            self.log.warning("Report %s from an earlier try ended %s; requesting a new one", report_id, status)
             return None
         self.log.info("Resuming report %s (%s), created by an earlier try of this task", report_id, status)
         return report_id
