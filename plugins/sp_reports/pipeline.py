@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from sp_reports.client import SellingPartnerClient
 from sp_reports.lake import Lake, land_tables
+from sp_reports.lake.delta import remove_landing_leftovers
 from sp_reports.lake.ledger import Ledger
 from sp_reports.memory import allocator
 from sp_reports.parsing import ParseOutcome, parse_document
@@ -103,14 +104,82 @@ def parse_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
 
 
 def land_parsed_document(lake: Lake, parsed: dict, report: ReportType) -> dict:
-    """Commit the parsed rows to the report type's Delta tables and write the landing's manifest."""
+    """Commit the parsed rows to the report type's Delta tables and write the landing's manifest, then
+    remove the staging files (and whatever earlier attempts left). A report the ledger records as landed
+    whose manifest is of this very document is not landed again: its manifest is returned."""
+    manifest, recorded = landed_manifest(lake, parsed, report)
+    if manifest is not None and recorded:
+        _log_landed(parsed, manifest)
+    else:  # ``sp-reports land`` writes no ledger row: a replay lands again, which changes nothing
+        manifest = _land(lake, parsed, report)
+    remove_leftovers(lake, parsed, report)
+    return manifest
+
+
+def land_and_record(lake: Lake, parsed: dict, report: ReportType, via: str) -> dict:
+    """Land, write the manifest, record the ledger row, and only then remove the staging files: a task
+    killed at any point (the land task is retried with the same ``parsed``) finishes the landing on its
+    retry, with every row landed once. A retry finding the manifest of this document returns it (recording
+    the ledger row if the kill came before), without touching the tables; one finding only some tables
+    committed lands the others (``land_tables`` recognises the committed ones)."""
+    manifest, recorded = landed_manifest(lake, parsed, report)
+    if manifest is None:
+        manifest = _land(lake, parsed, report)
+    else:
+        _log_landed(parsed, manifest)
+    if not recorded:
+        Ledger(lake).record(parsed, "DONE", via, rows_landed=manifest["rows_landed"],
+                            manifest=manifest["manifest_path"])
+    remove_leftovers(lake, parsed, report)
+    return manifest
+
+
+def landed_manifest(lake: Lake, parsed: dict, report: ReportType) -> tuple[dict | None, bool]:
+    """The manifest of a finished landing of this report's document (same document id and sha256; a
+    manifest is written once every table is committed), and whether the ledger records it as DONE."""
+    path = manifest_path(lake, report, parsed["report_id"])
+    if not lake.exists(path):
+        return None, False
+    manifest = lake.read_json(path)
+    if (manifest.get("document_id"), manifest.get("sha256")) != (parsed["report_document_id"], parsed["sha256"]):
+        return None, False
+    entry = Ledger(lake).entries([parsed["report_id"]]).get(parsed["report_id"])
+    return manifest, entry is not None and entry["status"] == "DONE"
+
+
+def _log_landed(parsed: dict, manifest: dict) -> None:
+    log.info("Report %s was landed already from document %s (manifest %s, landed at %s); the tables are left as "
+             "they are", parsed["report_id"], parsed["report_document_id"], manifest["manifest_path"],
+             manifest["landed_at"])
+
+
+def remove_leftovers(lake: Lake, parsed: dict, report: ReportType) -> None:
+    """Once the report has landed: its staging directory (the files landed, those of earlier parses, the
+    landings' markers), data files that killed landings of it wrote and no commit references, and the
+    temporary files of killed writes of its raw document and manifest."""
+    outcome = ParseOutcome(**parsed["parse"])
+    staging = lake.staging_dir(report.table_name, parsed["report_id"]) + "/"
+    for path in [p for files in outcome.tables.values() for p in files] + outcome.quarantine_files:
+        if not path.startswith(staging):  # those in the staging directory go with it
+            lake.delete(path)
+    remove_landing_leftovers(lake, report.table_name, parsed["report_id"])
+    raw_dir = parsed["raw_path"].rsplit("/", 1)[0]
+    manifests = manifest_path(lake, report, parsed["report_id"]).rsplit("/", 1)[0]
+    temporary = lake.remove_temporary(raw_dir) + lake.remove_temporary(manifests, f"{parsed['report_id']}.json.")
+    if temporary:
+        log.info("Removed temporary files of killed writes: %s", temporary)
+
+
+def _land(lake: Lake, parsed: dict, report: ReportType) -> dict:
+    """Commit the tables, then write the manifest; the staging files stay (for a retry)."""
     outcome = ParseOutcome(**parsed["parse"])
     if outcome.rows_read != outcome.rows_parsed + outcome.rows_quarantined:
         raise AccountingError(
             f"report {parsed['report_id']}: {outcome.rows_read} rows read but {outcome.rows_parsed} parsed "
             f"+ {outcome.rows_quarantined} quarantined; nothing was committed"
         )
-    result = land_tables(lake, report.table_name, outcome, report=report, report_id=parsed["report_id"])
+    result = land_tables(lake, report.table_name, outcome, report=report, report_id=parsed["report_id"],
+                         delete_staging=False, document=parsed["sha256"])
     tables = {name: dataclasses.asdict(landing) for name, landing in result.tables.items()}
     manifest = {
         "report_id": parsed["report_id"],
@@ -142,14 +211,6 @@ def land_parsed_document(lake: Lake, parsed: dict, report: ReportType) -> dict:
 
 def manifest_path(lake: Lake, report: ReportType, report_id: str) -> str:
     return lake.path("manifests", report.table_name, f"{report_id}.json")
-
-
-def land_and_record(lake: Lake, parsed: dict, report: ReportType, via: str) -> dict:
-    """Land, then write the ledger row. A crash between the two leaves the manifest, from which the next
-    listing records the report without landing it again (``recover_landed``)."""
-    manifest = land_parsed_document(lake, parsed, report)
-    Ledger(lake).record(parsed, "DONE", via, rows_landed=manifest["rows_landed"], manifest=manifest["manifest_path"])
-    return manifest
 
 
 def recover_landed(lake: Lake, outcome: dict, report: ReportType) -> bool:

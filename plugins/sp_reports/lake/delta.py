@@ -31,8 +31,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import random
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -65,7 +67,7 @@ from .datafiles import (
     rewrite_without,
 )
 from .keyindex import FileMatch, MergeIndex, SourceDrops
-from .paths import join_path
+from .paths import join_path, staging_dir
 from .storage import Lake
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,16 @@ SOURCE_COLUMNS_KEY = "sp_reports.source_columns"
 # Delta column metadata: the Amazon header a column comes from (e.g. "amazon-order-id").
 SOURCE_COLUMN_METADATA = "sp_reports.source_column"
 MAX_ATTEMPTS = 12
+# Commit metadata (besides sp_reports.report_id and sp_reports.mode): the landing that made the commit
+# (its data files are named with it), its TableLanding counts, and the staging files' digest.
+LANDING_METADATA = "sp_reports.landing"
+OUTCOME_METADATA = "sp_reports.outcome"
+STAGING_METADATA = "sp_reports.staging"
+DOCUMENT_METADATA = "sp_reports.document"
+# Markers of the landings of a report (``_Marker``): a directory of the report's staging directory.
+MARKERS_DIR = "_landings"
+# Commits read, at most, to find whether a killed landing committed (those made since it began).
+HISTORY_LIMIT = 500
 _BACKOFF_BASE, _BACKOFF_CAP = 0.1, 5.0  # seconds
 _READ_BATCH_ROWS = 16_384
 
@@ -159,21 +171,27 @@ def land_tables(
     max_attempts: int = MAX_ATTEMPTS,
     spill_dir: str | None = None,
     delete_staging: bool = True,
+    document: str | None = None,
 ) -> LandResult:
     """Land a parsed document (a ``ParseOutcome``: ``.tables``, ``.quarantine_files``, ``.columns``,
     ``.source_columns``) into ``tables/<table_name>``, its extra tables and its quarantine table.
 
-    Each table is committed atomically on its own; the staging files are deleted once all are. On an
-    error nothing of the failing table is visible and the staging files stay for a retry (landing is
-    idempotent, so tables committed before the error are simply landed again).
+    Each table is committed atomically on its own; the staging files are deleted once all are (unless
+    ``delete_staging`` is false: the pipeline deletes them once the manifest and ledger are written).
+    On an error nothing of the failing table is visible and the staging files stay for a retry. A retry
+    of the same staging files recognises the tables an earlier attempt committed (it may have been
+    killed) and does not commit them again; it removes the data files killed attempts left (see
+    ``_Marker``). ``document`` (the raw document's sha256) is recorded in each commit's metadata.
     """
     staged: Mapping[str, Sequence[str]] = dict(getattr(outcome, "tables", {}) or {})
     quarantine_files = list(getattr(outcome, "quarantine_files", []) or [])
     aliases = dict(getattr(report, "header_aliases", {}) or {})
     headers = {**_staged_source_columns(lake, staged.get("", ())), **dict(getattr(outcome, "source_columns", {}) or {})}
     headers = {column: aliases.get(header, header) for column, header in headers.items()}
-    options = {"report_id": report_id, "max_attempts": max_attempts, "spill_dir": spill_dir}
+    options = {"report_id": report_id, "max_attempts": max_attempts, "spill_dir": spill_dir,
+               "attempts": _Attempts(lake, table_name, report_id, _staging_key(staged, quarantine_files), document)}
 
+    markers: list[str] = []
     tables: dict[str, TableLanding] = {}
     columns_added: list[str] = []
     columns_missing: list[str] = []
@@ -188,6 +206,7 @@ def land_tables(
             document_columns=list(getattr(outcome, "columns", []) or []) if main else None,
             **options,
         )
+        markers += landed.markers
         if landed.landing is not None:
             tables[suffix] = landed.landing
         if main:
@@ -198,13 +217,14 @@ def land_tables(
                              document_columns=None, **options)
         if landed.landing is not None:
             tables[""] = landed.landing
-    quarantine = _land_table(
+    landed = _land_table(
         lake, f"{table_name}__{QUARANTINE_SUFFIX}", quarantine_files, key_columns=(),
         partition_by=QUARANTINE_PARTITION_BY, headers={}, document_columns=None, **options,
-    ).landing
+    )
+    quarantine, markers = landed.landing, markers + landed.markers
 
     if delete_staging:
-        _delete_staging(lake, [p for files in staged.values() for p in files] + quarantine_files)
+        _delete_staging(lake, [p for files in staged.values() for p in files] + quarantine_files + markers)
     return LandResult(tables=tables, quarantine=quarantine, columns_added=columns_added,
                       columns_missing=columns_missing)
 
@@ -227,10 +247,10 @@ def land_report(
     landed = _land_table(
         lake, table_name, parquet_files, report_id=report_id, key_columns=(), partition_by=partition_by,
         headers=_staged_source_columns(lake, parquet_files), document_columns=None, max_attempts=max_attempts,
-        spill_dir=None,
+        spill_dir=None, attempts=_Attempts(lake, table_name, report_id, _staging_key({"": parquet_files}, [])),
     )
     if delete_staging:
-        _delete_staging(lake, list(parquet_files))
+        _delete_staging(lake, list(parquet_files) + landed.markers)
     landing = landed.landing or TableLanding(table_name, lake.table_uri(table_name), 0, None)
     return LandResult(tables={"": landing}, columns_added=landed.columns_added,
                       columns_missing=landed.columns_missing)
@@ -269,6 +289,7 @@ class _Landed:
     landing: TableLanding | None
     columns_added: list[str] = field(default_factory=list)
     columns_missing: list[str] = field(default_factory=list)
+    markers: list[str] = field(default_factory=list)  # of this landing, deleted with the staging files
 
 
 def _land_table(
@@ -283,9 +304,15 @@ def _land_table(
     document_columns: list[str] | None,
     max_attempts: int,
     spill_dir: str | None,
+    attempts: _Attempts,
 ) -> _Landed:
     uri = lake.table_uri(name)
     files = list(files)
+    committed, earlier = attempts.resume(name, uri)
+    if committed is not None:
+        log.info("%s: report %s was committed by an earlier attempt (version %s); not committed again",
+                 name, report_id, committed.version)
+        return _Landed(committed, list(earlier[1].columns_added), list(earlier[1].columns_missing), [earlier[0]])
     schema = _staged_schema(lake, files)  # reads every footer first: a bad file fails before writing
     table = _open(lake, uri)
     if schema is not None:
@@ -300,23 +327,36 @@ def _land_table(
             return _Landed(None)
         if mode == "merge":
             return _Landed(TableLanding(name, uri, 0, table.version(), mode))
-        return _Landed(_Landing(lake, name, uri, [], None, {}, report_id, (), max_attempts, spill_dir).run())
+        return _Landed(_Landing(lake, name, uri, [], None, {}, report_id, (), max_attempts, spill_dir,
+                                metadata=attempts.metadata).run())
 
     before = [f.name for f in _arrow_schema(table)] if table is not None else []
-    if table is None:
-        table = _create(lake, uri, schema, [c for c in partition_by if c in schema.names], headers)
-    table = _evolve(lake, uri, table, schema, headers, max_attempts)
-    plan = _conform_plan(schema, _arrow_schema(table), name)
-
     document = document_columns or [c for c in schema.names]
     document = [c for c in document if c not in SYSTEM_COLUMNS]
     added = [c for c in document if c not in before]
     missing = [c for c in before if c not in SYSTEM_COLUMNS and c not in document]
+    if earlier is not None:  # the killed attempt may have added the columns already: its comparison stands
+        added, missing = list(earlier[1].columns_added), list(earlier[1].columns_missing)
     if added or missing:
         log.info("%s: report %s adds columns %s, lacks columns %s", name, report_id, added, missing)
-    landing = _Landing(lake, name, uri, files, schema, plan, report_id, tuple(key_columns), max_attempts,
-                       spill_dir, headers).run()
-    return _Landed(landing, added, missing)
+
+    landing_id = uuid.uuid4().hex[:12]
+    marker = attempts.begin(_Marker(name, landing_id, table.version() if table is not None else None, attempts.key,
+                                    socket.gethostname(), os.getpid(), added, missing))
+    landing: _Landing | None = None
+    try:
+        if table is None:
+            table = _create(lake, uri, schema, [c for c in partition_by if c in schema.names], headers)
+        table = _evolve(lake, uri, table, schema, headers, max_attempts)
+        plan = _conform_plan(schema, _arrow_schema(table), name)
+        landing = _Landing(lake, name, uri, files, schema, plan, report_id, tuple(key_columns), max_attempts,
+                           spill_dir, headers, landing_id=landing_id, metadata=attempts.metadata)
+        result = landing.run()
+    except BaseException:
+        if landing is None or landing.cleaned_up:
+            _delete_quietly(lake, marker)
+        raise
+    return _Landed(result, added, missing, [marker])
 
 
 class _Landing:
@@ -324,13 +364,16 @@ class _Landing:
 
     def __init__(self, lake: Lake, name: str, uri: str, files: list[str], schema: pa.Schema | None,
                  plan: dict[str, pa.DataType], report_id: str, key_columns: tuple[str, ...], max_attempts: int,
-                 spill_dir: str | None, headers: Mapping[str, str] | None = None):
+                 spill_dir: str | None, headers: Mapping[str, str] | None = None, *, landing_id: str | None = None,
+                 metadata: Mapping[str, str] | None = None):
         self.lake, self.name, self.uri, self.files, self.schema = lake, name, uri, files, schema
         self.headers = dict(headers or {})
         self.plan, self.report_id, self.key_columns = plan, report_id, key_columns
         self.max_attempts, self.spill_root = max_attempts, spill_dir
         self.storage = TableStorage(lake, name)
-        self.landing_id = uuid.uuid4().hex[:12]
+        self.landing_id = landing_id or uuid.uuid4().hex[:12]
+        self.metadata = dict(metadata or {})
+        self.cleaned_up = False  # failed, and nothing it wrote is left
         self.merge = bool(key_columns)
         self.created_time: str | None = None
         self.marketplaces: set[str | None] = set()
@@ -369,6 +412,7 @@ class _Landing:
                 shutil.rmtree(spill_dir, ignore_errors=True)
             if not committed and not self._in_table():
                 self._delete(self._all_written())
+                self.cleaned_up = True
 
     def _write(self, partition_by: list[str], index: MergeIndex | None) -> None:
         if not self._adopt(partition_by):
@@ -510,6 +554,8 @@ class _Landing:
             version = table.version()
             self._outcome = TableLanding(self.name, self.uri, rows, version + 1, self._mode(), replaced, *counts)
             if not actions:
+                # Files written for rows that all turned out superseded or duplicates: none is committed.
+                self._delete(self._all_written())
                 log.info("%s: report %s changes nothing (version %s)", self.name, self.report_id, version)
                 return TableLanding(self.name, self.uri, rows, version, self._mode(), 0, *counts)
             try:
@@ -521,8 +567,12 @@ class _Landing:
                     commit_properties=CommitProperties(
                         custom_metadata={
                             "sp_reports.report_id": self.report_id,
-                            "sp_reports.landing": self.landing_id,
+                            LANDING_METADATA: self.landing_id,
                             "sp_reports.mode": self._mode(),
+                            # What a retry reports when it finds this commit its own (``_Attempts.resume``).
+                            OUTCOME_METADATA: json.dumps({"rows": rows, "replaced": replaced,
+                                                          "duplicates": counts[0], "superseded": counts[1]}),
+                            **self.metadata,
                         },
                         max_commit_retries=0,  # any concurrent commit: recompute against it (see module doc)
                     ),
@@ -713,6 +763,169 @@ class _Landing:
                 self.storage.delete(path)
             except Exception:  # noqa: BLE001 - an unreferenced file is only clutter (VACUUM removes it)
                 log.warning("could not delete %s/%s", self.uri, path, exc_info=True)
+
+
+# ----------------------------------------------------------------------------------------- attempts
+#
+# A landing can be killed at any point (a worker lost, SIGKILL); Airflow then retries it with the same
+# staging files. The retry must neither land the document twice nor fail, and should not leave the dead
+# attempt's files behind. So before a landing writes its first data file it records a marker in the
+# report's staging directory (kept until the report's landing is complete, manifest and ledger written):
+# its landing id (which names its data files), the table version it started from, and a digest of the
+# staging files it lands. A later attempt reads the markers of the report:
+# * a marker of the same staging files whose commit is in the table (found in the commits since its
+#   version, a bounded read of the history, ``HISTORY_LIMIT``; commit metadata carries the landing id
+#   and the landing's counts): that table is done, the retry returns that landing and commits nothing.
+#   Relanding would be correct too (a MERGE changes nothing already merged, a replace replaces the
+#   report's rows by the same rows), but costs a rewrite and a commit; the history read is a few small
+#   files, and only after a crash, since a finished landing's markers are gone with its staging files.
+# * a marker of a dead landing (its process, on this host, is gone): its data files that no commit
+#   references are deleted, temporary files included. A landing of another host may be alive (its files
+#   about to be committed), so its files are left to VACUUM; files of other reports are never looked at.
+
+
+@dataclass
+class _Marker:
+    table: str
+    landing_id: str
+    version: int | None  # the table's version before the landing (None: no table yet)
+    key: str  # digest of the staging files landed (``_staging_key``)
+    host: str
+    pid: int
+    columns_added: list[str]  # as the landing's first attempt found them, before it evolved the table
+    columns_missing: list[str]
+
+    def dead(self) -> bool:
+        return self.host == socket.gethostname() and not _process_alive(self.pid)
+
+
+class _Attempts:
+    """The attempts at landing one report's staging files (one ``land_tables`` call), through markers."""
+
+    def __init__(self, lake: Lake, table_name: str, report_id: str, key: str = "", document: str | None = None):
+        self.lake, self.key = lake, key
+        self.dir = join_path(staging_dir(table_name, report_id), MARKERS_DIR)
+        self.metadata = {STAGING_METADATA: key, **({DOCUMENT_METADATA: document} if document else {})}
+
+    def markers(self, table: str | None = None) -> list[tuple[str, _Marker]]:
+        found = []
+        for path in self.lake.list(self.dir):
+            try:
+                marker = _Marker(**self.lake.read_json(path))
+            except (OSError, ValueError, TypeError):  # vanished, or not a marker
+                continue
+            if table is None or marker.table == table:
+                found.append((path, marker))
+        return found
+
+    def begin(self, marker: _Marker) -> str:
+        path = join_path(self.dir, f"{marker.table}.{marker.landing_id}.json")
+        self.lake.write_json(path, vars(marker))
+        return path
+
+    def resume(self, name: str, uri: str) -> tuple[TableLanding | None, tuple[str, _Marker] | None]:
+        """Clear away the dead landings into table ``name``; the landing of an earlier attempt at these
+        staging files if it committed, and that attempt's marker (committed or not) with its path."""
+        committed, earlier = None, None
+        for path, marker in self.markers(name):
+            ours, dead = marker.key == self.key, marker.dead()
+            if not (ours or dead):
+                continue  # another landing of the report, maybe running
+            commit, complete = _commit_of(self.lake, uri, marker)
+            if ours:
+                earlier = (path, marker)
+                if commit is not None and OUTCOME_METADATA in commit:
+                    counts = json.loads(commit[OUTCOME_METADATA])
+                    committed = TableLanding(name, uri, counts["rows"], commit["version"],
+                                             commit.get("sp_reports.mode", "replace"), counts["replaced"],
+                                             counts["duplicates"], counts["superseded"])
+            if dead:
+                _remove_dead_landing(self.lake, marker, commit, complete)
+                if not (ours and commit is not None):  # kept: a retry killed before the manifest needs it again
+                    _delete_quietly(self.lake, path)
+        return committed, earlier
+
+
+def remove_landing_leftovers(lake: Lake, table_name: str, report_id: str) -> None:
+    """What the landings of a report left once its landing is complete (manifest written): the data files
+    of its dead landings that no commit references, and its staging directory (staging files of every
+    parse, markers, temporary files)."""
+    attempts = _Attempts(lake, table_name, report_id)
+    for _, marker in attempts.markers():
+        if marker.dead():
+            _remove_dead_landing(lake, marker, *_commit_of(lake, lake.table_uri(marker.table), marker))
+    lake.delete_dir(staging_dir(table_name, report_id))
+
+
+def _commit_of(lake: Lake, uri: str, marker: _Marker) -> tuple[dict | None, bool]:
+    """The commit info of the marker's landing, if it committed; and whether every commit it could be
+    was read (False: older log files are gone, or more than HISTORY_LIMIT commits came since)."""
+    table = _open(lake, uri)
+    if table is None:
+        return None, True
+    since = table.version() - (-1 if marker.version is None else marker.version)
+    if since <= 0:
+        return None, True
+    try:
+        history = table.history(limit=min(since, HISTORY_LIMIT))
+    except Exception:  # noqa: BLE001 - unreadable history: as if it had not been read
+        log.warning("%s: could not read the history", uri, exc_info=True)
+        return None, False
+    for commit in history:
+        if commit.get(LANDING_METADATA) == marker.landing_id:
+            return commit, True
+    return None, len(history) >= since
+
+
+def _remove_dead_landing(lake: Lake, marker: _Marker, commit: dict | None, complete: bool) -> None:
+    """Delete the files a dead landing wrote into its table that its commit (if any) does not add."""
+    root = join_path("tables", marker.table)
+    added = _added_files(lake, root, commit["version"]) if commit is not None else set()
+    known = added is not None and (commit is not None or complete)  # else only temporary files are surely unused
+    removed = []
+    for path in lake.list(root, hidden=True):
+        name = path.rsplit("/", 1)[-1]
+        if f"-{marker.landing_id}-" not in name or "/_delta_log/" in path:
+            continue
+        if (name.startswith(".") and name.endswith(".tmp")) or (known and name not in added):
+            lake.delete(path)
+            removed.append(path)
+    if removed:
+        log.info("%s: removed %d files that landing %s (%s, its process %d gone) left: %s", marker.table,
+                 len(removed), marker.landing_id, "committed" if commit else "never committed", marker.pid, removed)
+
+
+def _added_files(lake: Lake, root: str, version: int) -> set[str] | None:
+    """Names of the data files commit ``version`` added (None if its log file is gone)."""
+    try:
+        text = lake.read_bytes(join_path(root, "_delta_log", f"{version:020d}.json")).decode()
+    except OSError:
+        return None
+    actions = (json.loads(line) for line in text.splitlines() if line.strip())
+    return {unquote(a["add"]["path"]).rsplit("/", 1)[-1] for a in actions if "add" in a}
+
+
+def _staging_key(staged: Mapping[str, Sequence[str]], quarantine_files: Sequence[str]) -> str:
+    # Staging file names are unique to a parse: a retry lands the same ones, a new parse other ones.
+    files = sorted(p for paths in staged.values() for p in paths) + sorted(quarantine_files)
+    return hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _delete_quietly(lake: Lake, path: str) -> None:
+    try:
+        lake.delete(path)
+    except OSError:
+        log.warning("could not delete %s", path, exc_info=True)
 
 
 class _ReportOrder:

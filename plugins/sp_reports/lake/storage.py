@@ -260,15 +260,29 @@ class Lake:
         if os.path.isdir(self.fs_path(path)):
             shutil.rmtree(self.fs_path(path))
 
-    def list(self, prefix: str) -> list[str]:
-        """Lake paths of all files under the directory ``prefix`` (recursive, sorted, temp files skipped)."""
+    def list(self, prefix: str, *, hidden: bool = False) -> list[str]:
+        """Lake paths of all files under the directory ``prefix`` (recursive, sorted; hidden files, such as
+        the temporary files of ``open_output``, only when ``hidden``)."""
         selector = pafs.FileSelector(self.fs_path(prefix), recursive=True, allow_not_found=True)
         cut = len(self._fs_root) + 1
         return sorted(
             info.path[cut:]
             for info in self.filesystem.get_file_info(selector)
-            if info.type == pafs.FileType.File and not info.base_name.startswith(".")
+            if info.type == pafs.FileType.File and (hidden or not info.base_name.startswith("."))
         )
+
+    def remove_temporary(self, directory: str, name: str = "") -> list[str]:
+        """Delete the temporary files that writes of ``directory/<name>*`` (``open_output``) killed before
+        they finished left behind; returns their paths. Only local lakes have any: on S3 an unfinished
+        upload never becomes an object. Not recursive."""
+        if self.is_s3 or not os.path.isdir(self.fs_path(directory)):
+            return []
+        removed = []
+        for entry in os.scandir(self.fs_path(directory)):
+            if entry.name.startswith(f".{name}") and entry.name.endswith(".tmp") and entry.is_file():
+                self.delete(join_path(directory, entry.name))
+                removed.append(join_path(directory, entry.name))
+        return removed
 
     def read_bytes(self, path: str) -> bytes:
         with self.open_input(path) as f:
