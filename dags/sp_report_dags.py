@@ -1,5 +1,6 @@
 """The project's Airflow DAGs, from include/report_types.yaml: one DAG per report type (sp_reports.report_dag),
-plus the DAGs for the reports Amazon creates itself (sp_reports.generated_dags)."""
+plus the DAGs for the reports Amazon creates itself (sp_reports.generated_dags) and the lake maintenance DAG
+(sp_reports.maintenance_dag)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from pathlib import Path
 
 from sp_reports.generated_dags import build_generated_reports_dag, build_notifications_dag, build_report_schedules_dag
+from sp_reports.maintenance_dag import build_lake_maintenance_dag
 from sp_reports.registry import load_registry
 from sp_reports.report_dag import build_report_dag
 
@@ -31,6 +33,8 @@ sp_reports_generated_reports = build_generated_reports_dag(
     _registry, schedule="@hourly" if SCHEDULES_ENABLED else None
 )
 sp_reports_report_schedules = build_report_schedules_dag(_registry, schedule="@daily" if SCHEDULES_ENABLED else None)
+# Compaction, VACUUM, checkpoints and dead landings' leftovers (docs/maintenance.md).
+sp_reports_lake_maintenance = build_lake_maintenance_dag(schedule="@daily" if SCHEDULES_ENABLED else None)
 if NOTIFICATIONS_QUEUE_URL:
     sp_reports_notifications = build_notifications_dag(
         _registry,

@@ -12,7 +12,7 @@ from sp_reports.registry import load_registry
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
-GENERATED = {"sp_reports_generated_reports", "sp_reports_report_schedules"}
+GENERATED = {"sp_reports_generated_reports", "sp_reports_report_schedules", "sp_reports_lake_maintenance"}
 NOTIFICATIONS = "sp_reports_notifications"
 
 
