@@ -22,6 +22,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_landing.py --update-doc
+	$(BIN)/python benchmarks/bench_triggers.py --update-doc
 
 clean:
 	rm -rf .demo lake
