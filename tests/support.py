@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+
+# Amazon's official models and schemas (Apache-2.0), the contract the emulator and client are tested against.
+SPAPI_MODELS = Path(__file__).resolve().parent / "spapi-models"
 
 EMULATOR_CREDENTIALS = {
     "client_id": "emulator-client-id",

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from sp_reports.client import SellingPartnerClient
-from sp_reports.lake import Lake
-from sp_reports.lake.ledger import Ledger
 from sp_reports.outcome import report_outcome
-from sp_reports.pipeline import recover_landed
 from sp_reports.registry import ReportType
+
+if TYPE_CHECKING:  # the lake loads pyarrow and deltalake: not at DAG parse time
+    from sp_reports.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ def find_unlanded_reports(
     if not by_type:
         return []
     now = now or datetime.now(timezone.utc)
+    from sp_reports.lake.ledger import Ledger
+    from sp_reports.pipeline import recover_landed
+
     ledger = Ledger(lake)
     oldest_allowed = now - RETENTION + timedelta(minutes=5)
     since = max(ledger.watermark(by_type, overlap) or oldest_allowed, oldest_allowed)

@@ -19,7 +19,6 @@ from sp_reports.generated import DEFAULT_OVERLAP, find_unlanded_reports
 from sp_reports.hooks.lake import DEFAULT_AWS_CONN_ID, lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.landing_tasks import landing_tasks, summarize
-from sp_reports.lake.ledger import Ledger
 from sp_reports.notifications import triage_notifications
 from sp_reports.outcome import ReportFatalError, fatal_error
 from sp_reports.registry import ReportType
@@ -127,6 +126,8 @@ def build_notifications_dag(
                                                            "reportType": outcome["report_type"],
                                                            "reportDocumentId": outcome["report_document_id"]})))
                     # Recorded, so a redelivered notification of the same failure does not fail another run.
+                    from sp_reports.lake.ledger import Ledger
+
                     Ledger(lake).record(outcome, "FATAL", "notification")
             raise ReportFatalError("; ".join(errors))
 

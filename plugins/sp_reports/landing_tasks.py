@@ -9,11 +9,12 @@ from __future__ import annotations
 from airflow.sdk import Asset, AssetAlias, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from sp_reports import pipeline
 from sp_reports.hooks.lake import lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook
-from sp_reports.lake.ledger import Ledger
 from sp_reports.registry import ReportType, load_registry
+
+# sp_reports.pipeline and the lake (pyarrow, deltalake, numpy) are imported in the task bodies: the DAG
+# processor parses this module constantly and runs none of them.
 
 # DAGs that land several report types announce each landing on its table's Asset through this alias
 # (declaring every table as an outlet would signal all of them on every landing).
@@ -50,6 +51,9 @@ def landing_tasks(outcome, *, selling_partner_conn_id: str, via: str, report: Re
 
     @task
     def fetch_document(outcome: dict) -> dict:
+        from sp_reports import pipeline
+        from sp_reports.lake.ledger import Ledger
+
         lake = lake_from_airflow()
         ledger = Ledger(lake)
         if report is None and ledger.landed([outcome["report_id"]]):
@@ -62,10 +66,14 @@ def landing_tasks(outcome, *, selling_partner_conn_id: str, via: str, report: Re
 
     @task
     def parse_document(fetched: dict) -> dict:
+        from sp_reports import pipeline
+
         return pipeline.parse_raw_document(lake_from_airflow(), fetched, report_of(fetched))
 
     @task(outlets=[table_asset(report)] if report else [LANDED_ALIAS])
     def land(parsed: dict) -> dict:
+        from sp_reports import pipeline
+
         landed_report = report_of(parsed)
         manifest = pipeline.land_and_record(lake_from_airflow(), parsed, landed_report, via)
         events = get_current_context()["outlet_events"]
@@ -81,6 +89,8 @@ def landing_tasks(outcome, *, selling_partner_conn_id: str, via: str, report: Re
 @task(trigger_rule="none_failed")
 def summarize(outcomes_task_id: str, outcomes_key: str = "return_value", group_id: str = "report") -> list[dict]:
     """Log and return one row per report the run handled: reportId, marketplace, status, rows, table."""
+    from sp_reports import pipeline
+
     ti = get_current_context()["ti"]
     outcomes = _as_list(ti.xcom_pull(task_ids=outcomes_task_id, key=outcomes_key))
     landed = {m["report_id"]: m for m in _as_list(ti.xcom_pull(task_ids=f"{group_id}.land")) if m}

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sp_reports.client import SellingPartnerClient
-from sp_reports.lake import Lake
 from sp_reports.registry import AmazonSchedule, ReportType
+
+if TYPE_CHECKING:  # the lake loads pyarrow and deltalake: not at DAG parse time
+    from sp_reports.lake import Lake
 
 log = logging.getLogger(__name__)
 STATE_PATH = ("state", "report_schedules.json")

@@ -23,11 +23,12 @@ from sp_reports.client import (
     operations,
 )
 from sp_reports.emulator import testing
+from support import SPAPI_MODELS
 
 SPEED = 100.0
 US = "ATVPDKIKX0DER"
 ARN = "arn:aws:sqs:us-east-1:123456789012:reports"
-MODEL = Path(__file__).resolve().parents[2].parent / "shared" / "spapi-models" / "notifications.json"
+MODEL = SPAPI_MODELS / "notifications.json"
 DESTINATION = {"destinationId": "D1", "name": "sp-reports", "resource": {"sqs": {"arn": ARN}}}
 SUBSCRIPTION = {"subscriptionId": "S1", "payloadVersion": "1.0", "destinationId": "D1"}
 

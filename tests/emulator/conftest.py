@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 from sp_reports.emulator.testing import RunningEmulator, running_emulator
+from support import SPAPI_MODELS
 
 # Test modules cannot import from conftest (importlib mode), so they repeat the constants they need.
 REPORTS = "/reports/2021-06-30/reports"
@@ -21,14 +22,7 @@ US = "ATVPDKIKX0DER"
 ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 
 
-def _repo_root() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "pyproject.toml").is_file() and (parent / "plugins").is_dir():
-            return parent
-    raise RuntimeError("repository root not found above " + __file__)
-
-
-MODEL_PATH = _repo_root().parent / "shared" / "spapi-models" / "reports_2021-06-30.json"
+MODEL_PATH = SPAPI_MODELS / "reports_2021-06-30.json"
 NOTIFICATIONS_MODEL_PATH = MODEL_PATH.with_name("notifications.json")
 
 
@@ -72,7 +66,7 @@ class Model:
 @pytest.fixture(scope="session")
 def model() -> Model:
     if not MODEL_PATH.is_file():
-        pytest.fail(f"official model not found at {MODEL_PATH} (shared/ must sit beside the repository)")
+        pytest.fail(f"official model not found at {MODEL_PATH}")
     return Model(MODEL_PATH)
 
 

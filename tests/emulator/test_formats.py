@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from lxml import etree
+from support import SPAPI_MODELS
 
 US, DE, UK, JP = "ATVPDKIKX0DER", "A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1VC38T7YXB528"
 REPORTS = "/reports/2021-06-30/reports"
@@ -29,11 +30,7 @@ SETTLEMENT_HEADER = (
 
 
 def _schema_path() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "spapi-models" / "schemas" / "reports" / "sellerSalesAndTrafficReport.json"
-        if candidate.is_file():
-            return candidate
-    raise RuntimeError("sellerSalesAndTrafficReport.json not found beside the repository")
+    return SPAPI_MODELS / "schemas" / "reports" / "sellerSalesAndTrafficReport.json"
 
 
 @pytest.fixture(scope="module")

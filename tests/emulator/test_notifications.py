@@ -14,6 +14,7 @@ import pytest
 
 from sp_reports.emulator import cli
 from sp_reports.emulator.testing import sqs_queue
+from support import SPAPI_MODELS
 
 BASE = "/notifications/v1"
 DESTINATIONS = f"{BASE}/destinations"
@@ -27,7 +28,7 @@ LISTINGS = "GET_MERCHANT_LISTINGS_ALL_DATA"
 INVENTORY = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"
 SETTLEMENT = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"
 SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "spapi-models" / "schemas" / "notifications"
+    SPAPI_MODELS / "schemas" / "notifications"
     / "ReportProcessingFinishedNotification.json"
 )  # fmt: skip
 

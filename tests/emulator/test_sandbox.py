@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from support import SPAPI_MODELS
 
 # (operationId, status) pairs whose request only makes sense with the sandbox's invented ids.
 SANDBOX_ID_EXAMPLES = {
@@ -26,9 +27,7 @@ SANDBOX_ID_EXAMPLES = {
 
 
 def _model_path() -> Path:
-    # Same rule as conftest.py: shared/ sits beside the repository root.
-    root = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
-    return root.parent / "shared" / "spapi-models" / "reports_2021-06-30.json"
+    return SPAPI_MODELS / "reports_2021-06-30.json"
 
 
 def _examples():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sp_reports.lake import Lake
+if TYPE_CHECKING:  # the lake loads pyarrow and deltalake: not at DAG parse time
+    from sp_reports.lake import Lake
 
 DEFAULT_AWS_CONN_ID = "aws_default"
 
@@ -19,6 +21,8 @@ def lake_from_airflow(root: str | None = None, aws_conn_id: str | None = None) -
     """A ``Lake`` for ``root``; an ``s3://`` root takes its credentials and endpoint from the amazon
     provider's AWS connection (``$SP_REPORTS_AWS_CONN_ID``, default ``aws_default``), so secrets stay
     in Airflow's connection store."""
+    from sp_reports.lake import Lake
+
     root = root or lake_root()
     if not root.startswith("s3://"):
         return Lake(root)
