@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -124,7 +125,17 @@ async def run_waits(triggers: list) -> dict:
     async def one(trigger) -> list[tuple[float, dict]]:
         return [(time.time(), event.payload) async for event in trigger.run()]
 
+    gc_pauses: list[tuple[float, float, int]] = []  # (seconds, at, generation): the collector stops the loop too
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_started[0] = time.monotonic()
+        else:
+            gc_pauses.append((time.monotonic() - gc_started[0], gc_started[0] - started, info["generation"]))
+
     started = time.monotonic()
+    gc.callbacks.append(on_gc)
     beat, sampler = asyncio.create_task(heartbeat()), asyncio.create_task(sample())
     tasks = []
     for trigger in triggers:
@@ -135,7 +146,9 @@ async def run_waits(triggers: list) -> dict:
     elapsed = time.monotonic() - started
     done.set()
     await asyncio.gather(beat, sampler)
-    return {"results": results, "stalls": stalls, "peak_rss": max(peak[0], rss_mib()), "elapsed": elapsed}
+    gc.callbacks.remove(on_gc)
+    return {"results": results, "stalls": stalls, "gc_pauses": gc_pauses, "peak_rss": max(peak[0], rss_mib()),
+            "elapsed": elapsed}
 
 
 def summarize(mode: str, waits: int, base: str, before_rss: float, run: dict, stats_before: dict) -> dict:
@@ -163,6 +176,7 @@ def summarize(mode: str, waits: int, base: str, before_rss: float, run: dict, st
         "max_stall_at_s": max(run["stalls"])[1] if run["stalls"] else 0.0,
         "max_stall_cpu_s": max(run["stalls"])[2] if run["stalls"] else 0.0,
         "stalls_over_50ms": sum(1 for stall, _, _ in run["stalls"] if stall > 0.05),
+        "longest_gc_pause": max(run["gc_pauses"], default=(0.0, 0.0, 0)),
         "rss_before_mib": before_rss,
         "rss_peak_mib": run["peak_rss"],
         "vmhwm_mib": rss_mib("VmHWM"),
