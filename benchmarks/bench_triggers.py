@@ -308,14 +308,15 @@ def update_doc(results: list[dict], args, seconds: float) -> None:
         f"--waits {args.waits} --mode {args.mode} --processing-seconds {args.processing_seconds:g}`), "
         f"{seconds / 60:.1f} min in all. Machine: {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}.",
         "",
-        "| mode | waits | one terminal event each | longest loop stall (at, CPU of ours) | RSS before | RSS peak | per wait | "
+        "| mode | waits | one terminal event each | longest loop stall (at, CPU of ours) | longest GC pause (at) | RSS before | RSS peak | per wait | "
         "getReport calls | 429s | detection latency median / p95 / max | wall |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lat = " / ".join(f"{r[k]:.0f} s" if r[k] is not None else "-"
                          for k in ("latency_median_s", "latency_p95_s", "latency_max_s"))
         lines.append(f"| {r['mode']} | {r['waits']} | {r['one_terminal_event_each']} | {r['max_stall_s'] * 1000:.0f} ms ({r['max_stall_at_s']:.0f} s, {r['max_stall_cpu_s'] * 1000:.0f} ms CPU) | "
+                     f"{r['longest_gc_pause'][0] * 1000:.0f} ms ({r['longest_gc_pause'][1]:.0f} s) | "
                      f"{r['rss_before_mib']:.0f} MiB | {r['rss_peak_mib']:.0f} MiB | {r['per_wait_mib'] * 1024:.0f} KiB | "
                      f"{r['get_report_calls']} | {r['responses_429']} | {lat} | {r['elapsed_s']:.0f} s |")
     lines.append(END)

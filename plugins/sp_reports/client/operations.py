@@ -1,7 +1,7 @@
 """The nine Reports 2021-06-30 operations and the Notifications v1 ones: HTTP shape and documented usage plan.
 
 Rates and bursts are the defaults from each operation's "Usage Plan" table in Amazon's models
-(shared/spapi-models/reports_2021-06-30.json, notifications.json); ``x-amzn-RateLimit-Limit`` can raise them later.
+(tests/spapi-models/reports_2021-06-30.json, notifications.json); ``x-amzn-RateLimit-Limit`` can raise them later.
 """
 
 from __future__ import annotations
