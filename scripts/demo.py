@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,7 +31,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
-LAKE = ROOT / "lake"
+# Every demo gets an empty lake of its own (an earlier demo's ledger would hold its reports already) and a fresh
+# emulator seed (the same seed gives the same reportIds); SP_REPORTS_DEMO_SEED repeats a run.
+RUN_STAMP = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+LAKE = ROOT / "lake" / f"demo-{RUN_STAMP}"
+SEED = int(os.environ.get("SP_REPORTS_DEMO_SEED") or random.SystemRandom().randrange(1, 2**31))
 BIN = Path(sys.executable).parent
 
 DEMO_RUNS = {
@@ -160,10 +165,11 @@ def main() -> int:
         env["SP_REPORTS_NOTIFICATIONS_QUEUE_URL"] = queue_url  # the notification DAG exists with a queue
 
         say(f"starting the SP-API emulator on {emulator_url} ({SPEED}x Amazon's speed, notifying via SQS, "
-            f"a settlement every {300 // SPEED}s)")
+            f"a settlement every {300 // SPEED}s, seed {SEED}); the lake is {LAKE}")
         processes.append(start("emulator", [str(BIN / "sp-reports"), "emulator", "--port", str(emulator_port),
                                             "--speed", str(SPEED), "--processing-seconds", str(4 * SPEED),
-                                            "--sqs-endpoint", sqs_url, "--settlement-period", "300"], env))
+                                            "--sqs-endpoint", sqs_url, "--settlement-period", "300",
+                                            "--seed", str(SEED)], env))
         wait_until("the emulator", lambda: http.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
 
         say(f"starting airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:{api_port}; logs in {DEMO}")
@@ -291,7 +297,7 @@ def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: 
     ledger = Ledger(Lake(str(LAKE)))
 
     def recorded_now() -> dict:
-        # The lake outlives demos: only what this demo recorded counts.
+        # Only what this demo recorded counts (its lake is its own; the filter keeps that true if it is reused).
         return {rid: e for rid, e in ledger.entries().items() if e["recorded_at"] >= STARTED}
 
     def notified_enough() -> bool:
