@@ -354,7 +354,7 @@ def _land_table(
         result = landing.run()
     except BaseException:
         if landing is None or landing.cleaned_up:
-            _delete_quietly(lake, marker)
+            _delete_staging(lake, [marker])
         raise
     return _Landed(result, added, missing, [marker])
 
@@ -842,7 +842,7 @@ class _Attempts:
             if dead:
                 _remove_dead_landing(self.lake, marker, commit, complete)
                 if not (ours and commit is not None):  # kept: a retry killed before the manifest needs it again
-                    _delete_quietly(self.lake, path)
+                    _delete_staging(self.lake, [path])
         return committed, earlier
 
 
@@ -919,13 +919,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
-
-
-def _delete_quietly(lake: Lake, path: str) -> None:
-    try:
-        lake.delete(path)
-    except OSError:
-        log.warning("could not delete %s", path, exc_info=True)
 
 
 class _ReportOrder:

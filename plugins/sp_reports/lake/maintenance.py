@@ -34,7 +34,7 @@ from pyarrow import fs as pafs
 
 from .ledger import FINAL_STATUSES, Ledger
 from .paths import join_path
-from .storage import Lake
+from .storage import Lake, is_temporary_name
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,6 @@ _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 10.0  # seconds
 _HOUR_NS = 3600 * 10**9
 _RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"
 _UNIT_HOURS = {"week": 168.0, "day": 24.0, "hour": 1.0, "minute": 1 / 60, "second": 1 / 3600}
-# Lake.open_output's temporary name: ".{name}.{uuid4 hex}.tmp" beside the final file.
-_TMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
 # The project's data files are zstd level 1 (datafiles.PARQUET_OPTIONS); compaction keeps them so.
 _WRITER = WriterProperties(compression="ZSTD", compression_level=1)
 
@@ -366,7 +364,7 @@ def _clean_tmp_files(lake: Lake, settings: Settings, now_ns: int, report: Leftov
     removed_dirs = tuple(d + "/" for d in report.staging_dirs)
     for entry in _walk(lake, None):
         name = entry.path.rsplit("/", 1)[-1]
-        if entry.is_dir or not _TMP_NAME.match(name) or entry.path.startswith(removed_dirs):
+        if entry.is_dir or not is_temporary_name(name) or entry.path.startswith(removed_dirs):
             continue
         age = _age_hours([entry], now_ns)
         if age is None or age < settings.staging_max_age_hours:

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -38,6 +39,18 @@ S3_READ_BUFFER = 8 * 1024 * 1024
 
 # Storage option keys whose values are safe to show in repr/logs; everything else is masked.
 _VISIBLE_OPTION_PARTS = ("REGION", "ENDPOINT", "ALLOW_HTTP", "UNSAFE_RENAME", "CONDITIONAL_PUT")
+
+
+def temporary_name(name: str) -> str:
+    """Where ``open_output`` writes ``name`` before renaming it into place: hidden, so no listing sees it."""
+    return f".{name}.{uuid.uuid4().hex}.tmp"
+
+
+def is_temporary_name(name: str) -> bool:
+    return _TEMPORARY_NAME.fullmatch(name) is not None
+
+
+_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
 
 
 class Lake:
@@ -184,7 +197,7 @@ class Lake:
         final = self.fs_path(path)
         directory, name = os.path.split(final)
         os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+        tmp = os.path.join(directory, temporary_name(name))
         try:
             with open(tmp, "xb") as f:
                 yield f  # type: ignore[misc]
@@ -279,7 +292,7 @@ class Lake:
             return []
         removed = []
         for entry in os.scandir(self.fs_path(directory)):
-            if entry.name.startswith(f".{name}") and entry.name.endswith(".tmp") and entry.is_file():
+            if entry.name.startswith(f".{name}") and is_temporary_name(entry.name) and entry.is_file():
                 self.delete(join_path(directory, entry.name))
                 removed.append(join_path(directory, entry.name))
         return removed
