@@ -244,7 +244,9 @@ def main() -> int:
 def demo_registry() -> Path:
     """The project's registry with the scheduled report every five minutes instead of daily, so the
     demo sees Amazon's schedule at work (ten seconds at the emulator's speed)."""
-    text = (ROOT / "include" / "report_types.yaml").read_text(encoding="utf-8")
+    from sp_reports.settings import PACKAGED_REGISTRY
+
+    text = PACKAGED_REGISTRY.read_text(encoding="utf-8")
     path = DEMO / "report_types.yaml"
     path.write_text(text.replace("period: P1D", "period: PT5M"), encoding="utf-8")
     return path

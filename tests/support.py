@@ -68,3 +68,19 @@ async def first_event(trigger, timeout: float = 30.0) -> dict:
         return (await asyncio.wait_for(anext(events), timeout)).payload
     finally:
         await events.aclose()
+
+
+def land_one_table(lake, table_name: str, files: list[str], *, report_id: str, partition_by=None):
+    """One table's landing, no natural keys and no quarantine: the landing's single-table core, which
+    ``land_tables`` runs for each table of a document."""
+    import sp_reports.lake.delta as delta
+    from sp_reports.lake import LandResult, TableLanding
+
+    landed = delta._land_table(
+        lake, table_name, files, report_id=report_id, key_columns=(), partition_by=partition_by or delta.DEFAULT_PARTITION_BY,
+        headers=delta._staged_source_columns(lake, files), document_columns=None, max_attempts=delta.MAX_ATTEMPTS,
+        spill_dir=None, attempts=delta._Attempts(lake, table_name, report_id, delta._staging_key({"": files}, [])),
+    )
+    delta._delete_staging(lake, list(files) + landed.markers)
+    landing = landed.landing or TableLanding(table_name, lake.table_uri(table_name), 0, None)
+    return LandResult(tables={"": landing}, columns_added=landed.columns_added, columns_missing=landed.columns_missing)

@@ -32,8 +32,7 @@ def test_the_package_alone_lands_a_document(emulator, tmp_path):
 
     landed = subprocess.run(
         [str(venv / "bin" / "sp-reports"), "land", str(document), "--report-type", LISTINGS, "--marketplace-id", US,
-         "--lake", str(tmp_path / "lake"), "--content-type", content_type,
-         "--registry", str(ROOT / "include" / "report_types.yaml")],
+         "--lake", str(tmp_path / "lake"), "--content-type", content_type],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )
 
@@ -45,3 +44,10 @@ def test_the_package_alone_lands_a_document(emulator, tmp_path):
     listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
                             capture_output=True, text=True, env=env, check=True)
     assert "apache-airflow" not in {p["name"] for p in json.loads(listed.stdout)}
+    # No --registry above: the installed package found the registry it ships. Its version has one source.
+    version = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.metadata as m, sp_reports; "
+                              "print(m.version('sp-reports'), sp_reports.__version__, "
+                              "sp_reports.get_provider_info()['versions'][0])"],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
+    installed, package, provider = version.stdout.split()
+    assert installed == package == provider

@@ -9,7 +9,7 @@ import pytest
 
 from sp_reports.client import Credentials, SellingPartnerClient
 from sp_reports.lake import Lake
-from sp_reports.notifications import NotificationError, parse_notification, triage_notifications
+from sp_reports.notification_messages import NotificationError, parse_notification, triage_notifications
 from sp_reports.registry import AmazonSchedule, RegistryError, load_registry
 from sp_reports.schedules import reconcile_schedules
 

@@ -35,25 +35,28 @@ def add_land_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--content-type", default=None,
                         help='the Content-Type Amazon sent, e.g. "text/plain;charset=Cp1252" (charset matters)')
     parser.add_argument("--lake", default=None,
-                        help="lake root: a folder or s3://bucket/prefix (default $SP_REPORTS_LAKE or ./lake); "
+                        help="lake root: a folder or s3://bucket/prefix (default $SP_REPORTS_LAKE, else $AIRFLOW_HOME/lake); "
                              "S3 credentials come from the usual AWS_* environment variables")
     parser.add_argument("--report-id", default=None,
                         help="the report's id (default: derived from the file's sha256, so a replay is idempotent)")
     parser.add_argument("--created-time", default=None,
                         help="the report's createdTime (ISO 8601; default now); the latest report wins merges")
-    parser.add_argument("--registry", default=None, help="the report-type registry (default include/report_types.yaml)")
+    parser.add_argument("--registry", default=None, help="the report-type registry (default $SP_REPORTS_REGISTRY, else the packaged one)")
 
 
 def land(args: argparse.Namespace) -> int:
     from sp_reports.lake import Lake
     from sp_reports.parsing import DocumentParseError
+    from sp_reports.payloads import FinishedReport
     from sp_reports.pipeline import AccountingError, land_raw_document, store_raw_document
     from sp_reports.registry import RegistryError, load_registry
+    from sp_reports.settings import SettingsError, settings
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         registry = load_registry(args.registry)
-    except RegistryError as exc:
+        lake_root = args.lake or settings().lake
+    except (RegistryError, SettingsError) as exc:
         return _fail(str(exc))
     report = registry.get(args.report_type)
     if report is None:
@@ -61,10 +64,10 @@ def land(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         return _fail(f"no such file: {args.file}")
 
-    lake = Lake(args.lake or os.environ.get("SP_REPORTS_LAKE") or "./lake", storage_options=_aws_options_from_env())
+    lake = Lake(lake_root, storage_options=_aws_options_from_env())
     sha256 = _sha256(args.file)
     report_id = args.report_id or f"replay-{sha256[:16]}"
-    outcome = {
+    finished: FinishedReport = {
         "report_id": report_id,
         "report_type": report.report_type,
         "processing_status": "DONE",
@@ -73,10 +76,12 @@ def land(args: argparse.Namespace) -> int:
         "data_start_time": None,
         "data_end_time": None,
         "created_time": args.created_time or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "processing_end_time": None,
+        "report_schedule_id": None,
     }
     try:
         with args.file.open("rb") as source:
-            fetched = store_raw_document(lake, outcome, source, content_type=args.content_type)
+            fetched = store_raw_document(lake, finished, source, content_type=args.content_type)
         manifest = land_raw_document(lake, fetched, report)
     except (DocumentParseError, AccountingError, OSError) as exc:
         return _fail(f"{args.file}: {exc}")

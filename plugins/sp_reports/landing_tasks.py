@@ -9,7 +9,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, AssetAlias, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from sp_reports.hooks.lake import lake_from_airflow
+from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.registry import ReportType, load_registry
 
@@ -41,28 +41,28 @@ def asset_extra(manifest: dict) -> dict:
     }
 
 
-def landing_tasks(outcome, *, selling_partner_conn_id: str, via: str, report: ReportType | None = None):
-    """Wire the three tasks after ``outcome`` (a report outcome, usually mapped). With ``report`` the
-    tasks serve that one report type; without, each outcome's report type is looked up in the registry
+def landing_tasks(finished, *, selling_partner_conn_id: str, via: str, report: ReportType | None = None):
+    """Wire the three tasks after ``finished`` (a finished report, usually mapped). With ``report`` the
+    tasks serve that one report type; without, each report's type is looked up in the registry
     and, because another run may have landed the same report, the ledger is consulted first."""
 
-    def report_of(outcome: dict) -> ReportType:
-        return report or load_registry()[outcome["report_type"]]
+    def report_of(finished: dict) -> ReportType:
+        return report or load_registry()[finished["report_type"]]
 
     @task
-    def fetch_document(outcome: dict) -> dict:
+    def fetch_document(finished: dict) -> dict:
         from sp_reports import pipeline
         from sp_reports.lake.ledger import Ledger
 
         lake = lake_from_airflow()
         ledger = Ledger(lake)
-        if report is None and ledger.landed([outcome["report_id"]]):
-            raise AirflowSkipException(f"report {outcome['report_id']} was landed already (ledger)")
-        if outcome["processing_status"] == "CANCELLED":
-            ledger.record(outcome, "CANCELLED", via)
-            raise AirflowSkipException(f"report {outcome['report_id']}: Amazon had no data; nothing to fetch")
+        if report is None and ledger.landed([finished["report_id"]]):
+            raise AirflowSkipException(f"report {finished['report_id']} was landed already (ledger)")
+        if finished["processing_status"] == "CANCELLED":
+            ledger.record(finished, "CANCELLED", via)
+            raise AirflowSkipException(f"report {finished['report_id']}: Amazon had no data; nothing to fetch")
         with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
-            return pipeline.fetch_document(client, lake, outcome)
+            return pipeline.fetch_document(client, lake, finished)
 
     @task
     def parse_document(fetched: dict) -> dict:
@@ -83,18 +83,18 @@ def landing_tasks(outcome, *, selling_partner_conn_id: str, via: str, report: Re
             events[LANDED_ALIAS].add(table_asset(landed_report), extra=asset_extra(manifest))
         return manifest
 
-    return land(parse_document(fetch_document(outcome)))
+    return land(parse_document(fetch_document(finished)))
 
 
 @task(trigger_rule="none_failed")
-def summarize(outcomes_task_id: str, outcomes_key: str = "return_value", group_id: str = "report") -> list[dict]:
+def summarize(finished_task_id: str, finished_key: str = "return_value", group_id: str = "report") -> list[dict]:
     """Log and return one row per report the run handled: reportId, marketplace, status, rows, table."""
     from sp_reports import pipeline
 
     ti = get_current_context()["ti"]
-    outcomes = _as_list(ti.xcom_pull(task_ids=outcomes_task_id, key=outcomes_key))
+    finished_reports = _as_list(ti.xcom_pull(task_ids=finished_task_id, key=finished_key))
     landed = {m["report_id"]: m for m in _as_list(ti.xcom_pull(task_ids=f"{group_id}.land")) if m}
-    rows = [pipeline.summary_row(outcome, landed.get(outcome["report_id"])) for outcome in outcomes if outcome]
+    rows = [pipeline.summary_row(finished, landed.get(finished["report_id"])) for finished in finished_reports if finished]
     print(pipeline.format_summary(rows))
     return rows
 

@@ -60,7 +60,7 @@ def build_lake_maintenance_dag(*, schedule: str | None = "@daily", retries: int 
 
         @task
         def clean_leftovers() -> dict:
-            from sp_reports.hooks.lake import lake_from_airflow
+            from sp_reports.lake_connection import lake_from_airflow
             from sp_reports.lake import maintenance
 
             settings = _settings()
@@ -74,7 +74,7 @@ def build_lake_maintenance_dag(*, schedule: str | None = "@daily", retries: int 
 
         @task
         def list_tables() -> list[str]:
-            from sp_reports.hooks.lake import lake_from_airflow
+            from sp_reports.lake_connection import lake_from_airflow
             from sp_reports.lake.maintenance import list_tables
 
             tables = list_tables(lake_from_airflow())
@@ -83,7 +83,7 @@ def build_lake_maintenance_dag(*, schedule: str | None = "@daily", retries: int 
 
         @task(max_active_tis_per_dagrun=parallel_tables)
         def maintain_table(table: str) -> dict:
-            from sp_reports.hooks.lake import lake_from_airflow
+            from sp_reports.lake_connection import lake_from_airflow
             from sp_reports.lake.maintenance import maintain_table
 
             return maintain_table(lake_from_airflow(), table, _settings()).to_dict()

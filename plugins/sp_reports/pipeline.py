@@ -1,8 +1,8 @@
 """The steps after Amazon has finished a report: fetch -> parse -> land. Airflow tasks call these, and
 so does ``sp-reports land``, so a replayed document lands exactly as a DAG would land it.
 
-Each step takes and returns plain JSON-able dicts (they travel between tasks through XCom) and keeps
-its files in the lake, so consecutive steps may run on different workers.
+Each step takes and returns a JSON-able payload (``sp_reports.payloads``: they travel between tasks through
+XCom) and keeps its files in the lake, so consecutive steps may run on different workers.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from typing import BinaryIO
 from sp_reports.client import SellingPartnerClient
 from sp_reports.lake import Lake, land_tables
 from sp_reports.lake.delta import remove_landing_leftovers
+from sp_reports.lake.paths import raw_metadata_path
 from sp_reports.lake.ledger import Ledger
 from sp_reports.memory import allocator
-from sp_reports.parsing import ParseOutcome, parse_document
+from sp_reports.parsing import parse_document
+from sp_reports.payloads import FetchedDocument, FinishedReport, Manifest, ParsedDocument, ParseResult
 from sp_reports.registry import ReportType
 
 log = logging.getLogger(__name__)
@@ -32,27 +34,29 @@ class AccountingError(RuntimeError):
     """rows read != rows landed + rows quarantined: something was lost, so nothing is committed."""
 
 
-def fetch_document(client: SellingPartnerClient, lake: Lake, outcome: dict) -> dict:
+def fetch_document(client: SellingPartnerClient, lake: Lake, finished: FinishedReport) -> FetchedDocument:
     """Download a DONE report's document into the lake's raw zone, byte for byte (kept for replay)."""
-    report_id, document_id = outcome["report_id"], outcome["report_document_id"]
+    report_id, document_id = finished["report_id"], finished["report_document_id"]
     if not document_id:
-        raise ValueError(f"report {report_id} has no reportDocumentId (status {outcome['processing_status']})")
+        raise ValueError(f"report {report_id} has no reportDocumentId (status {finished['processing_status']})")
     # The client rewinds its sink to retry an interrupted download; object-store outputs cannot
     # rewind, so the bytes are spooled (memory, then local disk) and copied into the lake in one go.
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
         download = client.download_document(document_id, spool)
         spool.seek(0)
-        fetched = store_raw_document(lake, outcome, spool, content_type=download.content_type)
+        fetched = store_raw_document(lake, finished, spool, content_type=download.content_type)
     if fetched["sha256"] != download.sha256:
         raise RuntimeError(f"document {document_id} changed between download and the raw zone")
     return fetched
 
 
-def store_raw_document(lake: Lake, outcome: dict, source: BinaryIO, *, content_type: str | None) -> dict:
+def store_raw_document(
+    lake: Lake, finished: FinishedReport, source: BinaryIO, *, content_type: str | None
+) -> FetchedDocument:
     """Copy a document into ``raw/`` atomically, with a JSON sidecar describing it."""
     from sp_reports.client.documents import charset_of
 
-    path = lake.raw_document_path(outcome["report_type"], outcome["report_id"], outcome["report_document_id"])
+    path = lake.raw_document_path(finished["report_type"], finished["report_id"], finished["report_document_id"])
     digest, size, head = hashlib.sha256(), 0, b""
     with lake.open_output(path) as out:
         while chunk := source.read(COPY_CHUNK):
@@ -61,8 +65,8 @@ def store_raw_document(lake: Lake, outcome: dict, source: BinaryIO, *, content_t
             digest.update(chunk)
             size += len(chunk)
             out.write(chunk)
-    fetched = {
-        **outcome,
+    fetched: FetchedDocument = {
+        **finished,
         "raw_path": path,
         "content_type": content_type,
         "charset": charset_of(content_type),
@@ -70,14 +74,14 @@ def store_raw_document(lake: Lake, outcome: dict, source: BinaryIO, *, content_t
         "size": size,
         "sha256": digest.hexdigest(),
     }
-    lake.write_json(path + ".json", fetched)
+    lake.write_json(raw_metadata_path(path), fetched)
     log.info("Stored document %s of report %s: %d bytes (%s, Content-Type %s) -> %s",
-             outcome["report_document_id"], outcome["report_id"], size,
+             finished["report_document_id"], finished["report_id"], size,
              "gzip" if fetched["compressed"] else "uncompressed", content_type, path)
     return fetched
 
 
-def parse_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
+def parse_raw_document(lake: Lake, fetched: FetchedDocument, report: ReportType) -> ParsedDocument:
     """Parse the raw document into typed Parquet files (and quarantine records) in the staging zone."""
     marketplace_id = ",".join(fetched["marketplace_ids"])
     extra = {
@@ -87,7 +91,7 @@ def parse_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
         # Rows without a date of their own (snapshots) partition by the day the report describes.
         "report_date": _day(fetched.get("data_end_time") or fetched.get("created_time")),
     }
-    outcome = parse_document(
+    result = parse_document(
         lake,
         fetched["raw_path"],
         lake.staging_dir(report.table_name, fetched["report_id"]),
@@ -98,12 +102,12 @@ def parse_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
         extra_columns=extra,
     )
     log.info("Parsed report %s: %d rows read, %d parsed, %d quarantined; encoding %s (%s); Arrow allocator %s",
-             fetched["report_id"], outcome.rows_read, outcome.rows_parsed, outcome.rows_quarantined,
-             outcome.encoding.get("codec"), outcome.encoding.get("reason"), allocator())
-    return {**fetched, "parse": dataclasses.asdict(outcome)}
+             fetched["report_id"], result.rows_read, result.rows_parsed, result.rows_quarantined,
+             result.encoding.get("codec"), result.encoding.get("reason"), allocator())
+    return {**fetched, "parse": dataclasses.asdict(result)}
 
 
-def land_parsed_document(lake: Lake, parsed: dict, report: ReportType) -> dict:
+def land_parsed_document(lake: Lake, parsed: ParsedDocument, report: ReportType) -> Manifest:
     """Commit the parsed rows to the report type's Delta tables and write the landing's manifest, then
     remove the staging files (and whatever earlier attempts left). A report the ledger records as landed
     whose manifest is of this very document is not landed again: its manifest is returned."""
@@ -116,7 +120,7 @@ def land_parsed_document(lake: Lake, parsed: dict, report: ReportType) -> dict:
     return manifest
 
 
-def land_and_record(lake: Lake, parsed: dict, report: ReportType, via: str) -> dict:
+def land_and_record(lake: Lake, parsed: ParsedDocument, report: ReportType, via: str) -> Manifest:
     """Land, write the manifest, record the ledger row, and only then remove the staging files: a task
     killed at any point (the land task is retried with the same ``parsed``) finishes the landing on its
     retry, with every row landed once. A retry finding the manifest of this document returns it (recording
@@ -134,7 +138,7 @@ def land_and_record(lake: Lake, parsed: dict, report: ReportType, via: str) -> d
     return manifest
 
 
-def landed_manifest(lake: Lake, parsed: dict, report: ReportType) -> tuple[dict | None, bool]:
+def landed_manifest(lake: Lake, parsed: ParsedDocument, report: ReportType) -> tuple[Manifest | None, bool]:
     """The manifest of a finished landing of this report's document (same document id and sha256; a
     manifest is written once every table is committed), and whether the ledger records it as DONE."""
     path = manifest_path(lake, report, parsed["report_id"])
@@ -147,19 +151,19 @@ def landed_manifest(lake: Lake, parsed: dict, report: ReportType) -> tuple[dict 
     return manifest, entry is not None and entry["status"] == "DONE"
 
 
-def _log_landed(parsed: dict, manifest: dict) -> None:
+def _log_landed(parsed: ParsedDocument, manifest: Manifest) -> None:
     log.info("Report %s was landed already from document %s (manifest %s, landed at %s); the tables are left as "
              "they are", parsed["report_id"], parsed["report_document_id"], manifest["manifest_path"],
              manifest["landed_at"])
 
 
-def remove_leftovers(lake: Lake, parsed: dict, report: ReportType) -> None:
+def remove_leftovers(lake: Lake, parsed: ParsedDocument, report: ReportType) -> None:
     """Once the report has landed: its staging directory (the files landed, those of earlier parses, the
     landings' markers), data files that killed landings of it wrote and no commit references, and the
     temporary files of killed writes of its raw document and manifest."""
-    outcome = ParseOutcome(**parsed["parse"])
+    result = ParseResult(**parsed["parse"])
     staging = lake.staging_dir(report.table_name, parsed["report_id"]) + "/"
-    for path in [p for files in outcome.tables.values() for p in files] + outcome.quarantine_files:
+    for path in [p for files in result.tables.values() for p in files] + result.quarantine_files:
         if not path.startswith(staging):  # those in the staging directory go with it
             lake.delete(path)
     remove_landing_leftovers(lake, report.table_name, parsed["report_id"])
@@ -170,18 +174,18 @@ def remove_leftovers(lake: Lake, parsed: dict, report: ReportType) -> None:
         log.info("Removed temporary files of killed writes: %s", temporary)
 
 
-def _land(lake: Lake, parsed: dict, report: ReportType) -> dict:
+def _land(lake: Lake, parsed: ParsedDocument, report: ReportType) -> Manifest:
     """Commit the tables, then write the manifest; the staging files stay (for a retry)."""
-    outcome = ParseOutcome(**parsed["parse"])
-    if outcome.rows_read != outcome.rows_parsed + outcome.rows_quarantined:
+    result = ParseResult(**parsed["parse"])
+    if result.rows_read != result.rows_parsed + result.rows_quarantined:
         raise AccountingError(
-            f"report {parsed['report_id']}: {outcome.rows_read} rows read but {outcome.rows_parsed} parsed "
-            f"+ {outcome.rows_quarantined} quarantined; nothing was committed"
+            f"report {parsed['report_id']}: {result.rows_read} rows read but {result.rows_parsed} parsed "
+            f"+ {result.rows_quarantined} quarantined; nothing was committed"
         )
-    result = land_tables(lake, report.table_name, outcome, report=report, report_id=parsed["report_id"],
+    landed = land_tables(lake, report.table_name, result, report=report, report_id=parsed["report_id"],
                          delete_staging=False, document=parsed["sha256"])
-    tables = {name: dataclasses.asdict(landing) for name, landing in result.tables.items()}
-    manifest = {
+    tables = {name: dataclasses.asdict(landing) for name, landing in landed.tables.items()}
+    manifest: Manifest = {
         "report_id": parsed["report_id"],
         "report_type": parsed["report_type"],
         "marketplace_ids": parsed["marketplace_ids"],
@@ -190,19 +194,19 @@ def _land(lake: Lake, parsed: dict, report: ReportType) -> dict:
         "content_type": parsed.get("content_type"),
         "bytes": parsed["size"],
         "sha256": parsed["sha256"],
-        "compressed": outcome.compressed,
-        "encoding": outcome.encoding,
-        "rows_read": outcome.rows_read,
-        "rows_landed": outcome.rows_parsed,
-        "rows_quarantined": outcome.rows_quarantined,
-        "values_quarantined": outcome.values_quarantined,
-        "columns_added": result.columns_added,
-        "columns_missing": result.columns_missing,
+        "compressed": result.compressed,
+        "encoding": result.encoding,
+        "rows_read": result.rows_read,
+        "rows_landed": result.rows_parsed,
+        "rows_quarantined": result.rows_quarantined,
+        "values_quarantined": result.values_quarantined,
+        "columns_added": landed.columns_added,
+        "columns_missing": landed.columns_missing,
         "tables": tables,
-        "quarantine_table": dataclasses.asdict(result.quarantine) if result.quarantine else None,
+        "quarantine_table": dataclasses.asdict(landed.quarantine) if landed.quarantine else None,
         "landed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "manifest_path": manifest_path(lake, report, parsed["report_id"]),
     }
-    manifest["manifest_path"] = manifest_path(lake, report, parsed["report_id"])
     lake.write_json(manifest["manifest_path"], manifest)
     log.info("Landed report %s; manifest %s:\n%s", parsed["report_id"], manifest["manifest_path"],
              json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -213,31 +217,31 @@ def manifest_path(lake: Lake, report: ReportType, report_id: str) -> str:
     return lake.path("manifests", report.table_name, f"{report_id}.json")
 
 
-def recover_landed(lake: Lake, outcome: dict, report: ReportType) -> bool:
+def recover_landed(lake: Lake, finished: FinishedReport, report: ReportType) -> bool:
     """Record a report whose manifest exists but whose ledger row does not (the landing finished, the
     task died before recording it); True if it was such a report."""
-    path = manifest_path(lake, report, outcome["report_id"])
+    path = manifest_path(lake, report, finished["report_id"])
     if not lake.exists(path):
         return False
     manifest = lake.read_json(path)
-    Ledger(lake).record(outcome, "DONE", "recovered", rows_landed=manifest["rows_landed"], manifest=path)
-    log.info("Report %s had landed already (manifest %s); recorded it in the ledger", outcome["report_id"], path)
+    Ledger(lake).record(finished, "DONE", "recovered", rows_landed=manifest["rows_landed"], manifest=path)
+    log.info("Report %s had landed already (manifest %s); recorded it in the ledger", finished["report_id"], path)
     return True
 
 
-def land_raw_document(lake: Lake, fetched: dict, report: ReportType) -> dict:
+def land_raw_document(lake: Lake, fetched: FetchedDocument, report: ReportType) -> Manifest:
     """Parse and land a document already in the raw zone: what ``sp-reports land`` does in one go."""
     return land_parsed_document(lake, parse_raw_document(lake, fetched, report), report)
 
 
-def summary_row(outcome: dict, manifest: dict | None) -> dict:
+def summary_row(finished: FinishedReport, manifest: Manifest | None) -> dict:
     main = (manifest or {}).get("tables", {}).get("") or {}
     return {
-        "report_type": outcome["report_type"],
-        "report_id": outcome["report_id"],
-        "marketplace_ids": outcome["marketplace_ids"],
-        "processing_status": outcome["processing_status"],
-        "rows": manifest["rows_landed"] if manifest else outcome.get("rows", 0),
+        "report_type": finished["report_type"],
+        "report_id": finished["report_id"],
+        "marketplace_ids": finished["marketplace_ids"],
+        "processing_status": finished["processing_status"],
+        "rows": manifest["rows_landed"] if manifest else finished.get("rows", 0),
         "rows_quarantined": manifest["rows_quarantined"] if manifest else 0,
         "table_uri": main.get("uri"),
     }

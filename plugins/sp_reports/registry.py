@@ -1,18 +1,19 @@
 """The report-type registry: which SP-API report types the project lands, and how.
 
-The registry is a YAML file (``include/report_types.yaml`` in the project) so data engineers add a
+The registry is a YAML file (``report_types.yaml`` beside this module, or your own: ``$SP_REPORTS_REGISTRY``) so data engineers add a
 report type without writing Python; this module validates it into ``ReportType`` records.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from sp_reports.settings import settings
 
 FORMATS = ("tsv", "xml", "json")
 # Declared column types; undeclared columns stay strings (Amazon adds columns without warning).
@@ -86,15 +87,9 @@ class ReportType:
         return self.max_range_days is not None
 
 
-def default_registry_path() -> Path:
-    """``$SP_REPORTS_REGISTRY``, else ``include/report_types.yaml`` of the project this package sits in."""
-    if env := os.environ.get("SP_REPORTS_REGISTRY"):
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "include" / "report_types.yaml"
-
-
 def load_registry(path: str | Path | None = None) -> dict[str, ReportType]:
-    path = Path(path) if path else default_registry_path()
+    """The registry at ``path``, else ``$SP_REPORTS_REGISTRY``, else the one this package ships."""
+    path = Path(path) if path else settings().registry
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

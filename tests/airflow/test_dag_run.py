@@ -8,7 +8,7 @@ import logging
 import pytest
 from deltalake import DeltaTable
 
-from sp_reports.hooks.lake import lake_from_airflow
+from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.lake import read_table
 from sp_reports.registry import load_registry
 from sp_reports.report_dag import build_report_dag

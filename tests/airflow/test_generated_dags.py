@@ -9,9 +9,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
 from sp_reports import pipeline
-from sp_reports.generated import find_unlanded_reports
-from sp_reports.generated_dags import build_generated_reports_dag, build_report_schedules_dag
-from sp_reports.hooks.lake import lake_from_airflow
+from sp_reports.amazon_created import find_unlanded_reports
+from sp_reports.amazon_created_dags import build_generated_reports_dag, build_report_schedules_dag
+from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.lake import read_table
 from sp_reports.lake.ledger import LEDGER_TABLE, Ledger

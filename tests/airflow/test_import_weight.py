@@ -28,7 +28,7 @@ def heavy_modules_after(code: str) -> list[str]:
     "sp_reports.triggers.reports",
     "sp_reports.triggers.notifications",
     "sp_reports.hooks.selling_partner",
-    "sp_reports.hooks.lake",
+    "sp_reports.lake_connection",
 ])
 def test_airflow_facing_modules_import_nothing_heavy(module):
     assert heavy_modules_after(f"import {module}") == []

@@ -105,7 +105,7 @@ def summary(run) -> dict:
 
 def test_a_run_maintains_the_lake(airflow_db, lake_dir, monkeypatch, capfd):
     import sp_reports.lake.datafiles as datafiles
-    from sp_reports.hooks.lake import lake_from_airflow
+    from sp_reports.lake_connection import lake_from_airflow
     from sp_reports.lake import read_table
 
     lake = lake_from_airflow()

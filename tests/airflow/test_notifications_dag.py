@@ -11,8 +11,8 @@ import pytest
 
 from sp_reports.client import ensure_report_notifications
 from sp_reports.emulator.testing import sqs_queue
-from sp_reports.generated_dags import build_notifications_dag
-from sp_reports.hooks.lake import lake_from_airflow
+from sp_reports.amazon_created_dags import build_notifications_dag
+from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.lake import read_table
 from sp_reports.lake.ledger import Ledger

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from sp_reports.client import Credentials, SellingPartnerClient
 from sp_reports.operators.reports import REPORT_ID_KEY, RequestReportOperator
-from sp_reports.outcome import ReportFatalError
+from sp_reports.finished_report import ReportFatalError
 from sp_reports.sensors.reports import ReportProcessingSensor
 from support import EMULATOR_CREDENTIALS, MemoryTaskStateStore, first_event, rebuilt
 

@@ -106,9 +106,9 @@ def in_triggerer(trigger, task_instance):
 
 
 async def test_a_wait_taken_over_by_another_triggerer_keeps_its_report(sp_conn, task_instance, set_state, comms):
-    report_id = await queued_report(sp_conn, processing_seconds=4)
+    report_id = await queued_report(sp_conn, processing_seconds=16)  # IN_QUEUE for 8 s, then DONE at 16 s
     set_state("deferred")
-    first = in_triggerer(ReportProcessingTrigger(report_id, poll_interval=0.1, deadline=time.time() + 60),
+    first = in_triggerer(ReportProcessingTrigger(report_id, poll_interval=0.5, deadline=time.time() + 60),
                          task_instance)
 
     # The first triggerer resumes after a stall and stops the trigger another triggerer now runs.

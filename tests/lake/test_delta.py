@@ -7,10 +7,11 @@ import pytest
 from deltalake import DeltaTable
 
 import sp_reports.lake.delta as delta
-from sp_reports.lake import LandingError, land_report, read_table, table_name_for
+from sp_reports.lake import LandingError, read_table, table_name_for
 from sp_reports.parsing import parse_document
 from sp_reports.parsing.result import read_staged
 from sp_reports.registry import ReportType
+from support import land_one_table as land_report
 
 # No declared columns: every column stays a string; report_date is derived from purchase-date.
 REPORT = ReportType("GET_TEST_REPORT", date_column="purchase-date")
@@ -23,12 +24,12 @@ def stage(lake, report_id: str, rows: list[tuple[str, str, str]], *, header: str
     raw = lake.raw_document_path(REPORT.report_type, report_id, "doc")
     with lake.open_output(raw) as f:
         f.write((header + "".join("\t".join(r) + "\n" for r in rows)).encode())
-    outcome = parse_document(
+    result = parse_document(
         lake, raw, lake.staging_dir(TABLE, report_id), report=REPORT, marketplace_id=marketplace, charset=None,
         compressed=None, extra_columns={"report_id": report_id, "marketplace_id": marketplace},
     )
-    assert outcome.rows_parsed == len(rows) and outcome.rows_quarantined == 0
-    return outcome.tables[""]
+    assert result.rows_parsed == len(rows) and result.rows_quarantined == 0
+    return result.tables[""]
 
 
 def rows_of(report: str, n: int, day: str = "2026-11-20") -> list[tuple[str, str, str]]:

@@ -23,12 +23,13 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+from sp_reports.settings import PACKAGED_REGISTRY
 from sp_reports import pipeline
 from sp_reports.lake import Lake, read_table
 from sp_reports.lake.ledger import LEDGER_TABLE
 from sp_reports.registry import load_registry
 
-REGISTRY_PATH = Path(__file__).resolve().parents[2] / "include" / "report_types.yaml"
+REGISTRY_PATH = PACKAGED_REGISTRY
 REGISTRY = load_registry(REGISTRY_PATH)
 US = "ATVPDKIKX0DER"
 

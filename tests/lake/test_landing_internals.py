@@ -21,7 +21,7 @@ from sp_reports.lake.datafiles import (
     rewrite_without,
     sort_by_partition,
 )
-from sp_reports.lake.delta import column_name, natural_key_columns
+from sp_reports.columns import natural_key_columns, snake_case
 from sp_reports.lake.keyindex import BloomFilter, BucketStore, MergeIndex, key_hashes, key_strings, sorted_unique
 from sp_reports.registry import ReportType
 
@@ -30,7 +30,7 @@ def test_natural_key_columns_are_snake_cased_like_the_parser_does():
     report = ReportType("GET_X", natural_keys=("amazon-order-id", "Seller SKU", "order.item_id"))
     assert natural_key_columns(report) == ("marketplace_id", "amazon_order_id", "seller_sku", "order_item_id")
     assert natural_key_columns(ReportType("GET_Y")) == ()
-    assert column_name("  Händler-SKU ") == "händler_sku"
+    assert snake_case("  Händler-SKU ") == "händler_sku"
 
 
 def test_partition_directories_escape_values():

@@ -20,7 +20,8 @@ from deltalake import DeltaTable
 import sp_reports.lake.datafiles as datafiles
 import sp_reports.lake.delta as delta
 import sp_reports.lake.keyindex as keyindex
-from sp_reports.lake import LandingError, land_tables, natural_key_columns, read_table
+from sp_reports.columns import natural_key_columns
+from sp_reports.lake import LandingError, land_tables, read_table
 from sp_reports.lake.delta import source_columns
 from sp_reports.parsing.result import StagedDataFiles, read_staged
 from sp_reports.registry import ReportType

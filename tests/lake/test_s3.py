@@ -9,7 +9,8 @@ from deltalake import DeltaTable
 
 import sp_reports.lake.storage as storage
 from sp_reports import pipeline
-from sp_reports.lake import land_report, raw_document_path, read_raw_metadata, read_table
+from sp_reports.lake import raw_document_path, raw_metadata_path, read_table
+from support import land_one_table as land_report
 from sp_reports.parsing import parse_document
 from sp_reports.registry import ReportType, load_registry
 
@@ -83,7 +84,7 @@ def test_raw_parse_land_and_reland_on_s3(s3_lake, s3_client, s3_bucket):
     raw = fetched["raw_path"]
     assert raw == raw_document_path(report.report_type, report_id, "amzn1.tortuga.doc")
     assert fetched["compressed"] and fetched["charset"] == "Cp1252" and fetched["size"] == len(document)
-    assert read_raw_metadata(s3_lake, raw) == fetched
+    assert s3_lake.read_json(raw_metadata_path(raw)) == fetched
 
     def parse_and_land() -> dict:
         parsed = pipeline.parse_raw_document(s3_lake, fetched, report)

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from sp_reports.lake import Lake, raw_document_path, raw_metadata_path, read_raw_metadata, staging_dir, write_raw_metadata
+from sp_reports.lake import Lake, raw_document_path, raw_metadata_path, staging_dir
 
 
 class Boom(Exception):
@@ -123,8 +123,9 @@ def test_raw_document_and_sidecar(lake):
         "sha256": "ab" * 32,
         "marketplace_ids": ["A1PA6795UKMFR9"],
     }
-    assert write_raw_metadata(lake, path, meta) == path + ".json"
-    assert read_raw_metadata(lake, path) == meta
+    lake.write_json(raw_metadata_path(path), meta)
+    assert raw_metadata_path(path) == path + ".json"
+    assert lake.read_json(path + ".json") == meta
     assert lake.read_bytes(path) == data
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sp_reports.settings import PACKAGED_REGISTRY
 from sp_reports.lake import Lake
 from sp_reports.lake.datafiles import StagedPartition
-from sp_reports.parsing import QUARANTINE_SCHEMA, ParseOutcome, parse_document
+from sp_reports.parsing import QUARANTINE_SCHEMA, ParseResult, parse_document
 from sp_reports.parsing.result import read_staged
 from sp_reports.registry import ReportType, load_registry
 
-REGISTRY = load_registry(Path(__file__).resolve().parents[2] / "include" / "report_types.yaml")
+REGISTRY = load_registry(PACKAGED_REGISTRY)
 ORDERS = REGISTRY["GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"]
 LISTINGS = REGISTRY["GET_MERCHANT_LISTINGS_ALL_DATA"]
 SETTLEMENT = REGISTRY["GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"]
@@ -27,7 +28,7 @@ OUT = "staging/get_test_report/r1"
 
 @dataclass
 class Parsed:
-    outcome: ParseOutcome
+    outcome: ParseResult
     tables: dict[str, pa.Table]  # every table's staged rows, in file order
     quarantine: pa.Table
 

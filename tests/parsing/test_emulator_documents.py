@@ -11,7 +11,7 @@ from sp_reports.emulator.config import DocumentQuirks
 from sp_reports.emulator.documents import BAD_BYTES, COLUMNS, DRIFT_COLUMN, served_bytes
 from sp_reports.emulator.marketplaces import MARKETPLACES
 from sp_reports.emulator.state import Report
-from sp_reports.parsing.flatfile import snake_case
+from sp_reports.columns import snake_case
 
 FLAT_FILES = sorted(name for name, report in REGISTRY.items() if report.format == "tsv" and name in COLUMNS)
 MARKETPLACE_IDS = ["ATVPDKIKX0DER", "A1PA6795UKMFR9", "A1VC38T7YXB528", "A1F83G8C2ARO7P", "A13V1IB3VIYZZH"]

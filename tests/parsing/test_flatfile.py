@@ -14,7 +14,7 @@ from parsing_support import DE, JP, LISTINGS, ORDERS, OUT, PLAIN, RAW, SETTLEMEN
 import sp_reports.parsing.flatfile as flatfile
 from sp_reports.parsing import DocumentParseError, parse_document
 from sp_reports.parsing.flatfile import normalise_columns, snake_case
-from sp_reports.parsing.result import SOURCE_COLUMNS_KEY
+from sp_reports.columns import SOURCE_COLUMNS_KEY
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from parsing_support import DE, JP, ORDERS, UK, US, check_accounting, make_parse
 import sp_reports.parsing.flatfile as flatfile
 from sp_reports.lake import Lake
 from sp_reports.parsing import DocumentParseError
-from sp_reports.parsing.flatfile import snake_case
+from sp_reports.columns import snake_case
 
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -22,7 +22,7 @@ from .errors import (
     ServerError,
     is_transient,
 )
-from .notifications import REPORT_PROCESSING_FINISHED, ensure_report_notifications
+from .subscriptions import REPORT_PROCESSING_FINISHED, ensure_report_notifications
 from .ratelimit import BUCKETS, TokenBucket
 from .redaction import redact_url
 from .reports import AsyncSellingPartnerClient

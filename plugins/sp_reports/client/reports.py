@@ -17,7 +17,7 @@ from .documents import download_document as _download_document
 from .endpoints import DEFAULT_LWA_ENDPOINT, USER_AGENT, check_lwa_endpoint, resolve_endpoint
 from .errors import NotFoundError, SellingPartnerError
 from .retry import RetryPolicy
-from .transport import ApiCaller
+from .api_caller import ApiCaller
 
 DateTime = datetime | str
 
@@ -148,6 +148,13 @@ class AsyncSellingPartnerClient:
     async def cancel_report(self, report_id: str) -> None:
         """Only IN_QUEUE reports can be cancelled; Amazon answers 400 for the others."""
         await self._api.call(ops.CANCEL_REPORT, {"reportId": check.identifier("report_id", report_id)})
+
+    async def cancel_if_in_queue(self, report_id: str) -> bool:
+        """Cancel the report if it is still IN_QUEUE (the only status Amazon cancels); True if it was."""
+        if (await self.get_report(report_id))["processingStatus"] != "IN_QUEUE":
+            return False
+        await self.cancel_report(report_id)
+        return True
 
     # -- schedules -------------------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ class SellingPartnerClient:
     get_report = _sync(AsyncSellingPartnerClient.get_report)
     get_reports = _sync(AsyncSellingPartnerClient.get_reports)
     cancel_report = _sync(AsyncSellingPartnerClient.cancel_report)
+    cancel_if_in_queue = _sync(AsyncSellingPartnerClient.cancel_if_in_queue)
     get_report_schedules = _sync(AsyncSellingPartnerClient.get_report_schedules)
     create_report_schedule = _sync(AsyncSellingPartnerClient.create_report_schedule)
     get_report_schedule = _sync(AsyncSellingPartnerClient.get_report_schedule)

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import api, auth, control, downloads, notifications
+from . import api, auth, control, downloads, notifications_api
 from .config import EmulatorConfig
 from .errors import error_response
 from .runtime import Emulator
@@ -46,7 +46,7 @@ def create_app(config: EmulatorConfig | None = None, clock: Callable[[], float] 
         openapi_url=None,
     )
     app.state.emulator = Emulator(config or EmulatorConfig(), clock=clock)
-    for module in (auth, api, notifications, downloads, control):
+    for module in (auth, api, notifications_api, downloads, control):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware)
 

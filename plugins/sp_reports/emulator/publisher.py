@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .notifications import REPORT_PROCESSING_FINISHED, report_notification
+from .notifications_api import REPORT_PROCESSING_FINISHED, report_notification
 
 if TYPE_CHECKING:
     from .runtime import Emulator

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from .auth import TokenStore
 from .config import EmulatorConfig
-from .notifications import NotificationState
+from .notifications_api import NotificationState
 from .quotas import Quotas
 from .state import Store
 from .stats import Stats

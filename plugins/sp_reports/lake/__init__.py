@@ -5,15 +5,12 @@ from .delta import (
     LandingError,
     LandResult,
     TableLanding,
-    land_report,
     land_tables,
-    natural_key_columns,
     open_table,
     read_table,
     table_name_for,
 )
 from .paths import raw_document_path, raw_metadata_path, staging_dir
-from .raw import read_raw_metadata, write_raw_metadata
 from .storage import Lake
 
 __all__ = [
@@ -22,15 +19,11 @@ __all__ = [
     "LandingError",
     "Lake",
     "TableLanding",
-    "land_report",
     "land_tables",
-    "natural_key_columns",
     "open_table",
     "raw_document_path",
     "raw_metadata_path",
-    "read_raw_metadata",
     "read_table",
     "staging_dir",
     "table_name_for",
-    "write_raw_metadata",
 ]

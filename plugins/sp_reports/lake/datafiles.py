@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from deltalake.transaction import AddAction, RemoveAction
 
 from sp_reports.background import in_background
+from sp_reports.columns import CREATED_TIME_COLUMN, REPORT_ID_COLUMN
 from sp_reports.memory import release_memory
 
 from .paths import join_path
@@ -73,8 +74,6 @@ PARQUET_OPTIONS: dict[str, Any] = {
 # no order within a file, so their bounds hardly ever let a reader skip one. Named are the report's
 # natural keys (the MERGE skips table files by the first one's range) and these, whose bounds the
 # landing reads (a staged file holds one report's rows; the report's created time).
-REPORT_ID_COLUMN = "report_id"
-CREATED_TIME_COLUMN = "report_created_time"
 TEXT_STATISTICS = (REPORT_ID_COLUMN, CREATED_TIME_COLUMN)
 # Dictionary encoding, though, for the columns with few distinct values (``dictionary_columns``).
 DICTIONARY_RATIO = 16

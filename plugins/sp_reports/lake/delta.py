@@ -1,6 +1,6 @@
 """Delta landing: a parsed document's staging Parquet files -> the report type's Delta tables.
 
-``land_tables`` lands one ``ParseOutcome`` (see docs/parsing.md): the main table ``tables/<name>``,
+``land_tables`` lands one ``ParseResult`` (see docs/parsing.md): the main table ``tables/<name>``,
 extra tables ``tables/<name>__<suffix>`` and the quarantine table ``tables/<name>__quarantine``.
 
 * Report types with natural keys are MERGEd on (marketplace_id, natural keys): a key's row is the one
@@ -53,14 +53,22 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from pyarrow import fs as pafs
 
+from sp_reports.columns import (
+    CREATED_TIME_COLUMN,
+    MARKETPLACE_COLUMN,
+    REPORT_ID_COLUMN,
+    SOURCE_COLUMNS_KEY,
+    SOURCE_LINE_COLUMN,
+    SYSTEM_COLUMNS,
+    natural_key_columns,
+)
+
 from .datafiles import (
     DataFile,
     PartitionedWriter,
     TableFile,
     TableStorage,
     data_file_name,
-    CREATED_TIME_COLUMN,
-    REPORT_ID_COLUMN,
     StagedPartition,
     file_stats,
     partition_dir,
@@ -75,19 +83,13 @@ log = logging.getLogger(__name__)
 DEFAULT_PARTITION_BY = ("marketplace_id", "report_date")
 QUARANTINE_PARTITION_BY = ("marketplace_id",)
 QUARANTINE_SUFFIX = "quarantine"
-SOURCE_LINE_COLUMN = "source_line"
-MARKETPLACE_COLUMN = "marketplace_id"
-# Columns the parser adds to every data table; never reported as added / missing.
-SYSTEM_COLUMNS = ("report_id", "marketplace_id", "report_created_time", "report_date", "source_line")
-# Parquet schema metadata of staging files: {snake_case column: header as the document wrote it}.
-SOURCE_COLUMNS_KEY = "sp_reports.source_columns"
 # Delta column metadata: the Amazon header a column comes from (e.g. "amazon-order-id").
 SOURCE_COLUMN_METADATA = "sp_reports.source_column"
 MAX_ATTEMPTS = 12
 # Commit metadata (besides sp_reports.report_id and sp_reports.mode): the landing that made the commit
 # (its data files are named with it), its TableLanding counts, and the staging files' digest.
 LANDING_METADATA = "sp_reports.landing"
-OUTCOME_METADATA = "sp_reports.outcome"
+COUNTS_METADATA = "sp_reports.counts"
 STAGING_METADATA = "sp_reports.staging"
 DOCUMENT_METADATA = "sp_reports.document"
 # Markers of the landings of a report (``_Marker``): a directory of the report's staging directory.
@@ -143,21 +145,6 @@ def table_name_for(report_type: str) -> str:
     return report_type.lower()
 
 
-def column_name(header: str) -> str:
-    """An Amazon header (``seller-sku``, ``AmazonOrderID``) as the column the parsers name it."""
-    from sp_reports.parsing.names import snake_case
-
-    return snake_case(header)
-
-
-def natural_key_columns(report: Any) -> tuple[str, ...]:
-    """The MERGE key of a report type's main table: marketplace_id + its natural keys as column names."""
-    keys = [column_name(k) for k in getattr(report, "natural_keys", ()) or ()]
-    if not keys:
-        return ()
-    return (MARKETPLACE_COLUMN, *[k for k in keys if k != MARKETPLACE_COLUMN])
-
-
 # ----------------------------------------------------------------------------------------- public API
 
 
@@ -173,7 +160,7 @@ def land_tables(
     delete_staging: bool = True,
     document: str | None = None,
 ) -> LandResult:
-    """Land a parsed document (a ``ParseOutcome``: ``.tables``, ``.quarantine_files``, ``.columns``,
+    """Land a parsed document (a ``ParseResult``: ``.tables``, ``.quarantine_files``, ``.columns``,
     ``.source_columns``) into ``tables/<table_name>``, its extra tables and its quarantine table.
 
     Each table is committed atomically on its own; the staging files are deleted once all are (unless
@@ -570,7 +557,7 @@ class _Landing:
                             LANDING_METADATA: self.landing_id,
                             "sp_reports.mode": self._mode(),
                             # What a retry reports when it finds this commit its own (``_Attempts.resume``).
-                            OUTCOME_METADATA: json.dumps({"rows": rows, "replaced": replaced,
+                            COUNTS_METADATA: json.dumps({"rows": rows, "replaced": replaced,
                                                           "duplicates": counts[0], "superseded": counts[1]}),
                             **self.metadata,
                         },
@@ -834,8 +821,8 @@ class _Attempts:
             commit, complete = _commit_of(self.lake, uri, marker)
             if ours:
                 earlier = (path, marker)
-                if commit is not None and OUTCOME_METADATA in commit:
-                    counts = json.loads(commit[OUTCOME_METADATA])
+                if commit is not None and COUNTS_METADATA in commit:
+                    counts = json.loads(commit[COUNTS_METADATA])
                     committed = TableLanding(name, uri, counts["rows"], commit["version"],
                                              commit.get("sp_reports.mode", "replace"), counts["replaced"],
                                              counts["duplicates"], counts["superseded"])

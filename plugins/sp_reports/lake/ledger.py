@@ -89,7 +89,7 @@ class Ledger:
     # ------------------------------------------------------------------------------------ writing
 
     def mark_listed(self, reports: Iterable[dict], via: str = "listing") -> None:
-        """Record reports found by a listing (report outcomes); rows already present stay as they are."""
+        """Record reports found by a listing (finished reports); rows already present stay as they are."""
         self._merge([_row(report, LISTED, via) for report in reports], overwrite_listed=False)
 
     def record(self, report: dict, status: str, via: str, rows_landed: int = 0, manifest: str | None = None) -> bool:

@@ -2,120 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException
 
 from sp_reports.client import NotFoundError, OutcomeUnknownError, SellingPartnerClient
 from sp_reports.hooks.selling_partner import SellingPartnerHook
-from sp_reports.outcome import TERMINAL_STATUSES, fatal_error, report_outcome
-from sp_reports.triggers.notifications import ReportNotificationTrigger
-from sp_reports.triggers.reports import ReportProcessingTrigger
+from sp_reports.mixins import ReportWaitMixin
+from sp_reports.payloads import FinishedReport
 
 # The key under which a task instance remembers the report it created, across retries and restarts.
 REPORT_ID_KEY = "sp_report_id"
 # Amazon serves getReport for 90 days; remembering the id longer is pointless.
 REPORT_ID_RETENTION = timedelta(days=90)
-
-
-class ReportWaitMixin:
-    """Waiting for a report and turning its terminal status into a task result; shared by the
-    operator and the sensor so both behave identically."""
-
-    selling_partner_conn_id: str
-    poll_interval: float
-    deferrable: bool
-    cancel_on_kill: bool
-    # Waiting by notification (deferrable only): the SQS queue Amazon notifies, and how often to poll
-    # getReport anyway in case the notification is lost.
-    notification_queue_url: str | None = None
-    aws_conn_id: str | None = "aws_default"
-    fallback_poll_interval: float = 900.0
-    _report_id: str | None = None
-
-    def waiting_trigger(self, report_id: str, deadline: float) -> ReportProcessingTrigger:
-        if self.notification_queue_url:
-            return ReportNotificationTrigger(
-                report_id=report_id,
-                queue_url=self.notification_queue_url,
-                aws_conn_id=self.aws_conn_id,
-                fallback_poll_interval=self.fallback_poll_interval,
-                selling_partner_conn_id=self.selling_partner_conn_id,
-                deadline=deadline,
-                cancel_on_kill=self.cancel_on_kill,
-            )
-        return ReportProcessingTrigger(
-            report_id=report_id,
-            selling_partner_conn_id=self.selling_partner_conn_id,
-            poll_interval=self.poll_interval,
-            deadline=deadline,
-            cancel_on_kill=self.cancel_on_kill,
-        )
-
-    @property
-    def hook(self) -> SellingPartnerHook:
-        return SellingPartnerHook(self.selling_partner_conn_id)
-
-    def wait_for_report(self, client: SellingPartnerClient, report_id: str, max_wait: timedelta) -> dict:
-        """Return the report's outcome once terminal; in deferrable mode, defer after the first check."""
-        self._report_id = report_id
-        deadline = time.time() + max_wait.total_seconds()
-        while True:
-            report = client.get_report(report_id)
-            status = report["processingStatus"]
-            if status in TERMINAL_STATUSES:
-                return self.finish(client, report)
-            if self.deferrable:
-                self.defer(  # type: ignore[attr-defined]
-                    trigger=self.waiting_trigger(report_id, deadline),
-                    method_name="execute_complete",
-                    # Backstop only: the trigger's own deadline fires first, with a message naming the report.
-                    timeout=max_wait + timedelta(minutes=10),
-                )
-            if time.time() >= deadline:
-                raise self.timeout_error(report_id, status, max_wait.total_seconds())
-            self.log.info("Report %s is %s; checking again in %.0fs", report_id, status, self.poll_interval)  # type: ignore[attr-defined]
-            time.sleep(min(self.poll_interval, max(deadline - time.time(), 0)))
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict:
-        if event["status"] == "timeout":
-            raise self.timeout_error(event["report_id"], event["last_status"], event["waited_seconds"])
-        if event["status"] == "error":
-            raise AirflowException(f"waiting for report {event['report_id']} failed: {event['message']}")
-        with self.hook.get_conn() as client:
-            return self.finish(client, event["report"])
-
-    def finish(self, client: SellingPartnerClient, report: dict) -> dict:
-        outcome = report_outcome(report)
-        status = report["processingStatus"]
-        self.log.info("Report %s (%s) finished %s", report["reportId"], report["reportType"], status)  # type: ignore[attr-defined]
-        if status == "FATAL":
-            raise fatal_error(client, report)
-        if status == "CANCELLED":
-            # Amazon's "no data" (MWS _DONE_NO_DATA_): a successful run that lands nothing.
-            self.log.info("Amazon cancelled report %s: no data for this request; downstream tasks skip",  # type: ignore[attr-defined]
-                          report["reportId"])
-            outcome["rows"] = 0
-        return outcome
-
-    @staticmethod
-    def timeout_error(report_id: str, last_status: str, waited_seconds: float) -> AirflowException:
-        return AirflowException(
-            f"report {report_id} was still {last_status} after {waited_seconds:.0f}s of waiting; it is left "
-            f"running at Amazon and a retry of this task resumes waiting for it"
-        )
-
-    def cancel_if_queued(self) -> None:
-        if not (self.cancel_on_kill and self._report_id):
-            return
-        with self.hook.get_conn() as client:
-            if client.get_report(self._report_id)["processingStatus"] == "IN_QUEUE":
-                client.cancel_report(self._report_id)
-                self.log.info("Cancelled report %s, which was still IN_QUEUE", self._report_id)  # type: ignore[attr-defined]
 
 
 class RequestReportOperator(ReportWaitMixin, BaseOperator):
@@ -124,7 +25,7 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
     Deferrable by default: no worker slot is held while Amazon prepares the report. The reportId
     is stored in the task instance's ``task_state_store`` before waiting, so a retried or restarted
     task resumes that report instead of creating another one (createReport allows about one call a
-    minute). Returns the report outcome (see ``sp_reports.outcome.report_outcome``); FATAL fails the
+    minute). Returns the finished report (see ``sp_reports.finished_report.finished_report``); FATAL fails the
     task with the error document summarised; CANCELLED succeeds with ``rows: 0``.
 
     :param request: a planned request (``sp_reports.planning.plan_requests``); its keys override
@@ -192,7 +93,7 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
             raise ValueError(f"{self.task_id}: no marketplace ids given and the connection names none")
         return spec
 
-    def execute(self, context: Context) -> dict:
+    def execute(self, context: Context) -> FinishedReport:
         store = context.get("task_state_store")
         spec = self.report_spec()
         with self.hook.get_conn() as client:
@@ -237,7 +138,7 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
         return report_id
 
     def on_kill(self) -> None:
-        self.cancel_if_queued()
+        self.cancel_if_in_queue()
 
 
 def find_matching_report(client: SellingPartnerClient, spec: dict, created_since: datetime) -> str | None:

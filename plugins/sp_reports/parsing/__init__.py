@@ -10,9 +10,9 @@ from collections.abc import Mapping
 
 from sp_reports.registry import ReportType
 
-from .result import QUARANTINE_SCHEMA, DocumentParseError, ParseOutcome
+from .result import QUARANTINE_SCHEMA, DocumentParseError, ParseResult
 
-__all__ = ["QUARANTINE_SCHEMA", "DocumentParseError", "ParseOutcome", "parse_document"]
+__all__ = ["QUARANTINE_SCHEMA", "DocumentParseError", "ParseResult", "parse_document"]
 
 
 def parse_document(
@@ -25,7 +25,7 @@ def parse_document(
     charset: str | None,
     compressed: bool | None,
     extra_columns: Mapping[str, str],
-) -> ParseOutcome:
+) -> ParseResult:
     """Parse the raw document at ``raw_path`` into staging Parquet under ``out_dir`` (a ``staging/`` path).
 
     Bad rows and values are quarantined, never raised; only ``DocumentParseError`` escapes, for a

@@ -56,19 +56,24 @@ import pyarrow.csv as pacsv
 from zlib_ng import zlib_ng as zlib
 
 from sp_reports.background import in_background
-from sp_reports.lake.delta import natural_key_columns
+from sp_reports.columns import (
+    MARKETPLACE_COLUMN,
+    REPORT_DATE_COLUMN,
+    SOURCE_COLUMNS_KEY,
+    SOURCE_LINE_COLUMN,
+    natural_key_columns,
+    snake_case,
+)
 from sp_reports.lake.paths import join_path
 from sp_reports.registry import ReportType
 
-from .names import snake_case
 from .encoding import BLANKED, UTF8_BOM, EncodingChoice, decode_block
 from .result import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_FILE_ROWS,
     QUARANTINE_SCHEMA,
-    SOURCE_COLUMNS_KEY,
     DocumentParseError,
-    ParseOutcome,
+    ParseResult,
     QuarantineRecords,
     StagedDataFiles,
     StagingWriter,
@@ -77,11 +82,9 @@ from .types import ARROW_TYPES, Locale, cast_column, to_report_dates
 
 log = logging.getLogger(__name__)
 
-REPORT_DATE_COLUMN = "report_date"
-SOURCE_LINE_COLUMN = "source_line"
 SUMMARY_TABLE = "summary"
 # The main table's rows are staged as data files of the table's partitions (lake.DEFAULT_PARTITION_BY).
-PARTITION_BY = ("marketplace_id", REPORT_DATE_COLUMN)
+PARTITION_BY = (MARKETPLACE_COLUMN, REPORT_DATE_COLUMN)
 
 _READ_CHUNK = 1 << 20  # bytes per read from storage
 # Bytes of whole lines per block: one pyarrow CSV parse, one record batch. Larger blocks cost memory
@@ -104,7 +107,7 @@ def parse_tsv(
     extra_columns: Mapping[str, str] | None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     file_rows: int = DEFAULT_FILE_ROWS,
-) -> ParseOutcome:
+) -> ParseResult:
     """Parse the flat file at ``raw_path`` into staging Parquet under ``out_dir`` (see the module docstring).
 
     ``compressed`` is a hint only (gzip is detected by its magic bytes). On any exception no staging
@@ -136,7 +139,7 @@ def parse_tsv(
         raise
     if compressed is not None and compressed != parser.compressed:
         log.info("%s: compressed=%s was given but the magic bytes say %s", raw_path, compressed, parser.compressed)
-    outcome = ParseOutcome(
+    outcome = ParseResult(
         tables=files or {"": []},
         quarantine_files=quarantine_files,
         rows_read=parser.rows_read,

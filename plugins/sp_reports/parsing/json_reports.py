@@ -55,11 +55,12 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+from sp_reports.columns import snake_case
 from sp_reports.lake.storage import Lake
 from sp_reports.registry import ReportType
 
-from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, land_items, python_codec, snake_case, sniff_bom
-from .result import DocumentParseError, ParseOutcome
+from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, stage_items, python_codec, sniff_bom
+from .result import DocumentParseError, ParseResult
 
 MAX_RECORD_CHARS = 64 * 1024 * 1024  # a single array element larger than this is a malformed document
 _COMPACT_AT = 1 << 20  # drop consumed text from the buffer once this much has been consumed
@@ -80,7 +81,7 @@ def parse_json(
     charset: str | None,
     compressed: bool | None,
     extra_columns: Mapping[str, str],
-) -> ParseOutcome:
+) -> ParseResult:
     """Stream the JSON document at ``raw_path`` into typed staging Parquet under ``out_dir``.
 
     ``compressed`` is only a hint: gzip is detected by its magic bytes.
@@ -91,7 +92,7 @@ def parse_json(
     def open_items() -> _JsonItems:
         return _JsonItems(lake, raw_path, report, charset)
 
-    return land_items(lake, out_dir, open_items, report=report, marketplace_id=marketplace_id,
+    return stage_items(lake, out_dir, open_items, report=report, marketplace_id=marketplace_id,
                       extra_columns=extra_columns, separator=".",
                       tables=[""] + [snake_case(name) for name in report.records[1:]])  # fmt: skip
 

@@ -3,8 +3,8 @@
 Shared by ``xml_reports`` and ``json_reports``. A format reader yields ``Item``s in document order: a
 record of the main table (with the rows of its child records, for XML), a record of another table
 (JSON arrays), a record that cannot be used (quarantined as a row), or the break of a malformed or
-truncated document (also a row record; nothing after it is read). ``land_items`` turns them into
-staging Parquet files and a ``ParseOutcome``.
+truncated document (also a row record; nothing after it is read). ``stage_items`` turns them into
+staging Parquet files and a ``ParseResult``.
 
 Schema: the columns of a table are the union, in first-seen order, of the flattened paths of all its
 records, so every staging file of a table has one schema. The document is therefore read once for the
@@ -16,7 +16,7 @@ the reader's chunk, whatever the document's size.
 Column names: each path segment in snake_case (``AmazonOrderID`` -> ``amazon_order_id``, ``PromotionIDs``
 -> ``promotion_ids``, ``salesByDate`` -> ``sales_by_date``, ``orderedProductSalesB2B`` ->
 ``ordered_product_sales_b2b``), joined with ``_``; a name that two paths share gets ``_2``, ``_3``...;
-a name that clashes with a system column gets the prefix ``document_``. ``ParseOutcome.source_columns``
+a name that clashes with a system column gets the prefix ``document_``. ``ParseResult.source_columns``
 (and the staging files' schema metadata) map each name back to its path (``FulfillmentData/Address/City``,
 ``salesByDate.orderedProductSales.amount``).
 
@@ -52,14 +52,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sp_reports.columns import REPORT_DATE_COLUMN, SOURCE_COLUMNS_KEY, SOURCE_LINE_COLUMN, snake_case
 from sp_reports.lake.paths import join_path
 from sp_reports.lake.storage import Lake
 from sp_reports.registry import ReportType
 
-from .names import snake_case  # noqa: F401  (the XML/JSON parsers import it from here)
-
 from .encoding import codec_for_label
-from .result import QUARANTINE_SCHEMA, SOURCE_COLUMNS_KEY, ParseOutcome, QuarantineRecords, StagingWriter
+from .result import QUARANTINE_SCHEMA, ParseResult, QuarantineRecords, StagingWriter
 from .types import ARROW_TYPES, Locale, cast_column, to_report_dates
 
 # Items of the schema pass kept in memory for the writing pass; beyond either limit they are spilled
@@ -72,10 +71,7 @@ BATCH_BYTES = 8 * 1024 * 1024
 FILE_ROWS = 1_000_000  # rows per staging file
 READ_CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
-REPORT_DATE = "report_date"
-SOURCE_LINE = "source_line"
 QUARANTINE_DIR = "_quarantine"
-DECIMAL_TYPE = ARROW_TYPES["decimal"]
 
 Path = tuple[str, ...]
 
@@ -194,11 +190,6 @@ def _json_default(value: Any) -> Any:
 _KINDS = {str: "str", int: "int", bool: "bool", Decimal: "float", float: "float", type(None): "null"}
 
 
-def kind_of(value: Any) -> str:
-    """str, int, float, bool, null or json (lists, objects)."""
-    return _KINDS.get(value.__class__, "json")
-
-
 @dataclass
 class Column:
     name: str
@@ -286,14 +277,14 @@ class _Buffer:
 
 
 class Writer:
-    """Typed staging Parquet per table plus quarantine records; counts rows for ParseOutcome."""
+    """Typed staging Parquet per table plus quarantine records; counts rows for ParseResult."""
 
     def __init__(self, lake: Lake, out_dir: str, schema: Schema, *, report: ReportType, marketplace_id: str,
                  extra_columns: Mapping[str, str]):  # fmt: skip
         self.lake, self.out_dir, self.schema, self.report = lake, out_dir, schema, report
         self.locale = Locale.for_marketplace(marketplace_id)
-        self.extras = {k: v for k, v in extra_columns.items() if k != REPORT_DATE}
-        self.fallback_date = pa.scalar(_date_or_none(extra_columns.get(REPORT_DATE)), pa.date32())
+        self.extras = {k: v for k, v in extra_columns.items() if k != REPORT_DATE_COLUMN}
+        self.fallback_date = pa.scalar(_date_or_none(extra_columns.get(REPORT_DATE_COLUMN)), pa.date32())
         self.quarantine = QuarantineRecords(extra_columns.get("report_id"), report.report_type, marketplace_id)
         self._quarantine_writer = StagingWriter(lake, join_path(out_dir, QUARANTINE_DIR), QUARANTINE_SCHEMA,
                                                 batch_rows=BATCH_ROWS, file_rows=FILE_ROWS)  # fmt: skip
@@ -322,7 +313,7 @@ class Writer:
     def arrow_schema(self, table_name: str) -> pa.Schema:
         fields = [pa.field(c.name, c.arrow_type()) for c in self.schema.tables[table_name].values()]
         fields += [pa.field(name, pa.string()) for name in self.extras]
-        fields += [pa.field(REPORT_DATE, pa.date32()), pa.field(SOURCE_LINE, pa.int64())]
+        fields += [pa.field(REPORT_DATE_COLUMN, pa.date32()), pa.field(SOURCE_LINE_COLUMN, pa.int64())]
         return pa.schema(fields, metadata={SOURCE_COLUMNS_KEY: json.dumps(
             {c.name: c.source for c in self.schema.tables[table_name].values()}, ensure_ascii=False)})
 
@@ -453,7 +444,7 @@ def _fields(item: Item) -> tuple:
     return (item.line, item.rows, item.main, item.date_value, item.error, item.raw, item.is_break, item.size)
 
 
-def land_items(
+def stage_items(
     lake: Lake,
     out_dir: str,
     open_items: Callable[[], ItemSource],
@@ -463,16 +454,16 @@ def land_items(
     extra_columns: Mapping[str, str],
     separator: str,
     tables: Iterable[str] = ("",),
-) -> ParseOutcome:
+) -> ParseResult:
     """Read the document once (schema pass, items spilled), then write the staging tables from the spill."""
     out_dir = join_path(out_dir)
     if not out_dir.startswith("staging/"):
         raise ValueError(f"out_dir must be in the staging zone, got {out_dir!r}")
     extras = dict(extra_columns)
-    system = [k for k in extras if k != REPORT_DATE] + [REPORT_DATE, SOURCE_LINE]
+    system = [k for k in extras if k != REPORT_DATE_COLUMN] + [REPORT_DATE_COLUMN, SOURCE_LINE_COLUMN]
     schema = Schema(report, system, separator)
     main_table = ""
-    for name in tables:  # every table the report type has gets its key in ParseOutcome.tables
+    for name in tables:  # every table the report type has gets its key in ParseResult.tables
         schema.table(name)
     source = open_items()
     spill = _Spill()
@@ -492,7 +483,7 @@ def land_items(
     finally:
         spill.close()
     main = schema.tables[main_table]
-    return ParseOutcome(
+    return ParseResult(
         tables=tables,
         quarantine_files=quarantine_files,
         rows_read=writer.rows_read,

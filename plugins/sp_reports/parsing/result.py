@@ -1,4 +1,4 @@
-"""What a parse produces: ``ParseOutcome``, the quarantine schema, and the staging Parquet writers.
+"""What every parser shares: the quarantine schema, and the staging Parquet writers.
 
 Shared by every document format (flat files here, XML and JSON in their own modules).
 """
@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from sp_reports.lake.datafiles import PartitionedWriter, StagedPartition, TableStorage, buffered_sink
 from sp_reports.lake.paths import join_path
 from sp_reports.lake.storage import Lake
+from sp_reports.payloads import ParseResult
 
 # One record per quarantined row (a line that could not become a row) or value (a field that failed
 # its declared type: the row landed with null there).
@@ -39,8 +40,6 @@ DATA_FILE_ROWS = 1_048_576  # rows per staged data file (datafiles.FILE_ROWS: a 
 # size: this is ~1.5x faster to write than the zstd+dictionary default and ~2x larger.
 STAGING_PARQUET: dict[str, Any] = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
 STAGING_SINK_BYTES = 1 << 20
-# Parquet schema metadata key holding {canonical column name: header as Amazon wrote it}.
-SOURCE_COLUMNS_KEY = "sp_reports.source_columns"
 
 
 class DocumentParseError(Exception):
@@ -54,21 +53,6 @@ class DocumentParseError(Exception):
         where = ": ".join(p for p in (path, f"line {line}" if line is not None else None) if p)
         super().__init__(f"{where}: {message}" if where else message)
 
-
-@dataclass
-class ParseOutcome:
-    # "" = the report's main table; other keys = extra tables by suffix ("summary" for settlements,
-    # a snake_case element/array name for XML/JSON). Values: staging Parquet files, in document order.
-    tables: dict[str, list[str]]
-    quarantine_files: list[str]  # staging Parquet with QUARANTINE_SCHEMA
-    rows_read: int  # data rows in the document (non-blank lines after the header; records)
-    rows_parsed: int  # rows written to tables[""] (+ the summary row for settlements)
-    rows_quarantined: int  # rows_read == rows_parsed + rows_quarantined, always
-    values_quarantined: int  # cast failures: the row landed with null there, the value is quarantined
-    encoding: dict  # {"codec", "label", "bom", "reason"}
-    compressed: bool  # gzip, by magic bytes
-    columns: list[str]  # canonical snake_case columns of tables[""] as found in the document
-    source_columns: dict[str, str] = field(default_factory=dict)  # canonical -> header as written
 
 
 class StagingWriter:

@@ -66,11 +66,12 @@ from typing import Any
 
 from lxml import etree
 
+from sp_reports.columns import snake_case
 from sp_reports.lake.storage import Lake
 from sp_reports.registry import ReportType
 
-from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, land_items, python_codec, snake_case, sniff_bom
-from .result import DocumentParseError, ParseOutcome
+from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, stage_items, python_codec, sniff_bom
+from .result import DocumentParseError, ParseResult
 
 # Child records of Amazon's XML record elements, for registry entries that name only the record.
 DEFAULT_CHILD_RECORDS = {"Order": ("OrderItem",)}
@@ -91,7 +92,7 @@ def parse_xml(
     charset: str | None,
     compressed: bool | None,
     extra_columns: Mapping[str, str],
-) -> ParseOutcome:
+) -> ParseResult:
     """Stream the XML document at ``raw_path`` into typed staging Parquet under ``out_dir``.
 
     ``compressed`` is only a hint: gzip is detected by its magic bytes.
@@ -104,7 +105,7 @@ def parse_xml(
     def open_items() -> _XmlItems:
         return _XmlItems(lake, raw_path, record, children, report, charset)
 
-    return land_items(lake, out_dir, open_items, report=report, marketplace_id=marketplace_id,
+    return stage_items(lake, out_dir, open_items, report=report, marketplace_id=marketplace_id,
                       extra_columns=extra_columns, separator="/",
                       tables=[""] + [snake_case(name) for name in children])  # fmt: skip
 

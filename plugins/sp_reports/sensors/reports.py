@@ -9,8 +9,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
 from sp_reports.hooks.selling_partner import SellingPartnerHook
-from sp_reports.operators.reports import ReportWaitMixin
-from sp_reports.outcome import TERMINAL_STATUSES
+from sp_reports.mixins import ReportWaitMixin
 
 
 class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
@@ -55,8 +54,7 @@ class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         with self.hook.get_conn() as client:
-            report = client.get_report(self.report_id)
-            if report["processingStatus"] not in TERMINAL_STATUSES:
-                self.log.info("Report %s is %s", self.report_id, report["processingStatus"])
-                return PokeReturnValue(is_done=False)
-            return PokeReturnValue(is_done=True, xcom_value=self.finish(client, report))
+            checked = self.check_report(client, self.report_id)
+        if isinstance(checked, str):
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=checked)

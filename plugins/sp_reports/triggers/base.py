@@ -10,7 +10,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from sp_reports.client import AsyncSellingPartnerClient, SellingPartnerError, is_transient
 from sp_reports.hooks.selling_partner import SellingPartnerHook
-from sp_reports.outcome import TERMINAL_STATUSES
+from sp_reports.finished_report import TERMINAL_STATUSES
 
 # The longest pause between two checks after consecutive transient failures.
 MAX_ERROR_BACKOFF = 300.0
@@ -110,9 +110,7 @@ class ReportWaitTrigger(BaseTrigger):
             self.log.info("Report %s is left running at Amazon: the task is %s, not ended by a user (the wait "
                           "moved to another triggerer, or the task will resume it)", self.report_id, state)
             return
-        client = await self.client()
-        if (await client.get_report(self.report_id))["processingStatus"] == "IN_QUEUE":
-            await client.cancel_report(self.report_id)
+        if await (await self.client()).cancel_if_in_queue(self.report_id):
             self.log.info("Cancelled report %s, which was still IN_QUEUE (the task was marked %s)",
                           self.report_id, state)
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from sp_reports.notifications import NotificationError, parse_notification
+from sp_reports.notification_messages import NotificationError, parse_notification
 
 log = logging.getLogger(__name__)
 

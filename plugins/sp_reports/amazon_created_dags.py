@@ -15,12 +15,12 @@ from datetime import datetime, timedelta, timezone
 from airflow.providers.amazon.aws.sensors.sqs import SqsSensor
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
-from sp_reports.generated import DEFAULT_OVERLAP, find_unlanded_reports
-from sp_reports.hooks.lake import DEFAULT_AWS_CONN_ID, lake_from_airflow
+from sp_reports.amazon_created import DEFAULT_OVERLAP, find_unlanded_reports
+from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.landing_tasks import landing_tasks, summarize
-from sp_reports.notifications import triage_notifications
-from sp_reports.outcome import ReportFatalError, fatal_error
+from sp_reports.notification_messages import triage_notifications
+from sp_reports.finished_report import ReportFatalError, fatal_error
 from sp_reports.registry import ReportType
 from sp_reports.schedules import reconcile_schedules
 
@@ -35,12 +35,12 @@ def _dag(dag_id: str, description: str, tag: str, schedule: str | None, retries:
                default_args={"retries": retries, "retry_delay": timedelta(minutes=1)}, **kwargs)
 
 
-def _landing_group(outcomes, conn_id: str, via: str):
+def _landing_group(finished_reports, conn_id: str, via: str):
     @task_group(group_id=GROUP)
-    def one_report(outcome: dict) -> None:
-        landing_tasks(outcome, selling_partner_conn_id=conn_id, via=via)
+    def one_report(finished: dict) -> None:
+        landing_tasks(finished, selling_partner_conn_id=conn_id, via=via)
 
-    return one_report.expand(outcome=outcomes)
+    return one_report.expand(finished=finished_reports)
 
 
 def build_generated_reports_dag(
@@ -78,7 +78,7 @@ def build_notifications_dag(
     registry: Mapping[str, ReportType],
     *,
     queue_url: str,
-    aws_conn_id: str = DEFAULT_AWS_CONN_ID,
+    aws_conn_id: str = "aws_default",
     selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
     poll_seconds: int = 20,
     schedule: str | None = "@continuous",
@@ -121,14 +121,14 @@ def build_notifications_dag(
                 return
             lake, errors = lake_from_airflow(), []
             with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
-                for outcome in fatal:
-                    errors.append(str(fatal_error(client, {"reportId": outcome["report_id"],
-                                                           "reportType": outcome["report_type"],
-                                                           "reportDocumentId": outcome["report_document_id"]})))
+                for finished in fatal:
+                    errors.append(str(fatal_error(client, {"reportId": finished["report_id"],
+                                                           "reportType": finished["report_type"],
+                                                           "reportDocumentId": finished["report_document_id"]})))
                     # Recorded, so a redelivered notification of the same failure does not fail another run.
                     from sp_reports.lake.ledger import Ledger
 
-                    Ledger(lake).record(outcome, "FATAL", "notification")
+                    Ledger(lake).record(finished, "FATAL", "notification")
             raise ReportFatalError("; ".join(errors))
 
         triaged = triage()

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from sp_reports.outcome import TERMINAL_STATUSES, report_outcome
+from sp_reports.finished_report import TERMINAL_STATUSES, finished_report
 from sp_reports.registry import ReportType
 
 if TYPE_CHECKING:  # the lake (pyarrow, deltalake) stays out of the triggerer, which parses notifications too
@@ -28,7 +28,7 @@ class NotificationError(ValueError):
 
 
 def parse_notification(body: str) -> dict:
-    """A report outcome (as ``sp_reports.outcome.report_outcome`` makes) from one SQS message body,
+    """A report finished (as ``sp_reports.finished_report.finished_report`` makes) from one SQS message body,
     shaped per schemas/notifications/ReportProcessingFinishedNotification.json."""
     try:
         message = json.loads(body)
@@ -36,7 +36,7 @@ def parse_notification(body: str) -> dict:
             raise NotificationError(f"not a {NOTIFICATION_TYPE} notification: {message.get('notificationType')!r}")
         report = message["payload"]["reportProcessingFinishedNotification"]
         status = report["processingStatus"]
-        outcome = {
+        finished = {
             "report_id": str(report["reportId"]),
             "report_type": str(report["reportType"]),
             "processing_status": status,
@@ -55,8 +55,8 @@ def parse_notification(body: str) -> dict:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NotificationError(f"malformed notification ({type(exc).__name__}: {exc})") from None
     if status not in TERMINAL_STATUSES:
-        raise NotificationError(f"report {outcome['report_id']}: unexpected processingStatus {status!r}")
-    return outcome
+        raise NotificationError(f"report {finished['report_id']}: unexpected processingStatus {status!r}")
+    return finished
 
 
 def triage_notifications(
@@ -65,24 +65,24 @@ def triage_notifications(
     registry: Mapping[str, ReportType],
     get_report: Callable[[str], dict],
 ) -> dict[str, list[dict]]:
-    """Sort a batch of SQS messages into {"land": DONE and CANCELLED outcomes, "fatal": FATAL outcomes,
+    """Sort a batch of SQS messages into {"land": DONE and CANCELLED finished_reports, "fatal": FATAL finished_reports,
     "ignored": [{"message_id", "reason"}]}: each report once, whatever SQS redelivered, and none the
     ledger already holds."""
     ignored: list[dict] = []
     reports: dict[str, dict] = {}
     for message in messages:
         try:
-            outcome = parse_notification(message.get("Body", ""))
+            finished = parse_notification(message.get("Body", ""))
         except NotificationError as exc:
             ignored.append({"message_id": message.get("MessageId"), "reason": str(exc)})
             continue
-        if outcome["report_type"] not in registry:
+        if finished["report_type"] not in registry:
             ignored.append({"message_id": message.get("MessageId"),
-                            "reason": f"report {outcome['report_id']}: {outcome['report_type']} is not in the registry"})
+                            "reason": f"report {finished['report_id']}: {finished['report_type']} is not in the registry"})
             continue
-        if outcome["report_id"] in reports:
-            log.info("Report %s was notified more than once in this batch; landing it once", outcome["report_id"])
-        reports.setdefault(outcome["report_id"], outcome)
+        if finished["report_id"] in reports:
+            log.info("Report %s was notified more than once in this batch; landing it once", finished["report_id"])
+        reports.setdefault(finished["report_id"], finished)
 
     from sp_reports.lake.ledger import Ledger
 
@@ -93,19 +93,19 @@ def triage_notifications(
             log.info("Report %s is in the ledger already (%s via %s): skipped", report_id, entry["status"], entry["via"])
             del reports[report_id]
     result: dict[str, list[dict]] = {"land": [], "fatal": [], "ignored": ignored}
-    for report_id, outcome in reports.items():
-        if outcome["processing_status"] == "DONE":
-            outcome = _with_marketplaces(outcome, entries.get(report_id), registry[outcome["report_type"]], get_report)
-        result["fatal" if outcome["processing_status"] == "FATAL" else "land"].append(outcome)
+    for report_id, finished in reports.items():
+        if finished["processing_status"] == "DONE":
+            finished = _with_marketplaces(finished, entries.get(report_id), registry[finished["report_type"]], get_report)
+        result["fatal" if finished["processing_status"] == "FATAL" else "land"].append(finished)
     for entry in ignored:
         log.warning("Ignored SQS message %s: %s", entry["message_id"], entry["reason"])
     return result
 
 
-def _with_marketplaces(outcome: dict, entry: dict | None, report: ReportType, get_report: Callable[[str], dict]) -> dict:
+def _with_marketplaces(finished: dict, entry: dict | None, report: ReportType, get_report: Callable[[str], dict]) -> dict:
     if entry and entry.get("marketplace_ids"):
-        return {**outcome, "marketplace_ids": entry["marketplace_ids"].split(",")}
+        return {**finished, "marketplace_ids": entry["marketplace_ids"].split(",")}
     if report.amazon_schedule and len(report.amazon_schedule.marketplace_ids) == 1:
-        return {**outcome, "marketplace_ids": list(report.amazon_schedule.marketplace_ids)}
-    log.info("Report %s: the notification names no marketplace; asking getReport once", outcome["report_id"])
-    return {**report_outcome(get_report(outcome["report_id"])), "notification_id": outcome["notification_id"]}
+        return {**finished, "marketplace_ids": list(report.amazon_schedule.marketplace_ids)}
+    log.info("Report %s: the notification names no marketplace; asking getReport once", finished["report_id"])
+    return {**finished_report(get_report(finished["report_id"])), "notification_id": finished["notification_id"]}

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sp_reports.settings import settings
 
 if TYPE_CHECKING:  # the lake loads pyarrow and deltalake: not at DAG parse time
     from sp_reports.lake import Lake
-
-DEFAULT_AWS_CONN_ID = "aws_default"
-
-
-def lake_root() -> str:
-    """``$SP_REPORTS_LAKE``, else ``lake/`` in the project folder (the embedded default)."""
-    return os.environ.get("SP_REPORTS_LAKE") or str(Path(__file__).resolve().parents[3] / "lake")
 
 
 def lake_from_airflow(root: str | None = None, aws_conn_id: str | None = None) -> Lake:
     """A ``Lake`` for ``root``; an ``s3://`` root takes its credentials and endpoint from the amazon
     provider's AWS connection (``$SP_REPORTS_AWS_CONN_ID``, default ``aws_default``), so secrets stay
-    in Airflow's connection store."""
+    in Airflow's connection store. ``root`` defaults to ``$SP_REPORTS_LAKE`` (``sp_reports.settings``)."""
     from sp_reports.lake import Lake
 
-    root = root or lake_root()
+    root = root or settings().lake
     if not root.startswith("s3://"):
         return Lake(root)
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-    hook = AwsBaseHook(aws_conn_id=aws_conn_id or os.environ.get("SP_REPORTS_AWS_CONN_ID", DEFAULT_AWS_CONN_ID),
+    hook = AwsBaseHook(aws_conn_id=aws_conn_id or settings().aws_conn_id,
                        client_type="s3")
     credentials = hook.get_credentials()
     options = {

@@ -1,4 +1,5 @@
-"""What a finished report means for the pipeline, independent of how we waited for it."""
+"""A report Amazon has finished, as the pipeline sees it (a ``FinishedReport``), whichever way we waited for it;
+and the error a FATAL one raises."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 
 from sp_reports.client import SellingPartnerClient
+from sp_reports.payloads import FinishedReport
 
 TERMINAL_STATUSES = frozenset({"CANCELLED", "DONE", "FATAL"})
 ERROR_SUMMARY_CHARS = 500
@@ -17,8 +19,8 @@ class ReportFatalError(RuntimeError):
     """Amazon ended the report FATAL; the message summarises its error document."""
 
 
-def report_outcome(report: dict) -> dict:
-    """The JSON-able summary downstream tasks get through XCom (no URL, no secret)."""
+def finished_report(report: dict) -> FinishedReport:
+    """A getReport ``Report`` as the payload downstream tasks get through XCom (no URL, no secret)."""
     return {
         "report_id": report["reportId"],
         "report_type": report["reportType"],

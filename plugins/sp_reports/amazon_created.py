@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from sp_reports.client import SellingPartnerClient
-from sp_reports.outcome import report_outcome
+from sp_reports.finished_report import finished_report
 from sp_reports.registry import ReportType
 
 if TYPE_CHECKING:  # the lake loads pyarrow and deltalake: not at DAG parse time
@@ -46,7 +46,7 @@ def list_done_reports(client: SellingPartnerClient, report_types: list[str], cre
             pages += 1
         log.info("getReports %s since %s: %d page(s)", ",".join(report_types[start:start + TYPES_PER_CALL]),
                  created_since.isoformat(), pages)
-    return sorted((report_outcome(r) for r in found.values()), key=lambda o: (o["created_time"] or "", o["report_id"]))
+    return sorted((finished_report(r) for r in found.values()), key=lambda o: (o["created_time"] or "", o["report_id"]))
 
 
 def find_unlanded_reports(

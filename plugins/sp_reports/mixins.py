@@ -1,0 +1,137 @@
+"""What the report operator and the report sensor share: one way to wait for a report and to turn its
+terminal status into the task's result (modelled on the amazon provider's ``utils/mixins.py``)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException
+
+from sp_reports.finished_report import TERMINAL_STATUSES, fatal_error, finished_report
+from sp_reports.hooks.selling_partner import SellingPartnerHook
+from sp_reports.triggers.notifications import ReportNotificationTrigger
+from sp_reports.triggers.reports import ReportProcessingTrigger
+
+if TYPE_CHECKING:
+    import logging
+
+    from airflow.sdk import Context
+
+    from sp_reports.client import SellingPartnerClient
+    from sp_reports.payloads import FinishedReport
+    from sp_reports.triggers.base import ReportWaitTrigger
+
+
+class ReportWaitMixin:
+    """Waiting for a report and turning its terminal status into a ``FinishedReport``.
+
+    Deferrable: one getReport in the worker, then a trigger holds the wait (no worker slot) until the report
+    is terminal. Not deferrable: the same getReport check every ``poll_interval`` seconds in the worker.
+    FATAL fails the task with the error document summarised; CANCELLED (Amazon's "no data") succeeds with
+    ``rows: 0``.
+    """
+
+    selling_partner_conn_id: str
+    poll_interval: float
+    deferrable: bool
+    cancel_on_kill: bool
+    # Waiting by notification (deferrable only): the SQS queue Amazon notifies, and how often to poll
+    # getReport anyway in case the notification is lost.
+    notification_queue_url: str | None = None
+    aws_conn_id: str | None = "aws_default"
+    fallback_poll_interval: float = 900.0
+    _report_id: str | None = None
+
+    if TYPE_CHECKING:  # provided by BaseOperator
+        log: logging.Logger
+
+        def defer(self, *, trigger: Any, method_name: str, timeout: timedelta | None = None) -> None: ...
+
+    @property
+    def hook(self) -> SellingPartnerHook:
+        return SellingPartnerHook(self.selling_partner_conn_id)
+
+    def waiting_trigger(self, report_id: str, deadline: float) -> ReportWaitTrigger:
+        if self.notification_queue_url:
+            return ReportNotificationTrigger(
+                report_id=report_id,
+                queue_url=self.notification_queue_url,
+                aws_conn_id=self.aws_conn_id,
+                fallback_poll_interval=self.fallback_poll_interval,
+                selling_partner_conn_id=self.selling_partner_conn_id,
+                deadline=deadline,
+                cancel_on_kill=self.cancel_on_kill,
+            )
+        return ReportProcessingTrigger(
+            report_id=report_id,
+            selling_partner_conn_id=self.selling_partner_conn_id,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            cancel_on_kill=self.cancel_on_kill,
+        )
+
+    def check_report(self, client: SellingPartnerClient, report_id: str) -> FinishedReport | str:
+        """One getReport: the finished report once terminal, else its status."""
+        report = client.get_report(report_id)
+        status = report["processingStatus"]
+        if status in TERMINAL_STATUSES:
+            return self.finish(client, report)
+        self.log.info("Report %s is %s", report_id, status)
+        return str(status)
+
+    def wait_for_report(self, client: SellingPartnerClient, report_id: str, max_wait: timedelta) -> FinishedReport:
+        """The finished report; in deferrable mode, defer after the first check."""
+        self._report_id = report_id
+        deadline = time.time() + max_wait.total_seconds()
+        while True:
+            checked = self.check_report(client, report_id)
+            if not isinstance(checked, str):
+                return checked
+            if self.deferrable:
+                self.defer(
+                    trigger=self.waiting_trigger(report_id, deadline),
+                    method_name="execute_complete",
+                    # Backstop only: the trigger's own deadline fires first, with a message naming the report.
+                    timeout=max_wait + timedelta(minutes=10),
+                )
+            if time.time() >= deadline:
+                raise self.timeout_error(report_id, checked, max_wait.total_seconds())
+            time.sleep(min(self.poll_interval, max(deadline - time.time(), 0)))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> FinishedReport:
+        if event["status"] == "timeout":
+            raise self.timeout_error(event["report_id"], event["last_status"], event["waited_seconds"])
+        if event["status"] == "error":
+            raise AirflowException(f"waiting for report {event['report_id']} failed: {event['message']}")
+        with self.hook.get_conn() as client:
+            return self.finish(client, event["report"])
+
+    def finish(self, client: SellingPartnerClient, report: dict[str, Any]) -> FinishedReport:
+        finished = finished_report(report)
+        status = report["processingStatus"]
+        self.log.info("Report %s (%s) finished %s", report["reportId"], report["reportType"], status)
+        if status == "FATAL":
+            raise fatal_error(client, report)
+        if status == "CANCELLED":
+            # Amazon's "no data" (MWS _DONE_NO_DATA_): a successful run that lands nothing.
+            self.log.info("Amazon cancelled report %s: no data for this request; downstream tasks skip",
+                          report["reportId"])
+            finished["rows"] = 0
+        return finished
+
+    @staticmethod
+    def timeout_error(report_id: str, last_status: str, waited_seconds: float) -> AirflowException:
+        return AirflowException(
+            f"report {report_id} was still {last_status} after {waited_seconds:.0f}s of waiting; it is left "
+            f"running at Amazon and a retry of this task resumes waiting for it"
+        )
+
+    def cancel_if_in_queue(self) -> None:
+        """On kill: a report this task created and Amazon has not started yet is cancelled."""
+        if not (self.cancel_on_kill and self._report_id):
+            return
+        with self.hook.get_conn() as client:
+            if client.cancel_if_in_queue(self._report_id):
+                self.log.info("Cancelled report %s, which was still IN_QUEUE", self._report_id)
