@@ -43,7 +43,9 @@ def get_provider_info() -> dict:
             {"integration-name": "Amazon Selling Partner API", "python-modules": ["sp_reports.sensors.reports"]}
         ],
         "triggers": [
-            {"integration-name": "Amazon Selling Partner API",
-             "python-modules": ["sp_reports.triggers.reports", "sp_reports.triggers.notifications"]}
+            {
+                "integration-name": "Amazon Selling Partner API",
+                "python-modules": ["sp_reports.triggers.reports", "sp_reports.triggers.notifications"],
+            }
         ],
     }

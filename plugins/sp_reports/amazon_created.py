@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sp_reports.client import SellingPartnerClient
@@ -29,13 +29,18 @@ TYPES_PER_CALL = 10  # getReports' reportTypes takes at most 10
 PAGE_SIZE = 100
 
 
-def list_done_reports(client: SellingPartnerClient, report_types: list[str], created_since: datetime,
-                      page_size: int = PAGE_SIZE) -> list[dict]:
+def list_done_reports(
+    client: SellingPartnerClient, report_types: list[str], created_since: datetime, page_size: int = PAGE_SIZE
+) -> list[dict]:
     """Every DONE report of these types created since ``created_since``, all pages, oldest first."""
     found: dict[str, dict] = {}
     for start in range(0, len(report_types), TYPES_PER_CALL):
-        page = client.get_reports(report_types=report_types[start:start + TYPES_PER_CALL], processing_statuses=["DONE"],
-                                  created_since=created_since, page_size=page_size)
+        page = client.get_reports(
+            report_types=report_types[start : start + TYPES_PER_CALL],
+            processing_statuses=["DONE"],
+            created_since=created_since,
+            page_size=page_size,
+        )
         pages = 1
         while True:
             for report in page.get("reports", []):
@@ -44,8 +49,12 @@ def list_done_reports(client: SellingPartnerClient, report_types: list[str], cre
                 break
             page = client.get_reports(next_token=page["nextToken"])
             pages += 1
-        log.info("getReports %s since %s: %d page(s)", ",".join(report_types[start:start + TYPES_PER_CALL]),
-                 created_since.isoformat(), pages)
+        log.info(
+            "getReports %s since %s: %d page(s)",
+            ",".join(report_types[start : start + TYPES_PER_CALL]),
+            created_since.isoformat(),
+            pages,
+        )
     return sorted((finished_report(r) for r in found.values()), key=lambda o: (o["created_time"] or "", o["report_id"]))
 
 
@@ -62,7 +71,7 @@ def find_unlanded_reports(
     by_type = {report.report_type: report for report in reports}
     if not by_type:
         return []
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     from sp_reports.lake.ledger import Ledger
     from sp_reports.pipeline import recover_landed
 
@@ -74,6 +83,11 @@ def find_unlanded_reports(
     unlanded = [o for o in listed if o["report_id"] not in landed]
     unlanded = [o for o in unlanded if not recover_landed(lake, o, by_type[o["report_type"]])]
     ledger.mark_listed(unlanded)
-    log.info("Listed %d DONE report(s) created since %s: %d already landed, %d to land", len(listed),
-             since.isoformat(timespec="seconds"), len(listed) - len(unlanded), len(unlanded))
+    log.info(
+        "Listed %d DONE report(s) created since %s: %d already landed, %d to land",
+        len(listed),
+        since.isoformat(timespec="seconds"),
+        len(listed) - len(unlanded),
+        len(unlanded),
+    )
     return unlanded

@@ -10,29 +10,38 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.providers.amazon.aws.sensors.sqs import SqsSensor
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
 from sp_reports.amazon_created import DEFAULT_OVERLAP, find_unlanded_reports
-from sp_reports.lake_connection import lake_from_airflow
+from sp_reports.finished_report import ReportFatalError, fatal_error
 from sp_reports.hooks.selling_partner import SellingPartnerHook
+from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.landing_tasks import landing_tasks, summarize
 from sp_reports.notification_messages import triage_notifications
-from sp_reports.finished_report import ReportFatalError, fatal_error
 from sp_reports.registry import ReportType
 from sp_reports.schedules import reconcile_schedules
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 GROUP = "report"
 
 
 def _dag(dag_id: str, description: str, tag: str, schedule: str | None, retries: int, **kwargs) -> DAG:
     """The settings the three DAGs share: one run at a time, no catch-up, this module's docs."""
-    return DAG(dag_id=dag_id, description=description, doc_md=__doc__, schedule=schedule, start_date=START,
-               catchup=False, max_active_runs=1, tags=["sp-api", "reports", tag],
-               default_args={"retries": retries, "retry_delay": timedelta(minutes=1)}, **kwargs)
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        doc_md=__doc__,
+        schedule=schedule,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["sp-api", "reports", tag],
+        default_args={"retries": retries, "retry_delay": timedelta(minutes=1)},
+        **kwargs,
+    )
 
 
 def _landing_group(finished_reports, conn_id: str, via: str):
@@ -55,10 +64,18 @@ def build_generated_reports_dag(
     with _dag(
         "sp_reports_generated_reports",
         "Lands the reports Amazon generated (settlements, report schedules) that the lake lacks",
-        "generated", schedule, retries,
-        params={"overlap_hours": Param(int(DEFAULT_OVERLAP.total_seconds() // 3600), type="integer", minimum=0,
-                                       title="Overlap (hours)",
-                                       description="How far before the newest landed report the listing starts.")},
+        "generated",
+        schedule,
+        retries,
+        params={
+            "overlap_hours": Param(
+                int(DEFAULT_OVERLAP.total_seconds() // 3600),
+                type="integer",
+                minimum=0,
+                title="Overlap (hours)",
+                description="How far before the newest landed report the listing starts.",
+            )
+        },
     ) as dag:
 
         @task
@@ -66,7 +83,9 @@ def build_generated_reports_dag(
             overlap = timedelta(hours=get_current_context()["params"]["overlap_hours"])
             with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
                 found = find_unlanded_reports(client, lake_from_airflow(), reports, overlap=overlap)
-            print(f"{len(found)} report(s) to land: " + ", ".join(f"{o['report_type']} {o['report_id']}" for o in found))
+            print(
+                f"{len(found)} report(s) to land: " + ", ".join(f"{o['report_type']} {o['report_id']}" for o in found)
+            )
             return found
 
         listed = list_reports()
@@ -84,8 +103,13 @@ def build_notifications_dag(
     schedule: str | None = "@continuous",
     retries: int = 2,
 ) -> DAG:
-    with _dag("sp_reports_notifications", "Lands the reports REPORT_PROCESSING_FINISHED notifications announce (SQS)",
-              "notifications", schedule, retries) as dag:
+    with _dag(
+        "sp_reports_notifications",
+        "Lands the reports REPORT_PROCESSING_FINISHED notifications announce (SQS)",
+        "notifications",
+        schedule,
+        retries,
+    ) as dag:
         # Deferred while the queue is empty: no worker is held. An idle day ends the run as skipped
         # and the continuous schedule starts the next one.
         receive = SqsSensor(
@@ -109,8 +133,10 @@ def build_notifications_dag(
             messages = ti.xcom_pull(task_ids="receive_notifications", key="messages") or []
             with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
                 result = triage_notifications(messages, lake_from_airflow(), registry, client.get_report)
-            print(f"{len(messages)} message(s): {len(result['land'])} report(s) to land, {len(result['fatal'])} FATAL, "
-                  f"{len(result['ignored'])} ignored")
+            print(
+                f"{len(messages)} message(s): {len(result['land'])} report(s) to land, {len(result['fatal'])} FATAL, "
+                f"{len(result['ignored'])} ignored"
+            )
             ti.xcom_push(key="fatal", value=result["fatal"])
             return result["land"]
 
@@ -122,9 +148,18 @@ def build_notifications_dag(
             lake, errors = lake_from_airflow(), []
             with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
                 for finished in fatal:
-                    errors.append(str(fatal_error(client, {"reportId": finished["report_id"],
-                                                           "reportType": finished["report_type"],
-                                                           "reportDocumentId": finished["report_document_id"]})))
+                    errors.append(
+                        str(
+                            fatal_error(
+                                client,
+                                {
+                                    "reportId": finished["report_id"],
+                                    "reportType": finished["report_type"],
+                                    "reportDocumentId": finished["report_document_id"],
+                                },
+                            )
+                        )
+                    )
                     # Recorded, so a redelivered notification of the same failure does not fail another run.
                     from sp_reports.lake.ledger import Ledger
 
@@ -145,10 +180,19 @@ def build_report_schedules_dag(
     retries: int = 2,
 ) -> DAG:
     with _dag(
-        "sp_reports_report_schedules", "Makes Amazon's report schedules match the registry's amazon_schedule entries",
-        "schedules", schedule, retries,
-        params={"dry_run": Param(False, type="boolean", title="Dry run",
-                                 description="Only show what would be created, replaced and cancelled.")},
+        "sp_reports_report_schedules",
+        "Makes Amazon's report schedules match the registry's amazon_schedule entries",
+        "schedules",
+        schedule,
+        retries,
+        params={
+            "dry_run": Param(
+                False,
+                type="boolean",
+                title="Dry run",
+                description="Only show what would be created, replaced and cancelled.",
+            )
+        },
     ) as dag:
 
         @task

@@ -71,8 +71,9 @@ def in_background(produce: Callable[[], Iterator[Any]], depth: int = 1, name: st
         worker.join()
 
 
-def ordered_map(function: Callable[[T], R], items: Iterable[T], *, workers: int = 2,
-                name: str = "sp-reports-map") -> Iterator[R]:
+def ordered_map(
+    function: Callable[[T], R], items: Iterable[T], *, workers: int = 2, name: str = "sp-reports-map"
+) -> Iterator[R]:
     """``function(item)`` for every item, computed in ``workers`` threads, yielded in the items' order.
 
     At most ``workers + 1`` results wait or are computed at a time (bounded memory); ``items`` is

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -32,16 +32,32 @@ def add_land_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="the document as Amazon served it (gzip or plain)")
     parser.add_argument("--report-type", required=True, help="a report type from the registry")
     parser.add_argument("--marketplace-id", required=True, help="the marketplace the document is for")
-    parser.add_argument("--content-type", default=None,
-                        help='the Content-Type Amazon sent, e.g. "text/plain;charset=Cp1252" (charset matters)')
-    parser.add_argument("--lake", default=None,
-                        help="lake root: a folder or s3://bucket/prefix (default $SP_REPORTS_LAKE, else $AIRFLOW_HOME/lake); "
-                             "S3 credentials come from the usual AWS_* environment variables")
-    parser.add_argument("--report-id", default=None,
-                        help="the report's id (default: derived from the file's sha256, so a replay is idempotent)")
-    parser.add_argument("--created-time", default=None,
-                        help="the report's createdTime (ISO 8601; default now); the latest report wins merges")
-    parser.add_argument("--registry", default=None, help="the report-type registry (default $SP_REPORTS_REGISTRY, else the packaged one)")
+    parser.add_argument(
+        "--content-type",
+        default=None,
+        help='the Content-Type Amazon sent, e.g. "text/plain;charset=Cp1252" (charset matters)',
+    )
+    parser.add_argument(
+        "--lake",
+        default=None,
+        help="lake root: a folder or s3://bucket/prefix (default $SP_REPORTS_LAKE, else $AIRFLOW_HOME/lake); "
+        "S3 credentials come from the usual AWS_* environment variables",
+    )
+    parser.add_argument(
+        "--report-id",
+        default=None,
+        help="the report's id (default: derived from the file's sha256, so a replay is idempotent)",
+    )
+    parser.add_argument(
+        "--created-time",
+        default=None,
+        help="the report's createdTime (ISO 8601; default now); the latest report wins merges",
+    )
+    parser.add_argument(
+        "--registry",
+        default=None,
+        help="the report-type registry (default $SP_REPORTS_REGISTRY, else the packaged one)",
+    )
 
 
 def land(args: argparse.Namespace) -> int:
@@ -75,7 +91,7 @@ def land(args: argparse.Namespace) -> int:
         "marketplace_ids": [args.marketplace_id],
         "data_start_time": None,
         "data_end_time": None,
-        "created_time": args.created_time or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_time": args.created_time or datetime.now(UTC).isoformat(timespec="seconds"),
         "processing_end_time": None,
         "report_schedule_id": None,
     }
@@ -91,8 +107,14 @@ def land(args: argparse.Namespace) -> int:
 
 
 def _aws_options_from_env() -> dict[str, str]:
-    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_ENDPOINT_URL",
-             "AWS_ALLOW_HTTP")
+    names = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ALLOW_HTTP",
+    )
     options = {name: os.environ[name] for name in names if os.environ.get(name)}
     if options.get("AWS_ENDPOINT_URL", "").startswith("http://"):
         options.setdefault("AWS_ALLOW_HTTP", "true")

@@ -44,7 +44,7 @@ def fatal_error(client: SellingPartnerClient, report: dict) -> ReportFatalError:
     buffer = io.BytesIO()
     try:
         download = client.download_document(document_id, buffer)
-    except Exception as exc:  # the FATAL is the news; a failed download must not hide it
+    except Exception as exc:  # noqa: BLE001 - the FATAL is the news; a failed download must not hide it
         return ReportFatalError(
             f"report {report_id} ({report_type}) ended FATAL; its error document {document_id} "
             f"could not be fetched: {exc}"

@@ -21,8 +21,7 @@ def lake_from_airflow(root: str | None = None, aws_conn_id: str | None = None) -
         return Lake(root)
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-    hook = AwsBaseHook(aws_conn_id=aws_conn_id or settings().aws_conn_id,
-                       client_type="s3")
+    hook = AwsBaseHook(aws_conn_id=aws_conn_id or settings().aws_conn_id, client_type="s3")
     credentials = hook.get_credentials()
     options = {
         "AWS_ACCESS_KEY_ID": credentials.access_key,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from airflow.sdk import Asset, AssetAlias, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.hooks.selling_partner import SellingPartnerHook
+from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.registry import ReportType, load_registry
 
 # sp_reports.pipeline and the lake (pyarrow, deltalake, numpy) are imported in the task bodies: the DAG
@@ -94,7 +94,9 @@ def summarize(finished_task_id: str, finished_key: str = "return_value", group_i
     ti = get_current_context()["ti"]
     finished_reports = _as_list(ti.xcom_pull(task_ids=finished_task_id, key=finished_key))
     landed = {m["report_id"]: m for m in _as_list(ti.xcom_pull(task_ids=f"{group_id}.land")) if m}
-    rows = [pipeline.summary_row(finished, landed.get(finished["report_id"])) for finished in finished_reports if finished]
+    rows = [
+        pipeline.summary_row(finished, landed.get(finished["report_id"])) for finished in finished_reports if finished
+    ]
     print(pipeline.format_summary(rows))
     return rows
 

@@ -15,7 +15,7 @@ Trigger with **dry run** to see what would be removed, with nothing changed.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
@@ -26,7 +26,7 @@ RETENTION_HOURS = 168
 STAGING_MAX_AGE_HOURS = 48
 MIN_STAGING_MAX_AGE_HOURS = 12
 LONGEST_LANDING_HOURS = 24
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def build_lake_maintenance_dag(*, schedule: str | None = "@daily", retries: int = 1, parallel_tables: int = 1) -> DAG:
@@ -44,38 +44,46 @@ def build_lake_maintenance_dag(*, schedule: str | None = "@daily", retries: int 
         default_args={"retries": retries, "retry_delay": timedelta(minutes=5)},
         params={
             "retention_hours": Param(
-                RETENTION_HOURS, type="integer", minimum=MIN_STAGING_MAX_AGE_HOURS + LONGEST_LANDING_HOURS,
+                RETENTION_HOURS,
+                type="integer",
+                minimum=MIN_STAGING_MAX_AGE_HOURS + LONGEST_LANDING_HOURS,
                 title="Retention (hours)",
                 description="VACUUM removes files replaced, or never committed, longer ago than this (time travel "
-                            f"reaches this far back). At least staging age + {LONGEST_LANDING_HOURS}.",
+                f"reaches this far back). At least staging age + {LONGEST_LANDING_HOURS}.",
             ),
             "staging_max_age_hours": Param(
-                STAGING_MAX_AGE_HOURS, type="integer", minimum=MIN_STAGING_MAX_AGE_HOURS, title="Staging age (hours)",
+                STAGING_MAX_AGE_HOURS,
+                type="integer",
+                minimum=MIN_STAGING_MAX_AGE_HOURS,
+                title="Staging age (hours)",
                 description="Staging directories and temporary files untouched this long belong to no running task.",
             ),
-            "dry_run": Param(False, type="boolean", title="Dry run",
-                             description="Only report what would be removed and compacted."),
+            "dry_run": Param(
+                False, type="boolean", title="Dry run", description="Only report what would be removed and compacted."
+            ),
         },
     ) as dag:
 
         @task
         def clean_leftovers() -> dict:
-            from sp_reports.lake_connection import lake_from_airflow
             from sp_reports.lake import maintenance
+            from sp_reports.lake_connection import lake_from_airflow
 
             settings = _settings()
             report = maintenance.clean_leftovers(lake_from_airflow(), settings).to_dict()
             verb = "would remove" if settings.dry_run else "removed"
             for path in report["staging_dirs"] + report["tmp_files"]:
                 print(f"{verb} {path}")
-            print(f"{verb} {len(report['staging_dirs'])} staging dir(s) ({report['staging_bytes']} bytes) and "
-                  f"{len(report['tmp_files'])} temporary file(s) ({report['tmp_bytes']} bytes)")
+            print(
+                f"{verb} {len(report['staging_dirs'])} staging dir(s) ({report['staging_bytes']} bytes) and "
+                f"{len(report['tmp_files'])} temporary file(s) ({report['tmp_bytes']} bytes)"
+            )
             return report
 
         @task
         def list_tables() -> list[str]:
-            from sp_reports.lake_connection import lake_from_airflow
             from sp_reports.lake.maintenance import list_tables
+            from sp_reports.lake_connection import lake_from_airflow
 
             tables = list_tables(lake_from_airflow())
             print(f"{len(tables)} table(s): {', '.join(tables)}")
@@ -83,8 +91,8 @@ def build_lake_maintenance_dag(*, schedule: str | None = "@daily", retries: int 
 
         @task(max_active_tis_per_dagrun=parallel_tables)
         def maintain_table(table: str) -> dict:
-            from sp_reports.lake_connection import lake_from_airflow
             from sp_reports.lake.maintenance import maintain_table
+            from sp_reports.lake_connection import lake_from_airflow
 
             return maintain_table(lake_from_airflow(), table, _settings()).to_dict()
 
@@ -109,5 +117,8 @@ def _settings():
     from sp_reports.lake.maintenance import Settings
 
     params = get_current_context()["params"]
-    return Settings(retention_hours=int(params["retention_hours"]),
-                    staging_max_age_hours=int(params["staging_max_age_hours"]), dry_run=bool(params["dry_run"]))
+    return Settings(
+        retention_hours=int(params["retention_hours"]),
+        staging_max_age_hours=int(params["staging_max_age_hours"]),
+        dry_run=bool(params["dry_run"]),
+    )

@@ -116,8 +116,9 @@ class ReportWaitMixin:
             raise fatal_error(client, report)
         if status == "CANCELLED":
             # Amazon's "no data" (MWS _DONE_NO_DATA_): a successful run that lands nothing.
-            self.log.info("Amazon cancelled report %s: no data for this request; downstream tasks skip",
-                          report["reportId"])
+            self.log.info(
+                "Amazon cancelled report %s: no data for this request; downstream tasks skip", report["reportId"]
+            )
             finished["rows"] = 0
         return finished
 

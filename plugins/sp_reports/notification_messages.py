@@ -77,8 +77,12 @@ def triage_notifications(
             ignored.append({"message_id": message.get("MessageId"), "reason": str(exc)})
             continue
         if finished["report_type"] not in registry:
-            ignored.append({"message_id": message.get("MessageId"),
-                            "reason": f"report {finished['report_id']}: {finished['report_type']} is not in the registry"})
+            ignored.append(
+                {
+                    "message_id": message.get("MessageId"),
+                    "reason": f"report {finished['report_id']}: {finished['report_type']} is not in the registry",
+                }
+            )
             continue
         if finished["report_id"] in reports:
             log.info("Report %s was notified more than once in this batch; landing it once", finished["report_id"])
@@ -90,19 +94,25 @@ def triage_notifications(
     entries = ledger.entries(reports)
     for report_id, entry in entries.items():
         if entry["status"] != "LISTED":
-            log.info("Report %s is in the ledger already (%s via %s): skipped", report_id, entry["status"], entry["via"])
+            log.info(
+                "Report %s is in the ledger already (%s via %s): skipped", report_id, entry["status"], entry["via"]
+            )
             del reports[report_id]
     result: dict[str, list[dict]] = {"land": [], "fatal": [], "ignored": ignored}
     for report_id, finished in reports.items():
         if finished["processing_status"] == "DONE":
-            finished = _with_marketplaces(finished, entries.get(report_id), registry[finished["report_type"]], get_report)
+            finished = _with_marketplaces(
+                finished, entries.get(report_id), registry[finished["report_type"]], get_report
+            )
         result["fatal" if finished["processing_status"] == "FATAL" else "land"].append(finished)
     for entry in ignored:
         log.warning("Ignored SQS message %s: %s", entry["message_id"], entry["reason"])
     return result
 
 
-def _with_marketplaces(finished: dict, entry: dict | None, report: ReportType, get_report: Callable[[str], dict]) -> dict:
+def _with_marketplaces(
+    finished: dict, entry: dict | None, report: ReportType, get_report: Callable[[str], dict]
+) -> dict:
     if entry and entry.get("marketplace_ids"):
         return {**finished, "marketplace_ids": entry["marketplace_ids"].split(",")}
     if report.amazon_schedule and len(report.amazon_schedule.marketplace_ids) == 1:

@@ -12,14 +12,14 @@ import hashlib
 import json
 import logging
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from sp_reports.client import SellingPartnerClient
 from sp_reports.lake import Lake, land_tables
 from sp_reports.lake.delta import remove_landing_leftovers
-from sp_reports.lake.paths import raw_metadata_path
 from sp_reports.lake.ledger import Ledger
+from sp_reports.lake.paths import raw_metadata_path
 from sp_reports.memory import allocator
 from sp_reports.parsing import parse_document
 from sp_reports.payloads import FetchedDocument, FinishedReport, Manifest, ParsedDocument, ParseResult
@@ -75,9 +75,15 @@ def store_raw_document(
         "sha256": digest.hexdigest(),
     }
     lake.write_json(raw_metadata_path(path), fetched)
-    log.info("Stored document %s of report %s: %d bytes (%s, Content-Type %s) -> %s",
-             finished["report_document_id"], finished["report_id"], size,
-             "gzip" if fetched["compressed"] else "uncompressed", content_type, path)
+    log.info(
+        "Stored document %s of report %s: %d bytes (%s, Content-Type %s) -> %s",
+        finished["report_document_id"],
+        finished["report_id"],
+        size,
+        "gzip" if fetched["compressed"] else "uncompressed",
+        content_type,
+        path,
+    )
     return fetched
 
 
@@ -101,9 +107,16 @@ def parse_raw_document(lake: Lake, fetched: FetchedDocument, report: ReportType)
         compressed=fetched.get("compressed"),
         extra_columns=extra,
     )
-    log.info("Parsed report %s: %d rows read, %d parsed, %d quarantined; encoding %s (%s); Arrow allocator %s",
-             fetched["report_id"], result.rows_read, result.rows_parsed, result.rows_quarantined,
-             result.encoding.get("codec"), result.encoding.get("reason"), allocator())
+    log.info(
+        "Parsed report %s: %d rows read, %d parsed, %d quarantined; encoding %s (%s); Arrow allocator %s",
+        fetched["report_id"],
+        result.rows_read,
+        result.rows_parsed,
+        result.rows_quarantined,
+        result.encoding.get("codec"),
+        result.encoding.get("reason"),
+        allocator(),
+    )
     return {**fetched, "parse": dataclasses.asdict(result)}
 
 
@@ -132,8 +145,9 @@ def land_and_record(lake: Lake, parsed: ParsedDocument, report: ReportType, via:
     else:
         _log_landed(parsed, manifest)
     if not recorded:
-        Ledger(lake).record(parsed, "DONE", via, rows_landed=manifest["rows_landed"],
-                            manifest=manifest["manifest_path"])
+        Ledger(lake).record(
+            parsed, "DONE", via, rows_landed=manifest["rows_landed"], manifest=manifest["manifest_path"]
+        )
     remove_leftovers(lake, parsed, report)
     return manifest
 
@@ -152,9 +166,13 @@ def landed_manifest(lake: Lake, parsed: ParsedDocument, report: ReportType) -> t
 
 
 def _log_landed(parsed: ParsedDocument, manifest: Manifest) -> None:
-    log.info("Report %s was landed already from document %s (manifest %s, landed at %s); the tables are left as "
-             "they are", parsed["report_id"], parsed["report_document_id"], manifest["manifest_path"],
-             manifest["landed_at"])
+    log.info(
+        "Report %s was landed already from document %s (manifest %s, landed at %s); the tables are left as they are",
+        parsed["report_id"],
+        parsed["report_document_id"],
+        manifest["manifest_path"],
+        manifest["landed_at"],
+    )
 
 
 def remove_leftovers(lake: Lake, parsed: ParsedDocument, report: ReportType) -> None:
@@ -182,8 +200,15 @@ def _land(lake: Lake, parsed: ParsedDocument, report: ReportType) -> Manifest:
             f"report {parsed['report_id']}: {result.rows_read} rows read but {result.rows_parsed} parsed "
             f"+ {result.rows_quarantined} quarantined; nothing was committed"
         )
-    landed = land_tables(lake, report.table_name, result, report=report, report_id=parsed["report_id"],
-                         delete_staging=False, document=parsed["sha256"])
+    landed = land_tables(
+        lake,
+        report.table_name,
+        result,
+        report=report,
+        report_id=parsed["report_id"],
+        delete_staging=False,
+        document=parsed["sha256"],
+    )
     tables = {name: dataclasses.asdict(landing) for name, landing in landed.tables.items()}
     manifest: Manifest = {
         "report_id": parsed["report_id"],
@@ -204,12 +229,16 @@ def _land(lake: Lake, parsed: ParsedDocument, report: ReportType) -> Manifest:
         "columns_missing": landed.columns_missing,
         "tables": tables,
         "quarantine_table": dataclasses.asdict(landed.quarantine) if landed.quarantine else None,
-        "landed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "manifest_path": manifest_path(lake, report, parsed["report_id"]),
     }
     lake.write_json(manifest["manifest_path"], manifest)
-    log.info("Landed report %s; manifest %s:\n%s", parsed["report_id"], manifest["manifest_path"],
-             json.dumps(manifest, indent=2, ensure_ascii=False))
+    log.info(
+        "Landed report %s; manifest %s:\n%s",
+        parsed["report_id"],
+        manifest["manifest_path"],
+        json.dumps(manifest, indent=2, ensure_ascii=False),
+    )
     return manifest
 
 
@@ -250,11 +279,13 @@ def summary_row(finished: FinishedReport, manifest: Manifest | None) -> dict:
 def format_summary(rows: list[dict]) -> str:
     lines = [f"{'reportId':<20} {'marketplace':<16} {'status':<10} {'rows':>8} {'quarantined':>11}  table"]
     for row in rows:
-        lines.append(f"{row['report_id']:<20} {','.join(row['marketplace_ids']):<16} {row['processing_status']:<10} "
-                     f"{row['rows']:>8} {row['rows_quarantined']:>11}  {row['table_uri'] or '-'}")
+        lines.append(
+            f"{row['report_id']:<20} {','.join(row['marketplace_ids']):<16} {row['processing_status']:<10} "
+            f"{row['rows']:>8} {row['rows_quarantined']:>11}  {row['table_uri'] or '-'}"
+        )
     return "\n".join(lines)
 
 
 def _day(timestamp: str | None) -> str:
-    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) if timestamp else datetime.now(timezone.utc)
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) if timestamp else datetime.now(UTC)
     return moment.date().isoformat()

@@ -20,9 +20,20 @@ FORMATS = ("tsv", "xml", "json")
 COLUMN_TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean")
 _REPORT_TYPE_RE = re.compile(r"^[A-Z0-9_]+$")
 _FIELDS = {
-    "format", "description", "date_column", "natural_keys", "max_range_days",
-    "report_options", "restricted", "schedule", "columns", "header_aliases", "summary_first_row",
-    "records", "requestable", "amazon_schedule",
+    "format",
+    "description",
+    "date_column",
+    "natural_keys",
+    "max_range_days",
+    "report_options",
+    "restricted",
+    "schedule",
+    "columns",
+    "header_aliases",
+    "summary_first_row",
+    "records",
+    "requestable",
+    "amazon_schedule",
 }
 # CreateReportScheduleSpecification.period in reports_2021-06-30.json.
 SCHEDULE_PERIODS = (
@@ -40,8 +51,11 @@ class AmazonSchedule:
     report_options: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"period": self.period, "marketplace_ids": list(self.marketplace_ids),
-                "report_options": dict(self.report_options)}
+        return {
+            "period": self.period,
+            "marketplace_ids": list(self.marketplace_ids),
+            "report_options": dict(self.report_options),
+        }
 
 
 class RegistryError(ValueError):
@@ -165,7 +179,11 @@ def _parse_schedule(where: str, raw: Any, default_options: dict[str, str], reque
     if period not in SCHEDULE_PERIODS:
         raise RegistryError(f"{where}: period must be one of {SCHEDULE_PERIODS}, not {period!r}")
     marketplaces = raw.get("marketplace_ids")
-    if not isinstance(marketplaces, list) or not marketplaces or not all(isinstance(m, str) and m for m in marketplaces):
+    if (
+        not isinstance(marketplaces, list)
+        or not marketplaces
+        or not all(isinstance(m, str) and m for m in marketplaces)
+    ):
         raise RegistryError(f"{where}: marketplace_ids must be a non-empty list of marketplace ids")
     options = raw.get("report_options", default_options) or {}
     if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):

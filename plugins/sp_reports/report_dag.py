@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
@@ -22,8 +22,8 @@ def build_report_dag(
     default_marketplace_ids: list[str] | None = None,
     poll_interval: float = 30.0,
     max_wait: timedelta = timedelta(hours=6),
-    start_date: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
-    schedule: str | None | object = ...,
+    start_date: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    schedule: str | object | None = ...,
     retries: int = 2,
 ) -> DAG:
     """``schedule`` defaults to the registry's; pass None for manual runs only."""
@@ -36,17 +36,25 @@ def build_report_dag(
             description="Marketplace ids, one report each (empty: the connection's default marketplaces).",
         ),
         "report_options": Param(
-            dict(report.report_options), type="object", title="Report options",
+            dict(report.report_options),
+            type="object",
+            title="Report options",
             description="reportOptions sent with createReport (string values).",
         ),
     }
     if report.takes_date_range:
         params["data_start"] = Param(
-            None, type=["null", "string"], format="date-time", title="Data start",
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Data start",
             description="Empty: the run's data interval, or yesterday (UTC) for a manual run.",
         )
         params["data_end"] = Param(
-            None, type=["null", "string"], format="date-time", title="Data end",
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Data end",
             description=f"At most {report.max_range_days} days per report; longer ranges are split.",
         )
 
@@ -67,14 +75,21 @@ def build_report_dag(
         def plan() -> list[dict]:
             context = get_current_context()
             p = context["params"]
-            marketplaces = parse_marketplace_ids(p.get("marketplace_ids")) or SellingPartnerHook(
-                selling_partner_conn_id
-            ).default_marketplace_ids()
-            start, end = _data_range(p.get("data_start"), p.get("data_end"),
-                                     context.get("data_interval_start"), context.get("data_interval_end"))
+            marketplaces = (
+                parse_marketplace_ids(p.get("marketplace_ids"))
+                or SellingPartnerHook(selling_partner_conn_id).default_marketplace_ids()
+            )
+            start, end = _data_range(
+                p.get("data_start"),
+                p.get("data_end"),
+                context.get("data_interval_start"),
+                context.get("data_interval_end"),
+            )
             requests = plan_requests(report, marketplaces, start, end, p.get("report_options"))
-            print(f"Planned {len(requests)} report(s): {len(marketplaces)} marketplace(s) x "
-                  f"{len(requests) // len(marketplaces)} date range(s)")
+            print(
+                f"Planned {len(requests)} report(s): {len(marketplaces)} marketplace(s) x "
+                f"{len(requests) // len(marketplaces)} date range(s)"
+            )
             return requests
 
         @task_group(group_id=GROUP)
@@ -87,8 +102,9 @@ def build_report_dag(
                 max_wait=max_wait,
             )
 
-            landing_tasks(requested.output, selling_partner_conn_id=selling_partner_conn_id, via="request",
-                          report=report)
+            landing_tasks(
+                requested.output, selling_partner_conn_id=selling_partner_conn_id, via="request", report=report
+            )
 
         one_report.expand(request=plan()) >> summarize(f"{GROUP}.request_report")
     return dag
@@ -101,7 +117,7 @@ def _data_range(start, end, interval_start, interval_end) -> tuple[datetime, dat
         return _parse_time(start, "data_start"), _parse_time(end, "data_end")
     if interval_start and interval_end and interval_end > interval_start:
         return interval_start, interval_end
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - timedelta(days=1), today
 
 
@@ -110,7 +126,7 @@ def _parse_time(value: str, name: str) -> datetime:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{name} {value!r} is not an ISO 8601 date-time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _doc(report: ReportType) -> str:

@@ -32,13 +32,15 @@ def _matches(existing: dict, wanted: AmazonSchedule) -> bool:
     return existing.get("period") == wanted.period and (existing.get("reportOptions") or {}) == wanted.report_options
 
 
-def reconcile_schedules(client: SellingPartnerClient, lake: Lake, reports: Iterable[ReportType],
-                        dry_run: bool = False) -> dict[str, list[dict]]:
+def reconcile_schedules(
+    client: SellingPartnerClient, lake: Lake, reports: Iterable[ReportType], dry_run: bool = False
+) -> dict[str, list[dict]]:
     """Create missing schedules, replace changed ones, cancel removed ones; returns what was done
     (or, with ``dry_run``, what would be) as {"created", "replaced", "cancelled", "unchanged"}."""
     reports = list(reports)
-    wanted = {_key(r.report_type, r.amazon_schedule.marketplace_ids): r.amazon_schedule
-              for r in reports if r.amazon_schedule}
+    wanted = {
+        _key(r.report_type, r.amazon_schedule.marketplace_ids): r.amazon_schedule for r in reports if r.amazon_schedule
+    }
     state_path = lake.path(*STATE_PATH)
     managed = set(lake.read_json(state_path)["report_types"]) if lake.exists(state_path) else set()
     types = sorted(managed | {report_type for report_type, _ in wanted})
@@ -49,8 +51,12 @@ def reconcile_schedules(client: SellingPartnerClient, lake: Lake, reports: Itera
         if key not in wanted:
             plan["cancelled"].append(schedule)
     for key, spec in sorted(wanted.items()):
-        entry = {"reportType": key[0], "marketplaceIds": list(key[1]), "period": spec.period,
-                 "reportOptions": spec.report_options}
+        entry = {
+            "reportType": key[0],
+            "marketplaceIds": list(key[1]),
+            "period": spec.period,
+            "reportOptions": spec.report_options,
+        }
         current = existing.get(key)
         if current is None:
             plan["created"].append(entry)
@@ -68,13 +74,22 @@ def reconcile_schedules(client: SellingPartnerClient, lake: Lake, reports: Itera
         for entry in plan["created"] + plan["replaced"]:
             # Amazon replaces a schedule with the same report type and marketplaces by the new one.
             entry["reportScheduleId"] = client.create_report_schedule(
-                entry["reportType"], entry["marketplaceIds"], entry["period"], report_options=entry["reportOptions"] or None
+                entry["reportType"],
+                entry["marketplaceIds"],
+                entry["period"],
+                report_options=entry["reportOptions"] or None,
             )
         lake.write_json(state_path, {"report_types": sorted({t for t, _ in wanted})})
     for action in ("created", "replaced", "cancelled"):
         for entry in plan[action]:
-            log.info("%s%s the schedule of %s for %s (%s)", "would have " if dry_run else "", action, entry["reportType"],
-                     ",".join(entry["marketplaceIds"]), entry["period"])
+            log.info(
+                "%s%s the schedule of %s for %s (%s)",
+                "would have " if dry_run else "",
+                action,
+                entry["reportType"],
+                ",".join(entry["marketplaceIds"]),
+                entry["period"],
+            )
     log.info("Report schedules: %s", {action: len(entries) for action, entries in plan.items()})
     return plan
 
@@ -82,7 +97,7 @@ def reconcile_schedules(client: SellingPartnerClient, lake: Lake, reports: Itera
 def _existing_schedules(client: SellingPartnerClient, report_types: list[str]) -> dict[tuple, dict]:
     found: dict[tuple, dict] = {}
     for start in range(0, len(report_types), TYPES_PER_CALL):
-        listing = client.get_report_schedules(report_types[start:start + TYPES_PER_CALL])
+        listing = client.get_report_schedules(report_types[start : start + TYPES_PER_CALL])
         for schedule in listing.get("reportSchedules", []):
             found[_key(schedule["reportType"], schedule.get("marketplaceIds", []))] = schedule
     return found

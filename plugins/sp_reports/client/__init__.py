@@ -22,19 +22,23 @@ from .errors import (
     ServerError,
     is_transient,
 )
-from .subscriptions import REPORT_PROCESSING_FINISHED, ensure_report_notifications
 from .ratelimit import BUCKETS, TokenBucket
 from .redaction import redact_url
 from .reports import AsyncSellingPartnerClient
+from .subscriptions import REPORT_PROCESSING_FINISHED, ensure_report_notifications
 from .sync import SellingPartnerClient
 
 __all__ = [
+    "BUCKETS",
+    "DEFAULT_LWA_ENDPOINT",
+    "REGION_ENDPOINTS",
+    "REPORT_PROCESSING_FINISHED",
+    "TOKEN_CACHE",
+    "USER_AGENT",
     "AsyncSellingPartnerClient",
     "AuthError",
-    "BUCKETS",
     "ConflictError",
     "Credentials",
-    "DEFAULT_LWA_ENDPOINT",
     "DocumentDownload",
     "DocumentDownloadError",
     "InvalidInputError",
@@ -42,15 +46,11 @@ __all__ = [
     "NotFoundError",
     "OutcomeUnknownError",
     "QuotaExceededError",
-    "REGION_ENDPOINTS",
-    "REPORT_PROCESSING_FINISHED",
     "SellingPartnerClient",
     "SellingPartnerError",
     "ServerError",
-    "TOKEN_CACHE",
     "TokenBucket",
     "TokenCache",
-    "USER_AGENT",
     "ensure_report_notifications",
     "is_transient",
     "redact_url",

@@ -93,7 +93,9 @@ class ApiCaller:
                         op.name,
                     ) from exc
                 if last or isinstance(exc, _HOPELESS):
-                    raise NetworkError(None, reason, f"{exc or 'no detail'} (after {attempt} attempts)", op.name) from exc
+                    raise NetworkError(
+                        None, reason, f"{exc or 'no detail'} (after {attempt} attempts)", op.name
+                    ) from exc
                 await policy.wait_before_retry(op.name, reason, attempt, policy.backoff(attempt))
                 continue
 

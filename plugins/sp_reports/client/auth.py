@@ -151,15 +151,16 @@ class LwaAuth:
                 response = await self._http.post(self._endpoint, data=form, headers={"accept": "application/json"})
             except httpx.TransportError as exc:
                 if last or isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
-                    raise AuthError(None, type(exc).__name__, _scrub(str(exc) or "network error", form), OPERATION) from exc
+                    raise AuthError(
+                        None, type(exc).__name__, _scrub(str(exc) or "network error", form), OPERATION
+                    ) from exc
                 await policy.wait_before_retry(OPERATION, type(exc).__name__, attempt, policy.backoff(attempt))
                 continue
-            if response.status_code == 429 or response.status_code >= 500:
-                if not last:
-                    wait = retry_after_seconds(response)
-                    wait = policy.backoff(attempt) if wait is None else wait
-                    await policy.wait_before_retry(OPERATION, f"HTTP {response.status_code}", attempt, wait)
-                    continue
+            if (response.status_code == 429 or response.status_code >= 500) and not last:
+                wait = retry_after_seconds(response)
+                wait = policy.backoff(attempt) if wait is None else wait
+                await policy.wait_before_retry(OPERATION, f"HTTP {response.status_code}", attempt, wait)
+                continue
             return self._parse(response, form)
         raise AssertionError("unreachable")
 
@@ -174,12 +175,22 @@ class LwaAuth:
             token, expires_in = body.get("access_token"), body.get("expires_in", 3600)
             if isinstance(token, str) and token and isinstance(expires_in, (int, float)) and expires_in > 0:
                 return token, float(expires_in)
-            raise AuthError(response.status_code, "malformed_response", "LWA answered without a usable access_token/expires_in", OPERATION)
+            raise AuthError(
+                response.status_code,
+                "malformed_response",
+                "LWA answered without a usable access_token/expires_in",
+                OPERATION,
+            )
         code = body.get("error") if isinstance(body.get("error"), str) else None
         description = body.get("error_description")
         message = description if isinstance(description, str) and description else response.reason_phrase
-        raise AuthError(response.status_code, code, _scrub(message, form), OPERATION,
-                        request_id=response.headers.get("x-amzn-RequestId"))
+        raise AuthError(
+            response.status_code,
+            code,
+            _scrub(message, form),
+            OPERATION,
+            request_id=response.headers.get("x-amzn-RequestId"),
+        )
 
 
 def _scrub(text: str, form: dict[str, str]) -> str:

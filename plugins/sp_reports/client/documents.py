@@ -61,7 +61,8 @@ class _Sink:
             return
         if self._start is None:
             raise DocumentDownloadError(
-                None, "SinkNotRewindable",
+                None,
+                "SinkNotRewindable",
                 f"document {document_id}: the download must restart but bytes were already written and the "
                 "sink is not seekable (a retry needs seekable(), seek() and truncate())",
                 OPERATION,
@@ -89,15 +90,22 @@ async def download_document(
         except _Retry as exc:
             if attempt == policy.max_attempts:
                 raise DocumentDownloadError(
-                    None, "DownloadFailed",
+                    None,
+                    "DownloadFailed",
                     f"document {document_id} from {redact_url(url)}: {exc.reason} (after {attempt} attempts)",
                     OPERATION,
                 ) from exc.__cause__
             await out.rewind(document_id, exc)
             if exc.fresh_url:
                 # Pre-signed URLs live 5 minutes; a new one costs a getReportDocument, no backoff needed.
-                logger.warning("%s: %s for document %s; fetching a fresh URL (attempt %d/%d)",
-                               OPERATION, exc.reason, document_id, attempt, policy.max_attempts)
+                logger.warning(
+                    "%s: %s for document %s; fetching a fresh URL (attempt %d/%d)",
+                    OPERATION,
+                    exc.reason,
+                    document_id,
+                    attempt,
+                    policy.max_attempts,
+                )
                 url = None
             else:
                 await policy.wait_before_retry(OPERATION, exc.reason, attempt, policy.backoff(attempt))
@@ -132,12 +140,19 @@ async def _stream(http: httpx.AsyncClient, url: str, document_id: str, sink: _Si
                 await sink.write(chunk)
     except httpx.TransportError as exc:
         if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
-            raise DocumentDownloadError(None, type(exc).__name__, f"document {document_id} from {redact_url(url)}: {exc}", OPERATION) from exc
+            raise DocumentDownloadError(
+                None, type(exc).__name__, f"document {document_id} from {redact_url(url)}: {exc}", OPERATION
+            ) from exc
         raise _Retry(f"{type(exc).__name__} after {size} bytes") from exc
     if expected is not None and size != expected:
         raise _Retry(f"body has {size} bytes but Content-Length said {expected}")
-    logger.info("Downloaded document %s: %d bytes, %s, from %s", document_id, size,
-                "gzip" if head == GZIP_MAGIC else "not compressed", redact_url(url))
+    logger.info(
+        "Downloaded document %s: %d bytes, %s, from %s",
+        document_id,
+        size,
+        "gzip" if head == GZIP_MAGIC else "not compressed",
+        redact_url(url),
+    )
     return DocumentDownload(
         document_id=document_id,
         compressed=head == GZIP_MAGIC,
@@ -163,7 +178,9 @@ def charset_of(content_type: str | None) -> str | None:
 def _document_url(document_id: str, document: dict[str, Any]) -> str:
     url = document.get("url")
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise DocumentDownloadError(None, "NoUrl", f"getReportDocument({document_id}) returned no usable url", OPERATION)
+        raise DocumentDownloadError(
+            None, "NoUrl", f"getReportDocument({document_id}) returned no usable url", OPERATION
+        )
     return url
 
 

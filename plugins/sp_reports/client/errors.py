@@ -36,7 +36,9 @@ class SellingPartnerError(Exception):
 
     def __str__(self) -> str:
         what = " ".join(part for part in (f"HTTP {self.status}" if self.status else None, self.code) if part)
-        text = f"{self.operation} failed: {what}: {self.message}" if what else f"{self.operation} failed: {self.message}"
+        text = (
+            f"{self.operation} failed: {what}: {self.message}" if what else f"{self.operation} failed: {self.message}"
+        )
         if self.details:
             text += f" [{self.details}]"
         if self.request_id:

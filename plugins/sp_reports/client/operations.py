@@ -39,9 +39,7 @@ GET_REPORT_SCHEDULE = Operation("getReportSchedule", "GET", f"{BASE}/schedules/{
 CANCEL_REPORT_SCHEDULE = Operation(
     "cancelReportSchedule", "DELETE", f"{BASE}/schedules/{{reportScheduleId}}", 0.0222, 10
 )
-GET_REPORT_DOCUMENT = Operation(
-    "getReportDocument", "GET", f"{BASE}/documents/{{reportDocumentId}}", 0.0167, 15
-)
+GET_REPORT_DOCUMENT = Operation("getReportDocument", "GET", f"{BASE}/documents/{{reportDocumentId}}", 0.0167, 15)
 
 ALL_OPERATIONS = (
     GET_REPORTS,

@@ -10,6 +10,7 @@ import httpx
 
 from . import operations as ops
 from . import validation as check
+from .api_caller import ApiCaller
 from .auth import LwaAuth
 from .credentials import Credentials
 from .documents import DocumentDownload
@@ -17,7 +18,6 @@ from .documents import download_document as _download_document
 from .endpoints import DEFAULT_LWA_ENDPOINT, USER_AGENT, check_lwa_endpoint, resolve_endpoint
 from .errors import NotFoundError, SellingPartnerError
 from .retry import RetryPolicy
-from .api_caller import ApiCaller
 
 DateTime = datetime | str
 
@@ -292,7 +292,10 @@ def _body(op: ops.Operation, response: httpx.Response) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         raise SellingPartnerError(
-            response.status_code, "UnexpectedResponse", "the response body is not a JSON object", op.name,
+            response.status_code,
+            "UnexpectedResponse",
+            "the response body is not a JSON object",
+            op.name,
             request_id=response.headers.get("x-amzn-RequestId"),
         )
     return body
@@ -303,7 +306,10 @@ def _payload(op: ops.Operation, response: httpx.Response, kind: type = dict) -> 
     payload = _body(op, response).get("payload")
     if not isinstance(payload, kind):
         raise SellingPartnerError(
-            response.status_code, "UnexpectedResponse", f"the response has no {kind.__name__} payload", op.name,
+            response.status_code,
+            "UnexpectedResponse",
+            f"the response has no {kind.__name__} payload",
+            op.name,
             request_id=response.headers.get("x-amzn-RequestId"),
         )
     return payload
@@ -313,7 +319,10 @@ def _field(op: ops.Operation, response: httpx.Response, name: str) -> str:
     value = _body(op, response).get(name)
     if not isinstance(value, str) or not value:
         raise SellingPartnerError(
-            response.status_code, "UnexpectedResponse", f"the response has no {name}", op.name,
+            response.status_code,
+            "UnexpectedResponse",
+            f"the response has no {name}",
+            op.name,
             request_id=response.headers.get("x-amzn-RequestId"),
         )
     return value

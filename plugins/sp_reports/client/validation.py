@@ -4,7 +4,7 @@ instead of costing a throttled request and an opaque 400."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 PROCESSING_STATUSES = frozenset({"CANCELLED", "DONE", "FATAL", "IN_PROGRESS", "IN_QUEUE"})
@@ -21,9 +21,7 @@ def identifier(name: str, value: Any) -> str:
     return value
 
 
-def string_list(
-    name: str, value: Any, *, max_items: int, allowed: frozenset[str] | None = None
-) -> list[str]:
+def string_list(name: str, value: Any, *, max_items: int, allowed: frozenset[str] | None = None) -> list[str]:
     """A list of 1..max_items non-empty strings; SP-API sends array query parameters
     comma-separated, so an item may not contain a comma."""
     # A bare string is iterable too, and "A,B" would silently become ["A", ",", "B"].
@@ -46,7 +44,7 @@ def date_time(name: str, value: datetime | str) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"{name} must be timezone-aware, got naive {value!r}")
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, str):
         parse_date_time(name, value)  # validates only; the caller's spelling is sent as given
         return value
@@ -93,7 +91,12 @@ def report_options(value: Any) -> dict[str, str]:
 def sqs_arn(value: Any) -> str:
     """An SQS queue ARN, ``arn:aws:sqs:REGION:ACCOUNT:NAME`` (the model's SqsResource pattern)."""
     parts = value.split(":") if isinstance(value, str) else []
-    if len(parts) != 6 or parts[:3] != ["arn", "aws", "sqs"] or not all(p.strip() for p in parts[3:]) or len(value) > 1000:
+    if (
+        len(parts) != 6
+        or parts[:3] != ["arn", "aws", "sqs"]
+        or not all(p.strip() for p in parts[3:])
+        or len(value) > 1000
+    ):
         raise ValueError(f"sqs_arn must look like arn:aws:sqs:REGION:ACCOUNT:NAME, got {value!r}")
     return value
 

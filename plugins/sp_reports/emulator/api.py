@@ -7,7 +7,8 @@ usage-plan quota (429), then request validation and the operation itself.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -22,13 +23,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 router = APIRouter()
 BASE = "/reports/2021-06-30"
-GET_REPORTS_FILTERS = ("reportTypes", "processingStatuses", "marketplaceIds", "pageSize", "createdSince", "createdUntil")
+GET_REPORTS_FILTERS = (
+    "reportTypes",
+    "processingStatuses",
+    "marketplaceIds",
+    "pageSize",
+    "createdSince",
+    "createdUntil",
+)
 RETENTION_SECONDS = 90 * 86400
 
 Handler = Callable[["Emulator", Request, bytes], Response]
 
 
-async def _operation(request: Request, operation: str, handler: Handler, grantless_scope: str | None = None) -> Response:
+async def _operation(
+    request: Request, operation: str, handler: Handler, grantless_scope: str | None = None
+) -> Response:
     """Run one SP-API operation; `grantless_scope` set = it takes only a grantless token of that scope."""
     emu: Emulator = request.app.state.emulator
     body = await request.body()
@@ -97,7 +107,11 @@ def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
             raise invalid_input("Invalid input in processingStatuses.", f"Unknown processing status: {', '.join(bad)}")
         marketplaces = v.query_list(params, "marketplaceIds", max_items=10)
         page_size = v.query_int(params, "pageSize", 1, 100, default=10)
-        since = v.parse_date_time("createdSince", params["createdSince"]) if "createdSince" in params else now - RETENTION_SECONDS
+        since = (
+            v.parse_date_time("createdSince", params["createdSince"])
+            if "createdSince" in params
+            else now - RETENTION_SECONDS
+        )
         until = v.parse_date_time("createdUntil", params["createdUntil"]) if "createdUntil" in params else now
         matches = [
             r for r in sorted(emu.store.reports.values(), key=lambda r: r.created, reverse=True)

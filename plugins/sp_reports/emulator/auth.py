@@ -83,7 +83,9 @@ async def _token_response(emu: Emulator, form: dict[str, str]) -> JSONResponse:
     if not grant_type:
         return _lwa_error(400, "invalid_request", "The request is missing a required parameter : grant_type")
     if grant_type not in ("refresh_token", "client_credentials"):
-        return _lwa_error(400, "unsupported_grant_type", f"The authorization grant type is not supported : {grant_type}")
+        return _lwa_error(
+            400, "unsupported_grant_type", f"The authorization grant type is not supported : {grant_type}"
+        )
     for name in ("client_id", "client_secret"):
         if not form.get(name):
             return _lwa_error(400, "invalid_request", f"The request is missing a required parameter : {name}")

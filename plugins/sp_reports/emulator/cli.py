@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one (default 8000)")
     for name, kind in NUMERIC_FLAGS.items():
         default = getattr(EmulatorConfig, name)
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=f"default {default}")
+        parser.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=f"default {default}"
+        )
     parser.add_argument("--no-quotas", action="store_true", help="do not enforce the usage-plan quotas")
     parser.add_argument("--no-gzip", action="store_true", help="serve documents uncompressed")
     parser.add_argument(
@@ -95,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    log.info("SP-API emulator listening on %s (LWA %s/auth/o2/token, speed %g, seed %d)", url, url, config.speed, config.seed)
+    log.info(
+        "SP-API emulator listening on %s (LWA %s/auth/o2/token, speed %g, seed %d)", url, url, config.speed, config.seed
+    )
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     # lifespan is off, so the ticker (schedules, settlements, notifications) is started here.

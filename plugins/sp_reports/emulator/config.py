@@ -115,7 +115,9 @@ class EmulatorConfig:
             raise ValueError("settlement_period_seconds must be positive or null")
         unknown = [m for m in self.settlement_marketplace_ids if m not in MARKETPLACES]
         if not self.settlement_marketplace_ids or unknown:
-            raise ValueError(f"settlement_marketplace_ids must be known marketplace ids, got {self.settlement_marketplace_ids!r}")
+            raise ValueError(
+                f"settlement_marketplace_ids must be known marketplace ids, got {self.settlement_marketplace_ids!r}"
+            )
         if not self.seller_id.strip():
             raise ValueError("seller_id must not be empty")
         for report_type, outcome in self.outcomes.items():

@@ -14,9 +14,9 @@ import gzip
 import json
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from .config import DocumentQuirks
 from .locales import LOCALES, Locale
@@ -33,48 +33,187 @@ XML_ORDERS = "GET_XML_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 SALES_AND_TRAFFIC = "GET_SALES_AND_TRAFFIC_REPORT"
 
 COLUMNS: dict[str, list[str]] = {
-    ORDERS: (
-        "amazon-order-id merchant-order-id purchase-date last-updated-date order-status fulfillment-channel "
-        "sales-channel order-channel url ship-service-level product-name sku asin item-status quantity currency "
-        "item-price item-tax shipping-price shipping-tax gift-wrap-price gift-wrap-tax item-promotion-discount "
-        "ship-promotion-discount ship-city ship-state ship-postal-code ship-country promotion-ids "
-        "is-business-order purchase-order-number price-designation"
-    ).split(),
-    LISTINGS: (
-        "item-name item-description listing-id seller-sku price quantity open-date image-url item-is-marketplace "
-        "product-id-type zshop-shipping-fee item-note item-condition zshop-category1 zshop-browse-path "
-        "zshop-storefront-feature asin1 asin2 asin3 will-ship-internationally expedited-shipping zshop-boldface "
-        "product-id bid-for-featured-placement add-delete pending-quantity fulfillment-channel "
-        "merchant-shipping-group status"
-    ).split(),
-    INVENTORY: (
-        "sku fnsku asin product-name condition your-price mfn-listing-exists mfn-fulfillable-quantity "
-        "afn-listing-exists afn-warehouse-quantity afn-fulfillable-quantity afn-unsellable-quantity "
-        "afn-reserved-quantity afn-total-quantity per-unit-volume afn-inbound-working-quantity "
-        "afn-inbound-shipped-quantity afn-inbound-receiving-quantity afn-researching-quantity "
-        "afn-reserved-future-supply afn-future-supply-buyable"
-    ).split(),
-    SHIPMENTS: (
-        "amazon-order-id merchant-order-id shipment-id shipment-item-id amazon-order-item-id merchant-order-item-id "
-        "purchase-date payments-date shipment-date reporting-date buyer-email buyer-name buyer-phone-number sku "
-        "product-name quantity-shipped currency item-price item-tax shipping-price shipping-tax gift-wrap-price "
-        "gift-wrap-tax ship-service-level recipient-name ship-address-1 ship-address-2 ship-address-3 ship-city "
-        "ship-state ship-postal-code ship-country ship-phone-number bill-address-1 bill-address-2 bill-address-3 "
-        "bill-city bill-state bill-postal-code bill-country item-promotion-discount ship-promotion-discount carrier "
-        "tracking-number estimated-arrival-date fulfillment-center-id fulfillment-channel sales-channel"
-    ).split(),
-    RETURNS: (
-        "return-date order-id sku asin fnsku product-name quantity fulfillment-center-id detailed-disposition "
-        "reason status license-plate-number customer-comments"
-    ).split(),
-    SETTLEMENT: (
-        "settlement-id settlement-start-date settlement-end-date deposit-date total-amount currency "
-        "transaction-type order-id merchant-order-id adjustment-id shipment-id marketplace-name amount-type "
-        "amount-description amount fulfillment-id posted-date posted-date-time order-item-code "
-        "merchant-order-item-id merchant-adjustment-item-id sku quantity-purchased promotion-id"
-    ).split(),
+    ORDERS: [
+        "amazon-order-id",
+        "merchant-order-id",
+        "purchase-date",
+        "last-updated-date",
+        "order-status",
+        "fulfillment-channel",
+        "sales-channel",
+        "order-channel",
+        "url",
+        "ship-service-level",
+        "product-name",
+        "sku",
+        "asin",
+        "item-status",
+        "quantity",
+        "currency",
+        "item-price",
+        "item-tax",
+        "shipping-price",
+        "shipping-tax",
+        "gift-wrap-price",
+        "gift-wrap-tax",
+        "item-promotion-discount",
+        "ship-promotion-discount",
+        "ship-city",
+        "ship-state",
+        "ship-postal-code",
+        "ship-country",
+        "promotion-ids",
+        "is-business-order",
+        "purchase-order-number",
+        "price-designation",
+    ],
+    LISTINGS: [
+        "item-name",
+        "item-description",
+        "listing-id",
+        "seller-sku",
+        "price",
+        "quantity",
+        "open-date",
+        "image-url",
+        "item-is-marketplace",
+        "product-id-type",
+        "zshop-shipping-fee",
+        "item-note",
+        "item-condition",
+        "zshop-category1",
+        "zshop-browse-path",
+        "zshop-storefront-feature",
+        "asin1",
+        "asin2",
+        "asin3",
+        "will-ship-internationally",
+        "expedited-shipping",
+        "zshop-boldface",
+        "product-id",
+        "bid-for-featured-placement",
+        "add-delete",
+        "pending-quantity",
+        "fulfillment-channel",
+        "merchant-shipping-group",
+        "status",
+    ],
+    INVENTORY: [
+        "sku",
+        "fnsku",
+        "asin",
+        "product-name",
+        "condition",
+        "your-price",
+        "mfn-listing-exists",
+        "mfn-fulfillable-quantity",
+        "afn-listing-exists",
+        "afn-warehouse-quantity",
+        "afn-fulfillable-quantity",
+        "afn-unsellable-quantity",
+        "afn-reserved-quantity",
+        "afn-total-quantity",
+        "per-unit-volume",
+        "afn-inbound-working-quantity",
+        "afn-inbound-shipped-quantity",
+        "afn-inbound-receiving-quantity",
+        "afn-researching-quantity",
+        "afn-reserved-future-supply",
+        "afn-future-supply-buyable",
+    ],
+    SHIPMENTS: [
+        "amazon-order-id",
+        "merchant-order-id",
+        "shipment-id",
+        "shipment-item-id",
+        "amazon-order-item-id",
+        "merchant-order-item-id",
+        "purchase-date",
+        "payments-date",
+        "shipment-date",
+        "reporting-date",
+        "buyer-email",
+        "buyer-name",
+        "buyer-phone-number",
+        "sku",
+        "product-name",
+        "quantity-shipped",
+        "currency",
+        "item-price",
+        "item-tax",
+        "shipping-price",
+        "shipping-tax",
+        "gift-wrap-price",
+        "gift-wrap-tax",
+        "ship-service-level",
+        "recipient-name",
+        "ship-address-1",
+        "ship-address-2",
+        "ship-address-3",
+        "ship-city",
+        "ship-state",
+        "ship-postal-code",
+        "ship-country",
+        "ship-phone-number",
+        "bill-address-1",
+        "bill-address-2",
+        "bill-address-3",
+        "bill-city",
+        "bill-state",
+        "bill-postal-code",
+        "bill-country",
+        "item-promotion-discount",
+        "ship-promotion-discount",
+        "carrier",
+        "tracking-number",
+        "estimated-arrival-date",
+        "fulfillment-center-id",
+        "fulfillment-channel",
+        "sales-channel",
+    ],
+    RETURNS: [
+        "return-date",
+        "order-id",
+        "sku",
+        "asin",
+        "fnsku",
+        "product-name",
+        "quantity",
+        "fulfillment-center-id",
+        "detailed-disposition",
+        "reason",
+        "status",
+        "license-plate-number",
+        "customer-comments",
+    ],
+    SETTLEMENT: [
+        "settlement-id",
+        "settlement-start-date",
+        "settlement-end-date",
+        "deposit-date",
+        "total-amount",
+        "currency",
+        "transaction-type",
+        "order-id",
+        "merchant-order-id",
+        "adjustment-id",
+        "shipment-id",
+        "marketplace-name",
+        "amount-type",
+        "amount-description",
+        "amount",
+        "fulfillment-id",
+        "posted-date",
+        "posted-date-time",
+        "order-item-code",
+        "merchant-order-item-id",
+        "merchant-adjustment-item-id",
+        "sku",
+        "quantity-purchased",
+        "promotion-id",
+    ],
 }
-GENERIC_COLUMNS = "date marketplace-id sku asin product-name quantity amount currency".split()
+GENERIC_COLUMNS = ["date", "marketplace-id", "sku", "asin", "product-name", "quantity", "amount", "currency"]
 
 # Amazon.co.jp and Amazon.de write some headers in their own language (the others stay English);
 # the project's report registry maps them back (header_aliases).
@@ -243,7 +382,7 @@ class Generator:
 
     def money(self, amount: float) -> str:
         if self.mp.currency == "JPY":
-            return str(int(round(amount)))
+            return str(round(amount))
         return f"{amount:.2f}"
 
     def base_price(self) -> float:
@@ -259,12 +398,12 @@ class Generator:
 
     def local_time(self, ts: float) -> str:
         """Local time in the marketplace's layout: 2026-11-20 14:03:12 PST, 2026/11/20 ... JST, 20.11.2026 ... MEZ."""
-        local = datetime.fromtimestamp(ts, timezone.utc) + timedelta(hours=self.mp.utc_offset_hours)
+        local = datetime.fromtimestamp(ts, UTC) + timedelta(hours=self.mp.utc_offset_hours)
         return self.mp.date_time(local, self.mp.zone_abbreviation)
 
     def utc_time(self, ts: float) -> str:
         """UTC in the marketplace's layout (settlements): 2026-11-20 14:03:12 UTC, 20.11.2026 14:03:12 UTC."""
-        return self.mp.date_time(datetime.fromtimestamp(ts, timezone.utc), "UTC")
+        return self.mp.date_time(datetime.fromtimestamp(ts, UTC), "UTC")
 
     def local_amount(self, amount: float) -> str:
         """An amount as localised flat files write it (decimal comma in DE)."""
@@ -288,7 +427,9 @@ class Generator:
         rng = random.Random(f"{self.report.seed}:{self.mp.id}:product:{index}")
         names = self.loc.products
         code = "".join(rng.choice(ALNUM) for _ in range(4))
-        price = float(rng.randrange(500, 20000, 10)) if self.mp.currency == "JPY" else round(rng.uniform(4.99, 249.99), 2)
+        price = (
+            float(rng.randrange(500, 20000, 10)) if self.mp.currency == "JPY" else round(rng.uniform(4.99, 249.99), 2)
+        )
         return {
             "name": names[index % len(names)],
             "sku": f"{code[:2]}-{index:04d}-{code[2:]}",
@@ -382,7 +523,7 @@ class Generator:
             yield {
                 "item-name": str(product["name"]),
                 "item-description": self.rng.choice(self.loc.descriptions),
-                "listing-id": f"{datetime.fromtimestamp(opened, timezone.utc):%m%d}{self.code(7)}",
+                "listing-id": f"{datetime.fromtimestamp(opened, UTC):%m%d}{self.code(7)}",
                 "seller-sku": str(product["sku"]),
                 "price": self.local_amount(float(product["price"])),
                 "quantity": "" if fba else str(quantity),
@@ -489,7 +630,9 @@ class Generator:
         catalog = max(10, n)
         for returned in self.timestamps(n):
             product = self.product(self.rng.randrange(catalog))
-            disposition = self.rng.choices(["SELLABLE", "CUSTOMER_DAMAGED", "DEFECTIVE", "CARRIER_DAMAGED"], [60, 20, 15, 5])[0]
+            disposition = self.rng.choices(
+                ["SELLABLE", "CUSTOMER_DAMAGED", "DEFECTIVE", "CARRIER_DAMAGED"], [60, 20, 15, 5]
+            )[0]
             yield {
                 "return-date": iso(returned),
                 "order-id": self.order_id(),
@@ -500,8 +643,12 @@ class Generator:
                 "quantity": "1",
                 "fulfillment-center-id": self.rng.choice(self.loc.fulfillment_centers),
                 "detailed-disposition": disposition,
-                "reason": self.rng.choice(["UNWANTED_ITEM", "DEFECTIVE", "NOT_AS_DESCRIBED", "ORDERED_WRONG_ITEM", "SWITCHEROO"]),
-                "status": "Unit returned to inventory" if disposition == "SELLABLE" else self.rng.choice(["Reimbursed", "Repackaged Successfully"]),
+                "reason": self.rng.choice(
+                    ["UNWANTED_ITEM", "DEFECTIVE", "NOT_AS_DESCRIBED", "ORDERED_WRONG_ITEM", "SWITCHEROO"]
+                ),
+                "status": "Unit returned to inventory"
+                if disposition == "SELLABLE"
+                else self.rng.choice(["Reimbursed", "Repackaged Successfully"]),
                 "license-plate-number": "LPN" + self.code(10),
                 "customer-comments": self.rng.choice(self.loc.comments),
             }
@@ -521,7 +668,7 @@ class Generator:
             posted = self.rng.uniform(start, end)
             common = {
                 "marketplace-name": self.mp.domain,
-                "posted-date": self.mp.date(datetime.fromtimestamp(posted, timezone.utc)),
+                "posted-date": self.mp.date(datetime.fromtimestamp(posted, UTC)),
                 "posted-date-time": self.utc_time(posted),
             }
             kind = self.rng.choices(["Order", "Refund", "other-transaction"], [85, 10, 5])[0]

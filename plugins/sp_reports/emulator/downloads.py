@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 from xml.sax.saxutils import escape
 
@@ -26,11 +27,11 @@ DATE_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
 def _amz_date(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime(DATE_FORMAT)[:-4] + "Z"
+    return datetime.fromtimestamp(ts, UTC).strftime(DATE_FORMAT)[:-4] + "Z"
 
 
 def _parse_amz_date(value: str) -> float:
-    return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def _signature(key: bytes, document_id: str, params: dict[str, str]) -> str:
@@ -43,7 +44,7 @@ def presigned_url(emu: Emulator, request: Request, document_id: str, gzip_encodi
     base = (config.public_base_url or str(request.base_url)).rstrip("/")
     params = {
         "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-        "X-Amz-Credential": f"EMULATORACCESSKEY/{datetime.fromtimestamp(now, timezone.utc):%Y%m%d}/us-east-1/s3/aws4_request",
+        "X-Amz-Credential": f"EMULATORACCESSKEY/{datetime.fromtimestamp(now, UTC):%Y%m%d}/us-east-1/s3/aws4_request",
         "X-Amz-Date": _amz_date(now),
         "X-Amz-Expires": f"{config.url_ttl_seconds / config.speed:.6g}",
         "X-Amz-SignedHeaders": "host",
@@ -78,7 +79,11 @@ def _download(emu: Emulator, request: Request, document_id: str) -> Response:
     now = emu.clock()
     required = ("X-Amz-Date", "X-Amz-Expires", SIGNATURE)
     if any(name not in params for name in required):
-        return s3_error(403, "AccessDenied", "Query-string authentication requires the X-Amz-Date, X-Amz-Expires and X-Amz-Signature parameters")
+        return s3_error(
+            403,
+            "AccessDenied",
+            "Query-string authentication requires the X-Amz-Date, X-Amz-Expires and X-Amz-Signature parameters",
+        )
     expected = _signature(emu.signing_key, document_id, params)
     if not hmac.compare_digest(expected, params[SIGNATURE]):
         return s3_error(
@@ -127,4 +132,4 @@ def _chunks(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def _iso_z(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

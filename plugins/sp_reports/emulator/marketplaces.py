@@ -35,7 +35,9 @@ class Marketplace:
 _DATE_LAYOUTS = {"ymd": "%Y-%m-%d", "ymd_slash": "%Y/%m/%d", "dmy_dot": "%d.%m.%Y"}
 
 
-def _mp(id, country, domain, currency, region, language, codec="utf-8", offset=0, zone="UTC", layout="ymd", comma=False):
+def _mp(
+    id, country, domain, currency, region, language, codec="utf-8", offset=0, zone="UTC", layout="ymd", comma=False
+):
     return Marketplace(id, country, domain, currency, region, language, codec, offset, zone, layout, comma)
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -102,7 +103,7 @@ class NotificationState:
 
 def iso_millis(ts: float) -> str:
     """The notifications' date-time format: UTC with milliseconds, 2020-07-14T03:35:13.214Z."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def application_id(config: EmulatorConfig) -> str:
@@ -153,7 +154,9 @@ def _payload(result: Any) -> JSONResponse:
 def _notification_type(request: Request) -> str:
     value = request.path_params["notificationType"]
     if value != REPORT_PROCESSING_FINISHED:
-        raise invalid_input(f"Invalid notificationType: {value}. The emulator supports {REPORT_PROCESSING_FINISHED} only.")
+        raise invalid_input(
+            f"Invalid notificationType: {value}. The emulator supports {REPORT_PROCESSING_FINISHED} only."
+        )
     return value
 
 
@@ -212,7 +215,9 @@ def _delete_destination(emu: Emulator, request: Request, body: bytes) -> Respons
     # Deleting it under a live subscription would leave notifications with nowhere to go.
     users = [s.subscription_id for s in state.subscriptions.values() if s.destination_id == destination.destination_id]
     if users:
-        raise conflict(f"Destination {destination.destination_id} has subscriptions ({', '.join(users)}); delete them first.")
+        raise conflict(
+            f"Destination {destination.destination_id} has subscriptions ({', '.join(users)}); delete them first."
+        )
     del state.destinations[destination.destination_id]
     return JSONResponse({})
 

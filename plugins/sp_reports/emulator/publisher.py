@@ -131,7 +131,7 @@ class Ticker:
         for arn in unresolved:
             try:
                 self.sender.queue_url(config.sqs_endpoint_url, arn)
-            except Exception:  # the queue may not exist yet: the first delivery tries again
+            except Exception:  # noqa: BLE001 - the queue may not exist yet: the first delivery tries again
                 pass
         self._deliver(config.sqs_endpoint_url, generation)
         retries = [d.next_try for d in self.outbox]
@@ -178,7 +178,7 @@ class Ticker:
             while delivery.sent < delivery.copies:
                 self.sender.send(endpoint, delivery.arn, delivery.body)
                 delivery.sent += 1
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure is retried until give_up_at, then counted
             if now < delivery.give_up_at:
                 delivery.next_try = now + RETRY_SECONDS
                 return False
@@ -197,4 +197,3 @@ class Ticker:
     def _count(self, generation: int, counter: str, n: int = 1) -> None:
         if generation == self.emu.generation:  # stats of a run before a reset stay reset
             self.emu.stats.notification(counter, n)
-

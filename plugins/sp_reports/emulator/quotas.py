@@ -19,13 +19,7 @@ OPERATION_QUOTAS: dict[str, tuple[float, int]] = {
 }
 
 # Notifications v1: every operation's usage plan is 1 request per second, burst 5.
-NOTIFICATION_QUOTAS: dict[str, tuple[float, int]] = {
-    op: (1.0, 5)
-    for op in (
-        "createDestination", "getDestinations", "getDestination", "deleteDestination",
-        "createSubscription", "getSubscription", "getSubscriptionById", "deleteSubscriptionById",
-    )
-}  # fmt: skip
+NOTIFICATION_QUOTAS: dict[str, tuple[float, int]] = dict.fromkeys(("createDestination", "getDestinations", "getDestination", "deleteDestination", "createSubscription", "getSubscription", "getSubscriptionById", "deleteSubscriptionById"), (1.0, 5))  # fmt: skip
 
 ALL_QUOTAS = {**OPERATION_QUOTAS, **NOTIFICATION_QUOTAS}
 

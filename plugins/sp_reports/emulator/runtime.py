@@ -7,7 +7,8 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .auth import TokenStore
 from .config import EmulatorConfig

@@ -7,7 +7,7 @@ import hashlib
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import DocumentQuirks, EmulatorConfig
@@ -31,7 +31,7 @@ DAY = 86400.0
 
 def iso(ts: float) -> str:
     """Amazon's date-time format for Reports 2021-06-30 (second precision, explicit offset)."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 @dataclass
@@ -269,14 +269,18 @@ class Store:
         for existing in list(self.schedules.values()):
             if existing.report_type == report_type and sorted(existing.marketplace_ids) == sorted(marketplace_ids):
                 del self.schedules[existing.schedule_id]
-        schedule = Schedule(self._new_schedule_id(), report_type, list(marketplace_ids), dict(options), period, next_creation)
+        schedule = Schedule(
+            self._new_schedule_id(), report_type, list(marketplace_ids), dict(options), period, next_creation
+        )
         self.schedules[schedule.schedule_id] = schedule
         return schedule
 
     def run_schedules(self, config: EmulatorConfig, now: float) -> None:
         """Create the reports schedules owe by `now`; called lazily before reads and by the ticker."""
         for schedule in self.schedules.values():
-            due, schedule.next_creation = _due(schedule.next_creation, PERIOD_SECONDS[schedule.period] / config.speed, now)
+            due, schedule.next_creation = _due(
+                schedule.next_creation, PERIOD_SECONDS[schedule.period] / config.speed, now
+            )
             for at in due:
                 self.create_report(
                     config, at, schedule.report_type, schedule.marketplace_ids,

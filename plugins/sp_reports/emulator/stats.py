@@ -11,7 +11,12 @@ OPERATIONS = (*ALL_QUOTAS, "lwaToken", "downloadDocument")
 # Notification deliveries, counted apart from `calls` (nobody called anything):
 # published = notifications sent at least once, duplicated = extra copies sent,
 # dropped = never sent (notification_drop_rate), failed = SQS refused them on every attempt.
-NOTIFICATION_COUNTERS = ("notificationsPublished", "notificationsDuplicated", "notificationsDropped", "notificationsFailed")
+NOTIFICATION_COUNTERS = (
+    "notificationsPublished",
+    "notificationsDuplicated",
+    "notificationsDropped",
+    "notificationsFailed",
+)
 
 
 class Stats:
@@ -19,10 +24,10 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
-        self.calls: Counter[str] = Counter({op: 0 for op in OPERATIONS})
+        self.calls: Counter[str] = Counter(dict.fromkeys(OPERATIONS, 0))
         self.responses: Counter[str] = Counter()
         self.by_operation_status: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.notifications: Counter[str] = Counter({name: 0 for name in NOTIFICATION_COUNTERS})
+        self.notifications: Counter[str] = Counter(dict.fromkeys(NOTIFICATION_COUNTERS, 0))
 
     def call(self, operation: str) -> None:
         self.calls[operation] += 1

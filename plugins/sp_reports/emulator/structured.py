@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
@@ -149,7 +149,7 @@ def _xml_element(name: str, value: Any, depth: int) -> list[str]:
         lines = [f"{pad}<{name}>"]
         for child, child_value in value.items():
             lines += _xml_element(child, child_value, depth + 1)
-        return lines + [f"{pad}</{name}>"]
+        return [*lines, f"{pad}</{name}>"]
     if isinstance(value, tuple):  # (attributes, text)
         attributes, text = value
         attrs = "".join(f' {k}="{escape(v, {chr(34): "&quot;"})}"' for k, v in attributes.items())
@@ -183,7 +183,9 @@ def sales_and_traffic_document(gen: Generator, quirks: DocumentQuirks) -> Lines:
     }
     by_date, by_asin = [], []
     if not quirks.header_only:
-        by_date = [_by_date(gen, day) for day in _periods(first, last, specification["reportOptions"]["dateGranularity"])]
+        by_date = [
+            _by_date(gen, day) for day in _periods(first, last, specification["reportOptions"]["dateGranularity"])
+        ]
         by_asin = [_by_asin(gen, i, specification["reportOptions"]["asinGranularity"]) for i in range(report.rows)]
     drift = DRIFT_COLUMN.split("-")[0] + "".join(p.capitalize() for p in DRIFT_COLUMN.split("-")[1:])
     for record in by_date + by_asin:
@@ -197,7 +199,10 @@ def sales_and_traffic_document(gen: Generator, quirks: DocumentQuirks) -> Lines:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
     lines = ['{"reportSpecification":' + dump(specification) + ","]
-    for name, records, last_array in (("salesAndTrafficByDate", by_date, False), ("salesAndTrafficByAsin", by_asin, True)):
+    for name, records, last_array in (
+        ("salesAndTrafficByDate", by_date, False),
+        ("salesAndTrafficByAsin", by_asin, True),
+    ):
         lines.append(f'"{name}":[')
         lines += [dump(record) + ("," if i < len(records) - 1 else "") for i, record in enumerate(records)]
         lines.append("]}" if last_array else "],")
@@ -213,7 +218,7 @@ def sales_and_traffic_document(gen: Generator, quirks: DocumentQuirks) -> Lines:
 
 
 def _day(ts: float) -> date:
-    return datetime.fromtimestamp(ts, timezone.utc).date()
+    return datetime.fromtimestamp(ts, UTC).date()
 
 
 def _periods(first: date, last: date, granularity: str) -> list[date]:
@@ -231,7 +236,7 @@ def _periods(first: date, last: date, granularity: str) -> list[date]:
 
 
 def _money(gen: Generator, amount: float) -> dict[str, Any]:
-    value: float | int = int(round(amount)) if gen.mp.currency == "JPY" else round(amount, 2)
+    value: float | int = round(amount) if gen.mp.currency == "JPY" else round(amount, 2)
     return {"amount": value, "currencyCode": gen.mp.currency}
 
 

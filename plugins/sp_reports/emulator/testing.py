@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import uuid
 import threading
 import time
-from typing import Any, Iterator
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import uvicorn
@@ -36,7 +37,9 @@ class RunningEmulator:
 
     def config(self, **changes: Any) -> dict[str, Any]:
         """Apply `changes` (none: just read) and return the full config."""
-        response = self._http.post("/_emulator/config", json=changes) if changes else self._http.get("/_emulator/config")
+        response = (
+            self._http.post("/_emulator/config", json=changes) if changes else self._http.get("/_emulator/config")
+        )
         response.raise_for_status()
         return response.json()
 
@@ -119,7 +122,9 @@ def running_emulator(**config_overrides: Any) -> Iterator[RunningEmulator]:
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sp-api-emulator-{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"sp-api-emulator-{port}", daemon=True
+    )
     thread.start()
     handle = RunningEmulator(f"http://127.0.0.1:{port}", config)
     # lifespan is off, so the ticker (schedules, settlements, notifications) is started here.

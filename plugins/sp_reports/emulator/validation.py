@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -28,7 +28,7 @@ def parse_date_time(name: str, value: Any) -> float:
     except ValueError:
         raise invalid_input(f"Invalid {name}: {value!r} is not a valid date-time.") from None
     if parsed.tzinfo is None:  # Amazon reads a date-time without offset as UTC
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 

@@ -66,8 +66,11 @@ class SellingPartnerHook(BaseHook):
         refresh_token = extra.get("refresh_token")
         missing = [
             name
-            for name, value in (("login (LWA client id)", conn.login), ("password (LWA client secret)", conn.password),
-                                ("extra.refresh_token", refresh_token))
+            for name, value in (
+                ("login (LWA client id)", conn.login),
+                ("password (LWA client secret)", conn.password),
+                ("extra.refresh_token", refresh_token),
+            )
             if not value
         ]
         if missing:
@@ -118,7 +121,7 @@ class _SharedClients:
         if entry is not None and entry["checked"] + SHARED_CLIENT_TTL > time.monotonic():
             return entry["client"]
         # One builder per key: a thousand triggers starting together read the connection once.
-        lock = entries.setdefault(("lock",) + key, asyncio.Lock())
+        lock = entries.setdefault(("lock", *key), asyncio.Lock())
         async with lock:
             entry = entries.get(key)
             if entry is not None and entry["checked"] + SHARED_CLIENT_TTL > time.monotonic():
@@ -154,6 +157,9 @@ def _extras(conn: Any) -> dict[str, Any]:
     tooling used extra__<conn_type>__<name>, which counts only where the bare name is empty.
     (``extra_dejson`` parses the JSON on every access, hence once here.)"""
     extra = conn.extra_dejson
-    legacy = {k.removeprefix("extra__selling_partner__"): v for k, v in extra.items()
-              if k.startswith("extra__selling_partner__") and v}
+    legacy = {
+        k.removeprefix("extra__selling_partner__"): v
+        for k, v in extra.items()
+        if k.startswith("extra__selling_partner__") and v
+    }
     return {**legacy, **{k: v for k, v in extra.items() if v and not k.startswith("extra__selling_partner__")}}

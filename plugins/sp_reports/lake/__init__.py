@@ -15,9 +15,9 @@ from .storage import Lake
 
 __all__ = [
     "DEFAULT_PARTITION_BY",
+    "Lake",
     "LandResult",
     "LandingError",
-    "Lake",
     "TableLanding",
     "land_tables",
     "open_table",

@@ -67,7 +67,9 @@ MAX_OPEN_FILES_S3 = 4  # each open S3 file holds a 16 MiB multipart part in memo
 # than with dictionaries (30-column orders report); the writer would buffer a column chunk's pages
 # until its dictionary is complete otherwise.
 PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd", "compression_level": 1, "use_dictionary": False,
+    "compression": "zstd",
+    "compression_level": 1,
+    "use_dictionary": False,
 }
 # Statistics (min/max, null counts) for every column but text; text columns only when named
 # (``statistics_columns``): min/max of text costs the writer ~15% of its time, and text columns are in
@@ -155,8 +157,14 @@ def buffered_sink(output, buffer_size: int) -> pa.BufferedOutputStream:
 def partition_metadata(schema: pa.Schema, values: dict[str, str | None]) -> bytes:
     """``PARTITION_KEY``'s value for a file of partition ``values`` of rows of ``schema`` (all columns)."""
     fields = pa.schema([schema.field(name) for name in values])
-    return json.dumps({"values": values, "columns": schema.names,
-                       "schema": base64.b64encode(fields.serialize().to_pybytes()).decode()}, ensure_ascii=False).encode()
+    return json.dumps(
+        {
+            "values": values,
+            "columns": schema.names,
+            "schema": base64.b64encode(fields.serialize().to_pybytes()).decode(),
+        },
+        ensure_ascii=False,
+    ).encode()
 
 
 @dataclass(frozen=True)
@@ -183,7 +191,7 @@ class StagedPartition:
 
     def restore(self, data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
         """The rows of ``data`` (read from the file) with their partition columns, in order."""
-        arrays = dict(zip(data.schema.names, data.columns))
+        arrays = dict(zip(data.schema.names, data.columns, strict=True))
         for f in self.fields:
             arrays[f.name] = pa.repeat(pa.scalar(self.values[f.name], pa.string()).cast(f.type), data.num_rows)
         schema = self.schema(data.schema)
@@ -338,7 +346,7 @@ def _json_bound(value: Any, type_: pa.DataType, side: str) -> Any:
     if pa.types.is_timestamp(type_):
         if type_.tz is None or not isinstance(value, dt.datetime):
             return None  # Delta's timestamp_ntz is not used by this project
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
         micros = value.microsecond
         if side == "min":
             value = value.replace(microsecond=micros - micros % 1000)
@@ -355,21 +363,37 @@ def dictionary_columns(sample: pa.Table | pa.RecordBatch) -> list[str]:
     """Columns of few distinct values in ``sample`` (at most one in DICTIONARY_RATIO rows): dictionary
     encoded, they cost less to write and to read (constant columns next to nothing)."""
     rows = sample.num_rows
-    return [name for name, column in zip(sample.schema.names, sample.columns)
-            if rows and not pa.types.is_nested(column.type)
-            and pc.count_distinct(column, mode="all").as_py() * DICTIONARY_RATIO <= rows]
+    return [
+        name
+        for name, column in zip(sample.schema.names, sample.columns, strict=True)
+        if rows
+        and not pa.types.is_nested(column.type)
+        and pc.count_distinct(column, mode="all").as_py() * DICTIONARY_RATIO <= rows
+    ]
 
 
 def statistics_columns(schema: pa.Schema, text_columns: Iterable[str]) -> list[str]:
     """The columns a data file keeps statistics for: all but text, and the text columns named (and
     ``TEXT_STATISTICS``)."""
     named = {*text_columns, *TEXT_STATISTICS}
-    return [f.name for f in schema if f.name in named or not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+    return [
+        f.name
+        for f in schema
+        if f.name in named or not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    ]
 
 
 class _OpenFile:
-    def __init__(self, storage: TableStorage, rel: str, partition: dict[str, str | None], schema: pa.Schema, no: int,
-                 statistics: Sequence[str], dictionary: Sequence[str] = ()):
+    def __init__(
+        self,
+        storage: TableStorage,
+        rel: str,
+        partition: dict[str, str | None],
+        schema: pa.Schema,
+        no: int,
+        statistics: Sequence[str],
+        dictionary: Sequence[str] = (),
+    ):
         self.rel, self.partition, self.no, self.rows, self.row_groups = rel, partition, no, 0, 0
         self._stack = contextlib.ExitStack()
         self._sink = buffered_sink(self._stack.enter_context(storage.open_output(rel)), SINK_BUFFER_BYTES)
@@ -388,8 +412,9 @@ class _OpenFile:
         self._sink.detach()  # flushes into the lake's output (left open: the lake completes it)
         metadata = self.writer.writer.metadata
         self._stack.close()  # completes the atomic write (rename / multipart upload)
-        return DataFile(self.rel, self.partition, self._storage.size(self.rel), self.rows,
-                        file_stats(metadata, self.schema))
+        return DataFile(
+            self.rel, self.partition, self._storage.size(self.rel), self.rows, file_stats(metadata, self.schema)
+        )
 
     def abort(self) -> None:
         for finish in (self.writer.close, self._sink.detach):
@@ -485,7 +510,9 @@ class PartitionedWriter:
         if self._file_schema is None:
             self._batch_schema = batch.schema
             metadata = batch.schema.metadata if self._staged else None
-            self._file_schema = pa.schema([f for f in batch.schema if f.name not in self._partition_by], metadata=metadata)
+            self._file_schema = pa.schema(
+                [f for f in batch.schema if f.name not in self._partition_by], metadata=metadata
+            )
         if batch.num_rows == 0:
             return False
         self._pool.append(batch)
@@ -517,7 +544,7 @@ class PartitionedWriter:
             if count >= self._min_group_rows and key not in self._waiting:
                 self._write_rows(key, ordered, start, count)
                 continue
-            first, parts = self._waiting.setdefault(key, (pool, []))
+            _first, parts = self._waiting.setdefault(key, (pool, []))
             parts.append(ordered.slice(start, count))
             if sum(part.num_rows for part in parts) >= self._min_group_rows:
                 self._write_waiting(key)
@@ -552,16 +579,24 @@ class PartitionedWriter:
             return self._open[key]
         while len(self._open) >= self._max_open:
             self._close(next(iter(self._open)))
-        values = dict(zip(self._partition_by, key))
+        values = dict(zip(self._partition_by, key, strict=True))
         directory = partition_dir(self._partition_by, values)
         name = data_file_name(self._landing_id, self._next_no)
         rel = f"{directory}/{name}" if directory else name
         schema = self._file_schema
         if self._staged:
-            schema = schema.with_metadata({**(schema.metadata or {}),
-                                           PARTITION_KEY: partition_metadata(self._batch_schema, values)})
-        opened = _OpenFile(self._storage, rel, values, schema, self._next_no,
-                           statistics_columns(schema, self._text_statistics), self._dictionary or ())
+            schema = schema.with_metadata(
+                {**(schema.metadata or {}), PARTITION_KEY: partition_metadata(self._batch_schema, values)}
+            )
+        opened = _OpenFile(
+            self._storage,
+            rel,
+            values,
+            schema,
+            self._next_no,
+            statistics_columns(schema, self._text_statistics),
+            self._dictionary or (),
+        )
         self._next_no += 1
         self._open[key] = opened
         return opened
@@ -619,8 +654,15 @@ def rewrite_without(
         # The same columns' statistics as the file it replaces (Parquet columns are leaves: a struct
         # field has several, named "field.leaf").
         first = parquet.metadata.row_group(0) if parquet.metadata.num_row_groups else None
-        with_statistics = {first.column(i).path_in_schema.split(".")[0] for i in range(first.num_columns)
-                           if first.column(i).statistics is not None} if first is not None else set(schema.names)
+        with_statistics = (
+            {
+                first.column(i).path_in_schema.split(".")[0]
+                for i in range(first.num_columns)
+                if first.column(i).statistics is not None
+            }
+            if first is not None
+            else set(schema.names)
+        )
         statistics = [name for name in schema.names if name in with_statistics]
         opened = _OpenFile(storage, rel, partition_values, schema, seq, statistics)
         try:

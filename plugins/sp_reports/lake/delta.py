@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -66,10 +66,10 @@ from sp_reports.columns import (
 from .datafiles import (
     DataFile,
     PartitionedWriter,
+    StagedPartition,
     TableFile,
     TableStorage,
     data_file_name,
-    StagedPartition,
     file_stats,
     partition_dir,
     rewrite_without,
@@ -175,8 +175,12 @@ def land_tables(
     aliases = dict(getattr(report, "header_aliases", {}) or {})
     headers = {**_staged_source_columns(lake, staged.get("", ())), **dict(getattr(outcome, "source_columns", {}) or {})}
     headers = {column: aliases.get(header, header) for column, header in headers.items()}
-    options = {"report_id": report_id, "max_attempts": max_attempts, "spill_dir": spill_dir,
-               "attempts": _Attempts(lake, table_name, report_id, _staging_key(staged, quarantine_files), document)}
+    options = {
+        "report_id": report_id,
+        "max_attempts": max_attempts,
+        "spill_dir": spill_dir,
+        "attempts": _Attempts(lake, table_name, report_id, _staging_key(staged, quarantine_files), document),
+    }
 
     markers: list[str] = []
     tables: dict[str, TableLanding] = {}
@@ -186,7 +190,9 @@ def land_tables(
         name = table_name if suffix == "" else f"{table_name}__{suffix}"
         main = suffix == ""
         landed = _land_table(
-            lake, name, staged[suffix],
+            lake,
+            name,
+            staged[suffix],
             key_columns=natural_key_columns(report) if main else (),
             partition_by=DEFAULT_PARTITION_BY,
             headers=headers if main else _with_aliases(_staged_source_columns(lake, staged[suffix]), aliases),
@@ -200,20 +206,35 @@ def land_tables(
             columns_added, columns_missing = landed.columns_added, landed.columns_missing
     if "" not in staged and natural_key_columns(report) == ():
         # An empty document still replaces the report's earlier rows in the main table.
-        landed = _land_table(lake, table_name, [], key_columns=(), partition_by=DEFAULT_PARTITION_BY, headers={},
-                             document_columns=None, **options)
+        landed = _land_table(
+            lake,
+            table_name,
+            [],
+            key_columns=(),
+            partition_by=DEFAULT_PARTITION_BY,
+            headers={},
+            document_columns=None,
+            **options,
+        )
         if landed.landing is not None:
             tables[""] = landed.landing
     landed = _land_table(
-        lake, f"{table_name}__{QUARANTINE_SUFFIX}", quarantine_files, key_columns=(),
-        partition_by=QUARANTINE_PARTITION_BY, headers={}, document_columns=None, **options,
+        lake,
+        f"{table_name}__{QUARANTINE_SUFFIX}",
+        quarantine_files,
+        key_columns=(),
+        partition_by=QUARANTINE_PARTITION_BY,
+        headers={},
+        document_columns=None,
+        **options,
     )
     quarantine, markers = landed.landing, markers + landed.markers
 
     if delete_staging:
         _delete_staging(lake, [p for files in staged.values() for p in files] + quarantine_files + markers)
-    return LandResult(tables=tables, quarantine=quarantine, columns_added=columns_added,
-                      columns_missing=columns_missing)
+    return LandResult(
+        tables=tables, quarantine=quarantine, columns_added=columns_added, columns_missing=columns_missing
+    )
 
 
 def land_report(
@@ -232,15 +253,22 @@ def land_report(
     when the table is created. With no files (an empty document) the report's earlier rows are deleted.
     """
     landed = _land_table(
-        lake, table_name, parquet_files, report_id=report_id, key_columns=(), partition_by=partition_by,
-        headers=_staged_source_columns(lake, parquet_files), document_columns=None, max_attempts=max_attempts,
-        spill_dir=None, attempts=_Attempts(lake, table_name, report_id, _staging_key({"": parquet_files}, [])),
+        lake,
+        table_name,
+        parquet_files,
+        report_id=report_id,
+        key_columns=(),
+        partition_by=partition_by,
+        headers=_staged_source_columns(lake, parquet_files),
+        document_columns=None,
+        max_attempts=max_attempts,
+        spill_dir=None,
+        attempts=_Attempts(lake, table_name, report_id, _staging_key({"": parquet_files}, [])),
     )
     if delete_staging:
         _delete_staging(lake, list(parquet_files) + landed.markers)
     landing = landed.landing or TableLanding(table_name, lake.table_uri(table_name), 0, None)
-    return LandResult(tables={"": landing}, columns_added=landed.columns_added,
-                      columns_missing=landed.columns_missing)
+    return LandResult(tables={"": landing}, columns_added=landed.columns_added, columns_missing=landed.columns_missing)
 
 
 def open_table(lake: Lake, table_name: str) -> DeltaTable:
@@ -297,8 +325,12 @@ def _land_table(
     files = list(files)
     committed, earlier = attempts.resume(name, uri)
     if committed is not None:
-        log.info("%s: report %s was committed by an earlier attempt (version %s); not committed again",
-                 name, report_id, committed.version)
+        log.info(
+            "%s: report %s was committed by an earlier attempt (version %s); not committed again",
+            name,
+            report_id,
+            committed.version,
+        )
         return _Landed(committed, list(earlier[1].columns_added), list(earlier[1].columns_missing), [earlier[0]])
     schema = _staged_schema(lake, files)  # reads every footer first: a bad file fails before writing
     table = _open(lake, uri)
@@ -314,11 +346,14 @@ def _land_table(
             return _Landed(None)
         if mode == "merge":
             return _Landed(TableLanding(name, uri, 0, table.version(), mode))
-        return _Landed(_Landing(lake, name, uri, [], None, {}, report_id, (), max_attempts, spill_dir,
-                                metadata=attempts.metadata).run())
+        return _Landed(
+            _Landing(
+                lake, name, uri, [], None, {}, report_id, (), max_attempts, spill_dir, metadata=attempts.metadata
+            ).run()
+        )
 
     before = [f.name for f in _arrow_schema(table)] if table is not None else []
-    document = document_columns or [c for c in schema.names]
+    document = document_columns or list(schema.names)
     document = [c for c in document if c not in SYSTEM_COLUMNS]
     added = [c for c in document if c not in before]
     missing = [c for c in before if c not in SYSTEM_COLUMNS and c not in document]
@@ -328,16 +363,39 @@ def _land_table(
         log.info("%s: report %s adds columns %s, lacks columns %s", name, report_id, added, missing)
 
     landing_id = uuid.uuid4().hex[:12]
-    marker = attempts.begin(_Marker(name, landing_id, table.version() if table is not None else None, attempts.key,
-                                    socket.gethostname(), os.getpid(), added, missing))
+    marker = attempts.begin(
+        _Marker(
+            name,
+            landing_id,
+            table.version() if table is not None else None,
+            attempts.key,
+            socket.gethostname(),
+            os.getpid(),
+            added,
+            missing,
+        )
+    )
     landing: _Landing | None = None
     try:
         if table is None:
             table = _create(lake, uri, schema, [c for c in partition_by if c in schema.names], headers)
         table = _evolve(lake, uri, table, schema, headers, max_attempts)
         plan = _conform_plan(schema, _arrow_schema(table), name)
-        landing = _Landing(lake, name, uri, files, schema, plan, report_id, tuple(key_columns), max_attempts,
-                           spill_dir, headers, landing_id=landing_id, metadata=attempts.metadata)
+        landing = _Landing(
+            lake,
+            name,
+            uri,
+            files,
+            schema,
+            plan,
+            report_id,
+            tuple(key_columns),
+            max_attempts,
+            spill_dir,
+            headers,
+            landing_id=landing_id,
+            metadata=attempts.metadata,
+        )
         result = landing.run()
     except BaseException:
         if landing is None or landing.cleaned_up:
@@ -349,10 +407,23 @@ def _land_table(
 class _Landing:
     """One document into one table: write the data files, then commit (retrying on conflicts)."""
 
-    def __init__(self, lake: Lake, name: str, uri: str, files: list[str], schema: pa.Schema | None,
-                 plan: dict[str, pa.DataType], report_id: str, key_columns: tuple[str, ...], max_attempts: int,
-                 spill_dir: str | None, headers: Mapping[str, str] | None = None, *, landing_id: str | None = None,
-                 metadata: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        lake: Lake,
+        name: str,
+        uri: str,
+        files: list[str],
+        schema: pa.Schema | None,
+        plan: dict[str, pa.DataType],
+        report_id: str,
+        key_columns: tuple[str, ...],
+        max_attempts: int,
+        spill_dir: str | None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        landing_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ):
         self.lake, self.name, self.uri, self.files, self.schema = lake, name, uri, files, schema
         self.headers = dict(headers or {})
         self.plan, self.report_id, self.key_columns = plan, report_id, key_columns
@@ -422,8 +493,11 @@ class _Landing:
             # The key index is built from the files just written (their key columns read back) rather than
             # while writing: the two phases' memory doesn't add up.
             line_column = SOURCE_LINE_COLUMN if SOURCE_LINE_COLUMN in self.schema.names else None
-            files = [(number, f.path, {k: v for k, v in f.partition_values.items() if k in self.key_columns})
-                     for number, f in enumerate(self.new_files) if f is not None]
+            files = [
+                (number, f.path, {k: v for k, v in f.partition_values.items() if k in self.key_columns})
+                for number, f in enumerate(self.new_files)
+                if f is not None
+            ]
             index.add_source_files(files, self._read_columns, line_column)
 
     def _adopt(self, partition_by: list[str]) -> bool:
@@ -444,7 +518,9 @@ class _Landing:
                 return False  # a cast to the table's types: rewritten
             stats = json.loads(file_stats(metadata, schema))
             ids = (stats["minValues"].get(REPORT_ID_COLUMN), stats["maxValues"].get(REPORT_ID_COLUMN))
-            if metadata.num_rows and (ids != (self.report_id, self.report_id) or stats["nullCount"].get(REPORT_ID_COLUMN)):
+            if metadata.num_rows and (
+                ids != (self.report_id, self.report_id) or stats["nullCount"].get(REPORT_ID_COLUMN)
+            ):
                 return False  # not provably this report's rows only: rewritten (and checked row by row)
             footers.append((path, partition.values, metadata, stats))
         self.new_files = []
@@ -453,8 +529,15 @@ class _Landing:
                 directory, name = partition_dir(partition_by, values), data_file_name(self.landing_id, number)
                 rel = f"{directory}/{name}" if directory else name
                 self.lake.copy(path, self.storage.lake_path(rel))
-                self.new_files.append(DataFile(rel, {c: values[c] for c in partition_by}, self.storage.size(rel),
-                                               metadata.num_rows, json.dumps(stats, separators=(",", ":"))))
+                self.new_files.append(
+                    DataFile(
+                        rel,
+                        {c: values[c] for c in partition_by},
+                        self.storage.size(rel),
+                        metadata.num_rows,
+                        json.dumps(stats, separators=(",", ":")),
+                    )
+                )
                 self._observe_stats(values, stats)
         except BaseException:
             self._delete({f.path for f in self.new_files})
@@ -557,8 +640,9 @@ class _Landing:
                             LANDING_METADATA: self.landing_id,
                             "sp_reports.mode": self._mode(),
                             # What a retry reports when it finds this commit its own (``_Attempts.resume``).
-                            COUNTS_METADATA: json.dumps({"rows": rows, "replaced": replaced,
-                                                          "duplicates": counts[0], "superseded": counts[1]}),
+                            COUNTS_METADATA: json.dumps(
+                                {"rows": rows, "replaced": replaced, "duplicates": counts[0], "superseded": counts[1]}
+                            ),
                             **self.metadata,
                         },
                         max_commit_retries=0,  # any concurrent commit: recompute against it (see module doc)
@@ -569,13 +653,27 @@ class _Landing:
                 if attempt == self.max_attempts:
                     break
                 delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-                log.warning("%s: report %s conflicted with a concurrent commit (attempt %d/%d), retrying in %.1fs",
-                            self.name, self.report_id, attempt, self.max_attempts, delay)
+                log.warning(
+                    "%s: report %s conflicted with a concurrent commit (attempt %d/%d), retrying in %.1fs",
+                    self.name,
+                    self.report_id,
+                    attempt,
+                    self.max_attempts,
+                    delay,
+                )
                 time.sleep(delay)
                 continue
             self._delete(self._all_written() - {a.path for a in actions if hasattr(a, "stats")})
-            log.info("%s: landed report %s (%s): %d rows, %d replaced, %d duplicates, %d superseded -> version %d",
-                     self.name, self.report_id, self._mode(), rows, replaced, *counts, version + 1)
+            log.info(
+                "%s: landed report %s (%s): %d rows, %d replaced, %d duplicates, %d superseded -> version %d",
+                self.name,
+                self.report_id,
+                self._mode(),
+                rows,
+                replaced,
+                *counts,
+                version + 1,
+            )
             return self._outcome
         raise CommitFailedError(
             f"{self.uri}: report {self.report_id} still conflicted after {self.max_attempts} attempts: {last_error}"
@@ -606,12 +704,14 @@ class _Landing:
         unseen = [f for f in candidates if f.path not in self._matches]
         if unseen:
             order = _ReportOrder(self.created_time, self.report_id)
-            self._matches.update(index.match(
-                [(f.path, {k: v for k, v in f.partition_values.items() if k in self.key_columns}) for f in unseen],
-                self._read_columns,
-                order.newer,
-                (CREATED_TIME_COLUMN, REPORT_ID_COLUMN),
-            ))
+            self._matches.update(
+                index.match(
+                    [(f.path, {k: v for k, v in f.partition_values.items() if k in self.key_columns}) for f in unseen],
+                    self._read_columns,
+                    order.newer,
+                    (CREATED_TIME_COLUMN, REPORT_ID_COLUMN),
+                )
+            )
         else:
             index.deduplicate()
         current = [self._matches[f.path] for f in candidates]
@@ -624,9 +724,12 @@ class _Landing:
         return deleted, drops, (index.duplicates.count, drops.count - index.duplicates.count)
 
     def _may_match(self, f: TableFile, partition_columns: list[str]) -> bool:
-        if MARKETPLACE_COLUMN in partition_columns and MARKETPLACE_COLUMN in self.key_columns:
-            if f.partition_values.get(MARKETPLACE_COLUMN) not in self.marketplaces:
-                return False
+        if (
+            MARKETPLACE_COLUMN in partition_columns
+            and MARKETPLACE_COLUMN in self.key_columns
+            and f.partition_values.get(MARKETPLACE_COLUMN) not in self.marketplaces
+        ):
+            return False
         column = self._range_column()
         if column is not None and self._key_range_valid and self.key_range is not None:
             low, high = f.stats.get("min", {}).get(column), f.stats.get("max", {}).get(column)
@@ -700,8 +803,13 @@ class _Landing:
             if f.path not in self._rewritten:
                 self._seq += 1
                 self._rewritten[f.path] = rewrite_without(
-                    self.storage, f.path, positions, f.partition_values, self._partition_order(f.partition_values),
-                    self.landing_id, self._seq,
+                    self.storage,
+                    f.path,
+                    positions,
+                    f.partition_values,
+                    self._partition_order(f.partition_values),
+                    self.landing_id,
+                    self._seq,
                 )
             rewritten = self._rewritten[f.path]
             replaced += len(positions)
@@ -721,8 +829,15 @@ class _Landing:
         if cached is not None and cached[1] is not None:
             self._delete({cached[1].path})
         self._seq += 1
-        filtered = rewrite_without(self.storage, data_file.path, positions, data_file.partition_values,
-                                   self._partition_order(data_file.partition_values), self.landing_id, self._seq)
+        filtered = rewrite_without(
+            self.storage,
+            data_file.path,
+            positions,
+            data_file.partition_values,
+            self._partition_order(data_file.partition_values),
+            self.landing_id,
+            self._seq,
+        )
         self._filtered[number] = (fingerprint, filtered)
         return filtered
 
@@ -748,7 +863,7 @@ class _Landing:
         for path in paths:
             try:
                 self.storage.delete(path)
-            except Exception:  # noqa: BLE001 - an unreferenced file is only clutter (VACUUM removes it)
+            except Exception:
                 log.warning("could not delete %s/%s", self.uri, path, exc_info=True)
 
 
@@ -823,9 +938,16 @@ class _Attempts:
                 earlier = (path, marker)
                 if commit is not None and COUNTS_METADATA in commit:
                     counts = json.loads(commit[COUNTS_METADATA])
-                    committed = TableLanding(name, uri, counts["rows"], commit["version"],
-                                             commit.get("sp_reports.mode", "replace"), counts["replaced"],
-                                             counts["duplicates"], counts["superseded"])
+                    committed = TableLanding(
+                        name,
+                        uri,
+                        counts["rows"],
+                        commit["version"],
+                        commit.get("sp_reports.mode", "replace"),
+                        counts["replaced"],
+                        counts["duplicates"],
+                        counts["superseded"],
+                    )
             if dead:
                 _remove_dead_landing(self.lake, marker, commit, complete)
                 if not (ours and commit is not None):  # kept: a retry killed before the manifest needs it again
@@ -855,7 +977,7 @@ def _commit_of(lake: Lake, uri: str, marker: _Marker) -> tuple[dict | None, bool
         return None, True
     try:
         history = table.history(limit=min(since, HISTORY_LIMIT))
-    except Exception:  # noqa: BLE001 - unreadable history: as if it had not been read
+    except Exception:
         log.warning("%s: could not read the history", uri, exc_info=True)
         return None, False
     for commit in history:
@@ -878,8 +1000,15 @@ def _remove_dead_landing(lake: Lake, marker: _Marker, commit: dict | None, compl
             lake.delete(path)
             removed.append(path)
     if removed:
-        log.info("%s: removed %d files that landing %s (%s, its process %d gone) left: %s", marker.table,
-                 len(removed), marker.landing_id, "committed" if commit else "never committed", marker.pid, removed)
+        log.info(
+            "%s: removed %d files that landing %s (%s, its process %d gone) left: %s",
+            marker.table,
+            len(removed),
+            marker.landing_id,
+            "committed" if commit else "never committed",
+            marker.pid,
+            removed,
+        )
 
 
 def _added_files(lake: Lake, root: str, version: int) -> set[str] | None:
@@ -921,16 +1050,18 @@ class _ReportOrder:
         verdicts = []
         for pair in encoded.dictionary.to_pylist():
             created, _, rid = pair.partition("\x1f")
-            verdicts.append(_order_key(None if created == "\x00" else created, None if rid == "\x00" else rid) > self._ours)
+            verdicts.append(
+                _order_key(None if created == "\x00" else created, None if rid == "\x00" else rid) > self._ours
+            )
         return pa.array(verdicts, pa.bool_()).take(encoded.indices)
 
 
 def _order_key(created_time: str | None, report_id: str | None) -> tuple:
     moment = _parse_time(created_time)
-    rid: tuple = (0, 0, "") if report_id is None else (
-        (1, int(report_id), "") if report_id.isdigit() else (2, 0, report_id)
+    rid: tuple = (
+        (0, 0, "") if report_id is None else ((1, int(report_id), "") if report_id.isdigit() else (2, 0, report_id))
     )
-    return (moment is not None, moment or datetime.min.replace(tzinfo=timezone.utc), rid)
+    return (moment is not None, moment or datetime.min.replace(tzinfo=UTC), rid)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -941,7 +1072,7 @@ def _parse_time(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -961,20 +1092,26 @@ def _arrow_schema(table: DeltaTable) -> pa.Schema:
 def _table_files(table: DeltaTable) -> list[TableFile]:
     actions = pa.table(table.get_add_actions(flatten=True))
     columns = actions.column_names
-    partition_names = [c[len("partition."):] for c in columns if c.startswith("partition.")]
-    stat_columns = {kind: [c for c in columns if c.startswith(prefix)]
-                    for kind, prefix in (("min", "min."), ("max", "max."), ("null_count", "null_count."))}
+    partition_names = [c[len("partition.") :] for c in columns if c.startswith("partition.")]
+    stat_columns = {
+        kind: [c for c in columns if c.startswith(prefix)]
+        for kind, prefix in (("min", "min."), ("max", "max."), ("null_count", "null_count."))
+    }
     files = []
     for row in actions.to_pylist():
-        stats = {kind: {c.split(".", 1)[1]: row[c] for c in names if row[c] is not None}
-                 for kind, names in stat_columns.items()}
-        files.append(TableFile(
-            path=unquote(row["path"]),
-            partition_values={name: _partition_text(row[f"partition.{name}"]) for name in partition_names},
-            size=row["size_bytes"],
-            rows=row.get("num_records"),
-            stats=stats,
-        ))
+        stats = {
+            kind: {c.split(".", 1)[1]: row[c] for c in names if row[c] is not None}
+            for kind, names in stat_columns.items()
+        }
+        files.append(
+            TableFile(
+                path=unquote(row["path"]),
+                partition_values={name: _partition_text(row[f"partition.{name}"]) for name in partition_names},
+                size=row["size_bytes"],
+                rows=row.get("num_records"),
+                stats=stats,
+            )
+        )
     return files
 
 
@@ -995,9 +1132,14 @@ def _create(lake: Lake, uri: str, schema: pa.Schema, partition_by: list[str], he
         # Created empty first: the data commit is then the same for a new and an existing table. Retries
         # off: of concurrent creators exactly one wins (with them on, a loser would commit a second
         # CREATE TABLE, replacing the winner's schema).
-        return DeltaTable.create(uri, schema=storable, partition_by=partition_by, mode="error",
-                                 storage_options=lake.storage_options,
-                                 commit_properties=CommitProperties(max_commit_retries=0))
+        return DeltaTable.create(
+            uri,
+            schema=storable,
+            partition_by=partition_by,
+            mode="error",
+            storage_options=lake.storage_options,
+            commit_properties=CommitProperties(max_commit_retries=0),
+        )
     except Exception:  # a concurrent creator won the race: use its table
         table = _open(lake, uri)
         if table is None:
@@ -1005,12 +1147,15 @@ def _create(lake: Lake, uri: str, schema: pa.Schema, partition_by: list[str], he
         return table
 
 
-def _evolve(lake: Lake, uri: str, table: DeltaTable, schema: pa.Schema, headers: Mapping[str, str],
-            max_attempts: int) -> DeltaTable:
+def _evolve(
+    lake: Lake, uri: str, table: DeltaTable, schema: pa.Schema, headers: Mapping[str, str], max_attempts: int
+) -> DeltaTable:
     """Add the document's new columns to the table (a metadata-only commit of nullable columns)."""
     for attempt in range(1, max_attempts + 1):
         existing = {f.name for f in _arrow_schema(table)}
-        new = [_with_header(pa.field(f.name, _storable_type(f.type)), headers) for f in schema if f.name not in existing]
+        new = [
+            _with_header(pa.field(f.name, _storable_type(f.type)), headers) for f in schema if f.name not in existing
+        ]
         if not new:
             return table
         try:
@@ -1061,9 +1206,7 @@ def _castable(source: pa.DataType, target: pa.DataType) -> bool:
         return True
     if pa.types.is_decimal(source) and pa.types.is_decimal(target):
         return target.scale >= source.scale and target.precision - target.scale >= source.precision - source.scale
-    if pa.types.is_timestamp(source) and pa.types.is_timestamp(target):
-        return True
-    return False
+    return bool(pa.types.is_timestamp(source) and pa.types.is_timestamp(target))
 
 
 def _conform_plan(staged: pa.Schema, table: pa.Schema, name: str) -> dict[str, pa.DataType]:
@@ -1086,7 +1229,7 @@ def _conform(batch: pa.RecordBatch, plan: Mapping[str, pa.DataType]) -> pa.Recor
         return batch
     arrays = [
         column if column.type == plan[name] else pc.cast(column, plan[name])
-        for name, column in zip(batch.schema.names, batch.columns)
+        for name, column in zip(batch.schema.names, batch.columns, strict=True)
     ]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
@@ -1125,7 +1268,9 @@ def _staged_source_columns(lake: Lake, files: Sequence[str]) -> dict[str, str]:
     return headers
 
 
-def _staged_batches(lake: Lake, files: Sequence[str], schema: pa.Schema, counted: list[int]) -> Iterator[pa.RecordBatch]:
+def _staged_batches(
+    lake: Lake, files: Sequence[str], schema: pa.Schema, counted: list[int]
+) -> Iterator[pa.RecordBatch]:
     """Stream the staging files (one batch at a time), conformed to the unified schema."""
     for path in files:
         with lake.open_input_file(path) as f:
@@ -1135,7 +1280,9 @@ def _staged_batches(lake: Lake, files: Sequence[str], schema: pa.Schema, counted
                 if partition is not None:
                     batch = partition.restore(batch)
                 columns = [
-                    batch.column(field.name) if field.name in batch.schema.names else pa.nulls(batch.num_rows, field.type)
+                    batch.column(field.name)
+                    if field.name in batch.schema.names
+                    else pa.nulls(batch.num_rows, field.type)
                     for field in schema
                 ]
                 counted[0] += batch.num_rows

@@ -52,10 +52,19 @@ _MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=n
 
 # "group" numbers the leading marketplace_id (few distinct, often long values: several marketplaces
 # joined), "key" is the text of the other key columns: a row's key is the pair.
-SOURCE_SCHEMA = pa.schema([("group", pa.int32()), ("key", pa.string()), ("line", pa.int64()), ("ordinal", pa.int64()),
-                           ("file", pa.int32()), ("pos", pa.int64())])
-TARGET_SCHEMA = pa.schema([("group", pa.int32()), ("key", pa.string()), ("newer", pa.bool_()), ("tfile", pa.int32()),
-                           ("tpos", pa.int64())])
+SOURCE_SCHEMA = pa.schema(
+    [
+        ("group", pa.int32()),
+        ("key", pa.string()),
+        ("line", pa.int64()),
+        ("ordinal", pa.int64()),
+        ("file", pa.int32()),
+        ("pos", pa.int64()),
+    ]
+)
+TARGET_SCHEMA = pa.schema(
+    [("group", pa.int32()), ("key", pa.string()), ("newer", pa.bool_()), ("tfile", pa.int32()), ("tpos", pa.int64())]
+)
 
 
 def bucket_count(rows: int) -> int:
@@ -199,8 +208,14 @@ class BucketStore:
     on their own (``hashes``): telling a bucket's keys distinct reads 8 bytes a row, not the rows. With
     ``schema`` None it keeps the hashes only (``add(None, hashes)``)."""
 
-    def __init__(self, schema: pa.Schema | None, n_buckets: int, spill_dir: str | None, name: str,
-                 buffer_bytes: int | None = None):
+    def __init__(
+        self,
+        schema: pa.Schema | None,
+        n_buckets: int,
+        spill_dir: str | None,
+        name: str,
+        buffer_bytes: int | None = None,
+    ):
         if n_buckets > 1 and spill_dir is None:
             raise ValueError("a spill directory is needed for more than one bucket")
         self.schema, self.n_buckets, self._dir, self._name = schema, n_buckets, spill_dir, name
@@ -407,8 +422,9 @@ class MergeIndex:
             return self.key_columns[1:]
         return self.key_columns
 
-    def _keys(self, data: pa.Table | pa.RecordBatch,
-              constants: dict[str, str | None]) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    def _keys(
+        self, data: pa.Table | pa.RecordBatch, constants: dict[str, str | None]
+    ) -> tuple[pa.Array, pa.Array, np.ndarray]:
         """(group, key text, hash of the key text) of every row."""
         n = data.num_rows
         keys = key_strings(data, self._text_columns, constants)
@@ -429,8 +445,12 @@ class MergeIndex:
     def _group(self, value: str) -> int:
         return self._groups.setdefault(value, len(self._groups))
 
-    def add_source_files(self, files: Iterable[tuple[int, str, dict[str, str | None]]],
-                         read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]], line_column: str | None) -> None:
+    def add_source_files(
+        self,
+        files: Iterable[tuple[int, str, dict[str, str | None]]],
+        read_file: Callable[[str, list[str]], Iterable[pa.RecordBatch]],
+        line_column: str | None,
+    ) -> None:
         """Index the new data files of the document, (file number, path, partition values) each (read back:
         only their key and line columns). Files are read and their keys hashed in worker threads."""
 
@@ -452,8 +472,9 @@ class MergeIndex:
             def file_hashes(file: tuple[int, str, dict[str, str | None]]) -> np.ndarray:
                 _, path, partition = file
                 columns = [c for c in self._text_columns if c not in partition]
-                parts = [key_hashes(key_strings(batch, self._text_columns, partition))
-                         for batch in read_file(path, columns)]
+                parts = [
+                    key_hashes(key_strings(batch, self._text_columns, partition)) for batch in read_file(path, columns)
+                ]
                 return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
             for hashes in ordered_map(file_hashes, files, workers=_READ_THREADS, name="sp-reports-keys"):
@@ -471,8 +492,16 @@ class MergeIndex:
         self._rows_indexed, self.source_rows = True, 0
         self.add_source_files(*self._source_files)
 
-    def _add_source(self, file_no: int, position: int, batch: pa.RecordBatch, groups: pa.Array, keys: pa.Array,
-                    hashes: np.ndarray, line_column: str | None) -> None:
+    def _add_source(
+        self,
+        file_no: int,
+        position: int,
+        batch: pa.RecordBatch,
+        groups: pa.Array,
+        keys: pa.Array,
+        hashes: np.ndarray,
+        line_column: str | None,
+    ) -> None:
         n = batch.num_rows
         if self._bloom is not None:
             self._bloom.add(hashes)
@@ -481,8 +510,7 @@ class MergeIndex:
         ordinal = positions + (file_no << 32)
         line = pc.fill_null(pc.cast(batch.column(line_column), pa.int64()), -1) if line_column else ordinal
         indexed = pa.RecordBatch.from_arrays(
-            [groups, keys, line, pa.array(ordinal), pa.repeat(pa.scalar(file_no, pa.int32()), n),
-             pa.array(positions)],
+            [groups, keys, line, pa.array(ordinal), pa.repeat(pa.scalar(file_no, pa.int32()), n), pa.array(positions)],
             schema=SOURCE_SCHEMA,
         )
         self._source.add(indexed, hashes)
@@ -509,8 +537,9 @@ class MergeIndex:
                 continue  # no duplicates in this bucket
             repeated = counts.filter(pc.greater(counts.column("count_all"), 1)).select(keys)
             dups = rows.join(repeated, keys=keys, join_type="left semi", use_threads=False)
-            dups = dups.sort_by([("group", "ascending"), ("key", "ascending"), ("line", "ascending"),
-                                 ("ordinal", "ascending")])
+            dups = dups.sort_by(
+                [("group", "ascending"), ("key", "ascending"), ("line", "ascending"), ("ordinal", "ascending")]
+            )
             n = dups.num_rows
             last = np.ones(n, dtype=bool)
             last[:-1] = False  # the last row of a (group, key) run is where either changes
@@ -523,7 +552,7 @@ class MergeIndex:
             beaten = pc.is_in(rows.column("ordinal"), value_set=losers.column("ordinal").combine_chunks())
             kept = rows.filter(pc.invert(beaten))
             self._source.replace(bucket, kept, key_hashes(kept.column("key").combine_chunks()))
-        self.duplicates = SourceDrops.of(zip(losers_file, losers_pos))
+        self.duplicates = SourceDrops.of(zip(losers_file, losers_pos, strict=True))
         self._deduplicated = True
 
     def match(
@@ -548,6 +577,7 @@ class MergeIndex:
         self._target_files += 1
         paths = [path for path, _ in files]
         try:
+
             def candidates() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
                 """The table rows whose key may be the document's, and their hashes (in a worker thread)."""
                 for number, (path, partition) in enumerate(files):
@@ -565,11 +595,19 @@ class MergeIndex:
                             mask = pa.array(maybe)
                             batch, groups, keys = batch.filter(mask), groups.filter(mask), keys.filter(mask)
                             hashes, positions = hashes[maybe], positions[maybe]
-                        yield pa.RecordBatch.from_arrays(
-                            [groups, keys, pc.fill_null(newer(batch), False),
-                             pa.repeat(pa.scalar(number, pa.int32()), batch.num_rows), pa.array(positions)],
-                            schema=TARGET_SCHEMA,
-                        ), hashes
+                        yield (
+                            pa.RecordBatch.from_arrays(
+                                [
+                                    groups,
+                                    keys,
+                                    pc.fill_null(newer(batch), False),
+                                    pa.repeat(pa.scalar(number, pa.int32()), batch.num_rows),
+                                    pa.array(positions),
+                                ],
+                                schema=TARGET_SCHEMA,
+                            ),
+                            hashes,
+                        )
 
             for indexed, hashes in in_background(candidates, depth=2):
                 target.add(indexed, hashes)
@@ -585,9 +623,13 @@ class MergeIndex:
                 joined = source_rows.join(table_rows, keys=["group", "key"], join_type="inner", use_threads=False)
                 if joined.num_rows == 0:
                     return None
-                matched = (joined.column("newer").to_numpy(zero_copy_only=False), joined.column("tfile").to_numpy(),
-                           joined.column("tpos").to_numpy().astype(np.int32),  # positions: 4 bytes a row
-                           joined.column("file").to_numpy(), joined.column("pos").to_numpy().astype(np.int32))
+                matched = (
+                    joined.column("newer").to_numpy(zero_copy_only=False),
+                    joined.column("tfile").to_numpy(),
+                    joined.column("tpos").to_numpy().astype(np.int32),  # positions: 4 bytes a row
+                    joined.column("file").to_numpy(),
+                    joined.column("pos").to_numpy().astype(np.int32),
+                )
                 del joined, source_rows, table_rows
                 release_memory()
                 return matched

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -121,8 +121,9 @@ class Ledger:
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS:
                     raise
-                log.warning("Ledger commit conflicted with a concurrent one (attempt %d/%d); retrying",
-                            attempt, COMMIT_ATTEMPTS)
+                log.warning(
+                    "Ledger commit conflicted with a concurrent one (attempt %d/%d); retrying", attempt, COMMIT_ATTEMPTS
+                )
                 time.sleep(0.05 * attempt)
                 continue
             return int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
@@ -137,9 +138,14 @@ class Ledger:
             if not create:
                 return None
         try:
-            return DeltaTable.create(self.uri, schema=SCHEMA, mode="ignore", name="sp_reports_ledger",
-                                     description="Reports the lake holds: one row per report",
-                                     storage_options=self.lake.storage_options)
+            return DeltaTable.create(
+                self.uri,
+                schema=SCHEMA,
+                mode="ignore",
+                name="sp_reports_ledger",
+                description="Reports the lake holds: one row per report",
+                storage_options=self.lake.storage_options,
+            )
         except CommitFailedError:  # another run created it first
             return DeltaTable(self.uri, storage_options=self.lake.storage_options)
 
@@ -162,7 +168,7 @@ def _row(report: dict, status: str, via: str, rows_landed: int = 0, manifest: st
         "rows_landed": rows_landed,
         "via": via,
         "manifest": manifest,
-        "recorded_at": datetime.now(timezone.utc),
+        "recorded_at": datetime.now(UTC),
     }
 
 
@@ -170,4 +176,4 @@ def _instant(value: str | None) -> datetime | None:
     if not value:
         return None
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, WriterProperties
@@ -78,13 +78,18 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.staging_max_age_hours < MIN_STAGING_MAX_AGE_HOURS:
-            raise ValueError(f"staging_max_age_hours must be at least {MIN_STAGING_MAX_AGE_HOURS}, "
-                             f"got {self.staging_max_age_hours}")
+            raise ValueError(
+                f"staging_max_age_hours must be at least {MIN_STAGING_MAX_AGE_HOURS}, got {self.staging_max_age_hours}"
+            )
         if not 1 <= self.final_grace_hours <= self.staging_max_age_hours:
-            raise ValueError(f"final_grace_hours must be between 1 and staging_max_age_hours, got {self.final_grace_hours}")
+            raise ValueError(
+                f"final_grace_hours must be between 1 and staging_max_age_hours, got {self.final_grace_hours}"
+            )
         if self.retention_hours < self.min_retention_hours:
-            raise ValueError(f"retention_hours must be at least {self.min_retention_hours} (staging_max_age_hours "
-                             f"{self.staging_max_age_hours} + {LONGEST_LANDING_HOURS}), got {self.retention_hours}")
+            raise ValueError(
+                f"retention_hours must be at least {self.min_retention_hours} (staging_max_age_hours "
+                f"{self.staging_max_age_hours} + {LONGEST_LANDING_HOURS}), got {self.retention_hours}"
+            )
         if self.target_file_bytes < 1024 * 1024:
             raise ValueError(f"target_file_bytes must be at least 1 MiB, got {self.target_file_bytes}")
 
@@ -137,7 +142,7 @@ def maintain_lake(lake: Lake, settings: Settings = Settings(), *, now: datetime 
     for name in list_tables(lake):
         try:
             tables.append(maintain_table(lake, name, settings).to_dict())
-        except Exception as e:  # noqa: BLE001 - one broken table must not keep the others unmaintained
+        except Exception as e:
             log.exception("maintenance of table %s failed", name)
             tables.append(TableReport(name, error=f"{type(e).__name__}: {e}").to_dict())
     return lake_report(settings, leftovers, tables)
@@ -151,9 +156,12 @@ def lake_report(settings: Settings, leftovers: dict, tables: Iterable[dict]) -> 
         "settings": asdict(settings),
         "tables": tables,
         "leftovers": leftovers,
-        "files_removed": sum(t["files_removed"] for t in tables) + leftovers["staging_files"]
+        "files_removed": sum(t["files_removed"] for t in tables)
+        + leftovers["staging_files"]
         + len(leftovers["tmp_files"]),
-        "bytes_reclaimed": sum(t["bytes_removed"] for t in tables) + leftovers["staging_bytes"] + leftovers["tmp_bytes"],
+        "bytes_reclaimed": sum(t["bytes_removed"] for t in tables)
+        + leftovers["staging_bytes"]
+        + leftovers["tmp_bytes"],
         "files_compacted": sum(t["files_compacted"] for t in tables),
         "errors": {t["table"]: t["error"] for t in tables if t["error"]},
     }
@@ -164,13 +172,19 @@ def format_report(report: dict) -> str:
     lines = [f"{'table':<56} {'compacted':>9} {'written':>7} {'removed':>7} {'bytes':>13} {'checkpoint':>10}"]
     for t in report["tables"]:
         checkpoint = "-" if t["checkpoint_version"] is None else str(t["checkpoint_version"])
-        lines.append(f"{t['table']:<56} {t['files_compacted']:>9} {t['files_written']:>7} {t['files_removed']:>7} "
-                     f"{t['bytes_removed']:>13} {checkpoint:>10}" + (f"  ERROR {t['error']}" if t["error"] else ""))
+        lines.append(
+            f"{t['table']:<56} {t['files_compacted']:>9} {t['files_written']:>7} {t['files_removed']:>7} "
+            f"{t['bytes_removed']:>13} {checkpoint:>10}" + (f"  ERROR {t['error']}" if t["error"] else "")
+        )
     left = report["leftovers"]
-    lines.append(f"leftovers: {verb} {len(left['staging_dirs'])} staging dir(s) ({left['staging_files']} files, "
-                 f"{left['staging_bytes']} bytes), {len(left['tmp_files'])} temporary file(s) ({left['tmp_bytes']} bytes)")
-    lines.append(f"total: {verb} {report['files_removed']} file(s), {report['bytes_reclaimed']} bytes; "
-                 f"{report['files_compacted']} small file(s) compacted")
+    lines.append(
+        f"leftovers: {verb} {len(left['staging_dirs'])} staging dir(s) ({left['staging_files']} files, "
+        f"{left['staging_bytes']} bytes), {len(left['tmp_files'])} temporary file(s) ({left['tmp_bytes']} bytes)"
+    )
+    lines.append(
+        f"total: {verb} {report['files_removed']} file(s), {report['bytes_reclaimed']} bytes; "
+        f"{report['files_compacted']} small file(s) compacted"
+    )
     return "\n".join(lines)
 
 
@@ -194,12 +208,25 @@ def maintain_table(lake: Lake, name: str, settings: Settings = Settings()) -> Ta
         _checkpoint(lake, name, report)
     report.version = _open(lake, name).version()
     if settings.dry_run:
-        log.info("%s (dry run): would remove %d file(s) (%d bytes); %d small file(s) to compact", name,
-                 report.files_removed, report.bytes_removed, report.files_compacted)
+        log.info(
+            "%s (dry run): would remove %d file(s) (%d bytes); %d small file(s) to compact",
+            name,
+            report.files_removed,
+            report.bytes_removed,
+            report.files_compacted,
+        )
     else:
-        log.info("%s: removed %d file(s) (%d bytes), compacted %d small file(s) into %d, checkpoint at version %s, "
-                 "%d expired log file(s) removed", name, report.files_removed, report.bytes_removed,
-                 report.files_compacted, report.files_written, report.checkpoint_version, report.log_files_removed)
+        log.info(
+            "%s: removed %d file(s) (%d bytes), compacted %d small file(s) into %d, checkpoint at version %s, "
+            "%d expired log file(s) removed",
+            name,
+            report.files_removed,
+            report.bytes_removed,
+            report.files_compacted,
+            report.files_written,
+            report.checkpoint_version,
+            report.log_files_removed,
+        )
     for path in report.removed:
         log.info("%s %s", "would remove" if settings.dry_run else "removed", path)
     return report
@@ -232,8 +259,14 @@ def _compact(lake: Lake, name: str, settings: Settings, report: TableReport) -> 
                 raise
             delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
             # The failed attempt's files are unreferenced: VACUUM removes them once past the retention.
-            log.warning("%s: compaction conflicted with a concurrent commit (attempt %d/%d), retrying in %.1fs: %s",
-                        name, attempt, COMPACT_ATTEMPTS, delay, e)
+            log.warning(
+                "%s: compaction conflicted with a concurrent commit (attempt %d/%d), retrying in %.1fs: %s",
+                name,
+                attempt,
+                COMPACT_ATTEMPTS,
+                delay,
+                e,
+            )
             time.sleep(delay)
             continue
         report.files_compacted = int(metrics.get("numFilesRemoved", 0))
@@ -260,7 +293,7 @@ def _vacuum(lake: Lake, name: str, settings: Settings, report: TableReport) -> N
     handled by ``clean_leftovers``, which also reaches those in partition directories first)."""
     table = _open(lake, name)
     root = join_path("tables", name)
-    sizes = {e.path[len(root) + 1:]: e.size for e in _walk(lake, root) if not e.is_dir}
+    sizes = {e.path[len(root) + 1 :]: e.size for e in _walk(lake, root) if not e.is_dir}
     # delta-rs refuses a retention below the table's delta.deletedFileRetentionDuration, 7 days when the
     # table declares none; Settings' floor replaces that default, a declared retention still holds.
     configured = (table.metadata().configuration or {}).get(_RETENTION_PROPERTY)
@@ -307,16 +340,22 @@ def clean_leftovers(lake: Lake, settings: Settings = Settings(), *, now: datetim
     ``staging_max_age_hours`` belongs to no running task. A staging directory of a report whose ledger
     row is final (DONE, CANCELLED, FATAL) goes after ``final_grace_hours`` already: its landing is over.
     """
-    now_ns = int((now or datetime.now(timezone.utc)).timestamp() * 10**9)
+    now_ns = int((now or datetime.now(UTC)).timestamp() * 10**9)
     report = LeftoverReport()
     _clean_staging(lake, settings, now_ns, report)
     _clean_tmp_files(lake, settings, now_ns, report)
     if lake.is_s3:
         _abort_uploads(lake, settings, now_ns, report)
     verb = "would remove" if settings.dry_run else "removed"
-    log.info("leftovers: %s %d staging dir(s) (%d files, %d bytes) and %d temporary file(s) (%d bytes)", verb,
-             len(report.staging_dirs), report.staging_files, report.staging_bytes, len(report.tmp_files),
-             report.tmp_bytes)
+    log.info(
+        "leftovers: %s %d staging dir(s) (%d files, %d bytes) and %d temporary file(s) (%d bytes)",
+        verb,
+        len(report.staging_dirs),
+        report.staging_files,
+        report.staging_bytes,
+        len(report.tmp_files),
+        report.tmp_bytes,
+    )
     return report
 
 
@@ -349,9 +388,15 @@ def _clean_staging(lake: Lake, settings: Settings, now_ns: int, report: Leftover
         report.staging_dirs.append(directory)
         report.staging_files += len(files)
         report.staging_bytes += sum(e.size for e in files)
-        log.info("%s staging %s: %d file(s), %d bytes, untouched for %.1f h%s",
-                 "would remove" if settings.dry_run else "removed", directory, len(files), sum(e.size for e in files),
-                 age, f" (report {row['status']} in the ledger)" if final else "")
+        log.info(
+            "%s staging %s: %d file(s), %d bytes, untouched for %.1f h%s",
+            "would remove" if settings.dry_run else "removed",
+            directory,
+            len(files),
+            sum(e.size for e in files),
+            age,
+            f" (report {row['status']} in the ledger)" if final else "",
+        )
     if not lake.is_s3:
         for directory in emptied:  # a local directory stays behind when its last report's goes
             try:
@@ -373,8 +418,13 @@ def _clean_tmp_files(lake: Lake, settings: Settings, now_ns: int, report: Leftov
             lake.delete(entry.path)
         report.tmp_files.append(entry.path)
         report.tmp_bytes += entry.size
-        log.info("%s temporary file %s: %d bytes, untouched for %.1f h",
-                 "would remove" if settings.dry_run else "removed", entry.path, entry.size, age)
+        log.info(
+            "%s temporary file %s: %d bytes, untouched for %.1f h",
+            "would remove" if settings.dry_run else "removed",
+            entry.path,
+            entry.size,
+            age,
+        )
 
 
 def _abort_uploads(lake: Lake, settings: Settings, now_ns: int, report: LeftoverReport) -> None:
@@ -382,22 +432,30 @@ def _abort_uploads(lake: Lake, settings: Settings, now_ns: int, report: Leftover
     Their parts are billed and invisible to listings until aborted."""
     bucket, _, prefix = _root(lake).partition("/")
     prefix = f"{prefix}/" if prefix else ""
-    client = lake._s3()  # noqa: SLF001 - the lake's own S3 client; the Lake API has no multipart listing
+    client = lake._s3()
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
         for upload in page.get("Uploads", []):
             key, upload_id = upload["Key"], upload["UploadId"]
             age = (now_ns - int(upload["Initiated"].timestamp() * 10**9)) / _HOUR_NS
             if not key.startswith(prefix) or age < settings.staging_max_age_hours:
                 continue
-            size = sum(part["Size"] for parts in client.get_paginator("list_parts").paginate(
-                Bucket=bucket, Key=key, UploadId=upload_id) for part in parts.get("Parts", []))
+            size = sum(
+                part["Size"]
+                for parts in client.get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id)
+                for part in parts.get("Parts", [])
+            )
             if not settings.dry_run:
                 client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            path = key[len(prefix):]
+            path = key[len(prefix) :]
             report.tmp_files.append(f"{path} (multipart upload {upload_id})")
             report.tmp_bytes += size
-            log.info("%s multipart upload of %s: %d bytes in parts, started %.1f h ago",
-                     "would abort" if settings.dry_run else "aborted", path, size, age)
+            log.info(
+                "%s multipart upload of %s: %d bytes in parts, started %.1f h ago",
+                "would abort" if settings.dry_run else "aborted",
+                path,
+                size,
+                age,
+            )
 
 
 # ----------------------------------------------------------------------------------------- listing

@@ -59,7 +59,7 @@ class Lake:
     def __init__(self, root: str = "./lake", storage_options: Mapping[str, Any] | None = None):
         self._storage_options = {str(k): str(v) for k, v in (storage_options or {}).items()}
         if root.startswith("s3://"):
-            bucket_and_prefix = root[len("s3://"):].strip("/")
+            bucket_and_prefix = root[len("s3://") :].strip("/")
             if not bucket_and_prefix:
                 raise ValueError(f"S3 lake root needs a bucket: {root!r}")
             self.is_s3 = True
@@ -70,7 +70,7 @@ class Lake:
             raise ValueError(f"unsupported lake root {root!r}: use a local path or s3://bucket/prefix")
         else:
             self.is_s3 = False
-            local = root[len("file://"):] if root.startswith("file://") else root
+            local = root[len("file://") :] if root.startswith("file://") else root
             self._fs_root = os.path.abspath(os.path.expanduser(local))
             self.root = self._fs_root
             self.filesystem = pafs.LocalFileSystem()
@@ -214,9 +214,7 @@ class Lake:
 
     def open_input(self, path: str) -> pa.NativeFile:
         """Sequential binary stream of a lake file (use as a context manager)."""
-        return self.filesystem.open_input_stream(
-            self.fs_path(path), buffer_size=S3_READ_BUFFER if self.is_s3 else None
-        )
+        return self.filesystem.open_input_stream(self.fs_path(path), buffer_size=S3_READ_BUFFER if self.is_s3 else None)
 
     def open_input_file(self, path: str) -> pa.NativeFile:
         """Random-access binary file (what Parquet readers need)."""

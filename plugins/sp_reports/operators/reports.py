@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -37,7 +37,12 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "report_type", "marketplace_ids", "data_start_time", "data_end_time", "report_options", "request",
+        "report_type",
+        "marketplace_ids",
+        "data_start_time",
+        "data_end_time",
+        "report_options",
+        "request",
     )
     ui_color = "#ff9900"
 
@@ -109,15 +114,16 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
 
     def _create_report(self, client: SellingPartnerClient, spec: dict) -> str:
         # Allow for clock skew between this worker and Amazon when looking the report up again.
-        asked_at = datetime.now(timezone.utc) - timedelta(minutes=2)
+        asked_at = datetime.now(UTC) - timedelta(minutes=2)
         try:
             return client.create_report(**spec)
         except OutcomeUnknownError:
             report_id = find_matching_report(client, spec, created_since=asked_at)
             if report_id is None:
                 raise
-            self.log.warning("createReport's response was lost; adopting report %s, which matches the request",
-                             report_id)
+            self.log.warning(
+                "createReport's response was lost; adopting report %s, which matches the request", report_id
+            )
             return report_id
 
     def _resumable_report_id(self, client: SellingPartnerClient, store: Any) -> str | None:
@@ -144,15 +150,18 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
 def find_matching_report(client: SellingPartnerClient, spec: dict, created_since: datetime) -> str | None:
     """The newest report created since ``created_since`` with this request's type, marketplaces and
     data range: how a createReport whose response was lost is recovered without asking twice."""
-    listing = client.get_reports(report_types=[spec["report_type"]], marketplace_ids=spec["marketplace_ids"],
-                                 created_since=created_since)
+    listing = client.get_reports(
+        report_types=[spec["report_type"]], marketplace_ids=spec["marketplace_ids"], created_since=created_since
+    )
     wanted = (_instant(spec.get("data_start_time")), _instant(spec.get("data_end_time")))
     candidates = [
         report
         for report in listing.get("reports", [])
         if sorted(report.get("marketplaceIds", [])) == sorted(spec["marketplace_ids"])
-        and all(w is None or w == _instant(report.get(key))
-                for w, key in zip(wanted, ("dataStartTime", "dataEndTime")))
+        and all(
+            w is None or w == _instant(report.get(key))
+            for w, key in zip(wanted, ("dataStartTime", "dataEndTime"), strict=True)
+        )
     ]
     if not candidates:
         return None

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
-from .result import QUARANTINE_SCHEMA, DocumentParseError, ParseResult
+from .result import QUARANTINE_SCHEMA, DocumentParseError
 
 __all__ = ["QUARANTINE_SCHEMA", "DocumentParseError", "ParseResult", "parse_document"]
 
@@ -31,10 +32,13 @@ def parse_document(
     Bad rows and values are quarantined, never raised; only ``DocumentParseError`` escapes, for a
     document that cannot be read at all. Storage errors propagate as ``OSError``.
     """
-    kwargs = dict(
-        report=report, marketplace_id=marketplace_id, charset=charset, compressed=compressed,
-        extra_columns=extra_columns,
-    )
+    kwargs = {
+        "report": report,
+        "marketplace_id": marketplace_id,
+        "charset": charset,
+        "compressed": compressed,
+        "extra_columns": extra_columns,
+    }
     if report.format == "tsv":
         from .flatfile import parse_tsv
 

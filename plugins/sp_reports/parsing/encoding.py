@@ -171,8 +171,12 @@ class EncodingChoice:
             if cleaner is None:
                 self._choose(label, f"Content-Type charset {self.label}", with_label=True)
             else:
-                self._choose(cleaner, f"Content-Type charset {self.label} contradicts the bytes (they read as "
-                                      f"mojibake in {label}, cleanly as {cleaner})", with_label=False)
+                self._choose(
+                    cleaner,
+                    f"Content-Type charset {self.label} contradicts the bytes (they read as "
+                    f"mojibake in {label}, cleanly as {cleaner})",
+                    with_label=False,
+                )
             return
         if label == UTF8 and valid >= invalid:  # the label holds for most lines: not contradicted
             note = f"Content-Type charset {self.label}; "

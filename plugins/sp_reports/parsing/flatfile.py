@@ -65,6 +65,7 @@ from sp_reports.columns import (
     snake_case,
 )
 from sp_reports.lake.paths import join_path
+from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
 from .encoding import BLANKED, UTF8_BOM, EncodingChoice, decode_block
@@ -73,7 +74,6 @@ from .result import (
     DEFAULT_FILE_ROWS,
     QUARANTINE_SCHEMA,
     DocumentParseError,
-    ParseResult,
     QuarantineRecords,
     StagedDataFiles,
     StagingWriter,
@@ -122,8 +122,15 @@ def parse_tsv(
     try:
         for kind, payload in _in_background(parser.items):
             if kind == "schema":
-                tables[""] = StagedDataFiles(lake, out_dir, payload, PARTITION_BY, key_columns=natural_key_columns(report),
-                                             batch_rows=batch_rows, file_rows=file_rows)
+                tables[""] = StagedDataFiles(
+                    lake,
+                    out_dir,
+                    payload,
+                    PARTITION_BY,
+                    key_columns=natural_key_columns(report),
+                    batch_rows=batch_rows,
+                    file_rows=file_rows,
+                )
                 if report.summary_first_row:
                     tables[SUMMARY_TABLE] = StagingWriter(lake, join_path(out_dir, SUMMARY_TABLE), payload)
             elif kind == "quarantine":
@@ -153,14 +160,17 @@ def parse_tsv(
     )
     log.info(
         "Parsed %s: %d rows read, %d parsed, %d quarantined, %d values quarantined; encoding %s",
-        raw_path, outcome.rows_read, outcome.rows_parsed, outcome.rows_quarantined, outcome.values_quarantined,
+        raw_path,
+        outcome.rows_read,
+        outcome.rows_parsed,
+        outcome.rows_quarantined,
+        outcome.values_quarantined,
         outcome.encoding,
     )
     return outcome
 
 
 # --- column names ------------------------------------------------------------------------------------
-
 
 
 def normalise_columns(header: list[str], reserved: frozenset[str] | set[str] = frozenset()) -> list[str]:
@@ -328,8 +338,15 @@ class _FlatFileParser:
     (calling thread) turns rows into a typed batch. Each attribute is written by one thread only;
     the counts are read once the items are exhausted."""
 
-    def __init__(self, lake, path: str, report: ReportType, marketplace_id: str | None,
-                 charset: str | None, extra_columns: dict[str, str]):
+    def __init__(
+        self,
+        lake,
+        path: str,
+        report: ReportType,
+        marketplace_id: str | None,
+        charset: str | None,
+        extra_columns: dict[str, str],
+    ):
         self.lake, self.path, self.report = lake, path, report
         self.marketplace_id = marketplace_id
         self.locale = Locale.for_marketplace(marketplace_id)
@@ -429,7 +446,7 @@ class _FlatFileParser:
         canonical = [aliases.get(w.strip().lstrip("\ufeff"), w.strip()) for w in written]
         system = [*self.extras, REPORT_DATE_COLUMN, SOURCE_LINE_COLUMN]
         self.names = normalise_columns(canonical, reserved=set(system))
-        self.source_columns = dict(zip(self.names, written))
+        self.source_columns = dict(zip(self.names, written, strict=True))
         declared = {snake_case(name): kind for name, kind in self.report.columns.items()}
         self.kinds = {name: declared.get(name, "string") for name in self.names}
         if self.report.date_column and snake_case(self.report.date_column) in self.names:
@@ -572,7 +589,7 @@ class _FlatFileParser:
         lines = rows.lines
         line_list: list[int] | None = None
         failed: list[tuple[int, str, str, str]] = []
-        for name, values in zip(self.names, rows.columns):
+        for name, values in zip(self.names, rows.columns, strict=True):
             kind = self.kinds[name]
             if kind == "string":
                 arrays.append(values)
@@ -581,7 +598,9 @@ class _FlatFileParser:
             if failures:
                 line_list = line_list or lines.to_pylist()
                 raw = values.take(pa.array([i for i, _ in failures], pa.int64())).to_pylist()
-                failed += [(line_list[index], name, reason, text) for (index, reason), text in zip(failures, raw)]
+                failed += [
+                    (line_list[index], name, reason, text) for (index, reason), text in zip(failures, raw, strict=True)
+                ]
             arrays.append(typed)
         count = len(lines)
         arrays += [self._constant(name, count) for name in self.extras]
@@ -690,7 +709,7 @@ def _merge(a: _Rows, b: _Rows) -> _Rows:
         return a
     lines = pa.concat_arrays([a.lines, b.lines])
     order = pc.sort_indices(lines)
-    columns = [pa.concat_arrays([x, y]).take(order) for x, y in zip(a.columns, b.columns)]
+    columns = [pa.concat_arrays([x, y]).take(order) for x, y in zip(a.columns, b.columns, strict=True)]
     return _Rows(columns, lines.take(order))
 
 

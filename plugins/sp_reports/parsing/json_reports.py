@@ -57,10 +57,11 @@ from typing import Any
 
 from sp_reports.columns import snake_case
 from sp_reports.lake.storage import Lake
+from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
-from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, stage_items, python_codec, sniff_bom
-from .result import DocumentParseError, ParseResult
+from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, python_codec, sniff_bom, stage_items
+from .result import DocumentParseError
 
 MAX_RECORD_CHARS = 64 * 1024 * 1024  # a single array element larger than this is a malformed document
 _COMPACT_AT = 1 << 20  # drop consumed text from the buffer once this much has been consumed

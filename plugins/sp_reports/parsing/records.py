@@ -55,10 +55,11 @@ import pyarrow.compute as pc
 from sp_reports.columns import REPORT_DATE_COLUMN, SOURCE_COLUMNS_KEY, SOURCE_LINE_COLUMN, snake_case
 from sp_reports.lake.paths import join_path
 from sp_reports.lake.storage import Lake
+from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
 from .encoding import codec_for_label
-from .result import QUARANTINE_SCHEMA, ParseResult, QuarantineRecords, StagingWriter
+from .result import QUARANTINE_SCHEMA, QuarantineRecords, StagingWriter
 from .types import ARROW_TYPES, Locale, cast_column, to_report_dates
 
 # Items of the schema pass kept in memory for the writing pass; beyond either limit they are spilled
@@ -314,8 +315,14 @@ class Writer:
         fields = [pa.field(c.name, c.arrow_type()) for c in self.schema.tables[table_name].values()]
         fields += [pa.field(name, pa.string()) for name in self.extras]
         fields += [pa.field(REPORT_DATE_COLUMN, pa.date32()), pa.field(SOURCE_LINE_COLUMN, pa.int64())]
-        return pa.schema(fields, metadata={SOURCE_COLUMNS_KEY: json.dumps(
-            {c.name: c.source for c in self.schema.tables[table_name].values()}, ensure_ascii=False)})
+        return pa.schema(
+            fields,
+            metadata={
+                SOURCE_COLUMNS_KEY: json.dumps(
+                    {c.name: c.source for c in self.schema.tables[table_name].values()}, ensure_ascii=False
+                )
+            },
+        )
 
     def _writer(self, table_name: str, batch_rows: int = BATCH_ROWS) -> StagingWriter:
         writer = self._writers.get(table_name)
@@ -412,7 +419,7 @@ class _Spill:
             self._size += item.size
             if len(self._items) <= BUFFER_ITEMS and self._size <= BUFFER_BYTES:
                 return
-            self._file = tempfile.TemporaryFile(prefix="sp-reports-spill-")
+            self._file = tempfile.TemporaryFile(prefix="sp-reports-spill-")  # noqa: SIM115 - closed by close()
             items, self._items = self._items, None
             for buffered in items:
                 self._dump(buffered)

@@ -6,7 +6,6 @@ Shared by every document format (flat files here, XML and JSON in their own modu
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -15,7 +14,6 @@ import pyarrow.parquet as pq
 from sp_reports.lake.datafiles import PartitionedWriter, StagedPartition, TableStorage, buffered_sink
 from sp_reports.lake.paths import join_path
 from sp_reports.lake.storage import Lake
-from sp_reports.payloads import ParseResult
 
 # One record per quarantined row (a line that could not become a row) or value (a field that failed
 # its declared type: the row landed with null there).
@@ -52,7 +50,6 @@ class DocumentParseError(Exception):
         self.path, self.line, self.reason = path, line, message
         where = ": ".join(p for p in (path, f"line {line}" if line is not None else None) if p)
         super().__init__(f"{where}: {message}" if where else message)
-
 
 
 class StagingWriter:
@@ -155,14 +152,27 @@ class StagedDataFiles:
     ``partition_by`` the schema has. The ``StagingWriter`` interface.
     """
 
-    def __init__(self, lake: Lake, out_dir: str, schema: pa.Schema, partition_by: tuple[str, ...], *,
-                 key_columns: tuple[str, ...] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
-                 file_rows: int = DEFAULT_FILE_ROWS):
+    def __init__(
+        self,
+        lake: Lake,
+        out_dir: str,
+        schema: pa.Schema,
+        partition_by: tuple[str, ...],
+        *,
+        key_columns: tuple[str, ...] = (),
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        file_rows: int = DEFAULT_FILE_ROWS,
+    ):
         self._lake, self._dir, self.schema = lake, out_dir, schema
         partition = [c for c in partition_by if c in schema.names]
         self._writer = PartitionedWriter(
-            TableStorage(lake, "", root=out_dir), partition, uuid.uuid4().hex[:12],
-            file_rows=min(file_rows, DATA_FILE_ROWS), row_group_rows=batch_rows, staged=True, release=False,
+            TableStorage(lake, "", root=out_dir),
+            partition,
+            uuid.uuid4().hex[:12],
+            file_rows=min(file_rows, DATA_FILE_ROWS),
+            row_group_rows=batch_rows,
+            staged=True,
+            release=False,
             text_statistics=key_columns,
         )
         self.files: list[str] = []

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import pyarrow as pa
@@ -86,8 +86,9 @@ class CastError(ValueError):
 # --- vectorised casts --------------------------------------------------------------------------------
 
 
-def cast_column(values: pa.Array, kind: str, locale: Locale, *, empty_is_null: bool = False
-                ) -> tuple[pa.Array, list[tuple[int, str]]]:
+def cast_column(
+    values: pa.Array, kind: str, locale: Locale, *, empty_is_null: bool = False
+) -> tuple[pa.Array, list[tuple[int, str]]]:
     """Cast a string column to ``ARROW_TYPES[kind]``: (typed array, [(row index, reason)] of failures).
 
     ``empty_is_null``: the caller guarantees there are no empty strings (the flat-file reader makes
@@ -130,7 +131,7 @@ def _python_fallback(
     texts = values.take(pa.array(indices, pa.int64())).to_pylist()
     parsed: list = []
     failures: list[tuple[int, str]] = []
-    for index, text in zip(indices, texts):
+    for index, text in zip(indices, texts, strict=True):
         try:
             parsed.append(parse_value(text, kind, locale))
         except CastError as e:
@@ -187,7 +188,9 @@ def _date_rewrites(locale: Locale) -> list[tuple[str, str]]:
 
 
 # A date, with perhaps a time and a zone (ignored for date columns): group 1 is the date.
-_DATE_AND_TIME = r"^(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?| [A-Za-z]{1,5})?)?$"
+_DATE_AND_TIME = (
+    r"^(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?| [A-Za-z]{1,5})?)?$"
+)
 
 
 def _normalise_dates(values: pa.Array, locale: Locale) -> pa.Array:
@@ -248,7 +251,9 @@ def _number_text(s: str, locale: Locale) -> str:
     body = s[1:] if s[:1] in "+-" else s
     sign = "-" if s[:1] == "-" else ""
     if any(c in body for c in _SPACES):
-        body = re.sub(f"[{_SPACES}]", "", body) if re.fullmatch(r"\d{1,3}([\u00a0\u202f ]\d{3})+([.,]\d+)?", body) else "x"
+        body = (
+            re.sub(f"[{_SPACES}]", "", body) if re.fullmatch(r"\d{1,3}([\u00a0\u202f ]\d{3})+([.,]\d+)?", body) else "x"
+        )
     if "," in body and "." in body:  # both: the last one is the decimal separator
         decimal_sep = "," if body.rfind(",") > body.rfind(".") else "."
     elif "," in body:
@@ -315,10 +320,10 @@ def _parse_datetime(s: str, locale: Locale) -> datetime:
     if moment is None:
         raise CastError("not a date/time in a known layout")
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone or timezone.utc)
+        moment = moment.replace(tzinfo=zone or UTC)
     elif zone is not None:
         raise CastError("both a UTC offset and a zone abbreviation")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _parse_date(s: str, locale: Locale) -> date:

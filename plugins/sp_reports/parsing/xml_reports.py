@@ -68,10 +68,11 @@ from lxml import etree
 
 from sp_reports.columns import snake_case
 from sp_reports.lake.storage import Lake
+from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
-from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, stage_items, python_codec, sniff_bom
-from .result import DocumentParseError, ParseResult
+from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, python_codec, sniff_bom, stage_items
+from .result import DocumentParseError
 
 # Child records of Amazon's XML record elements, for registry entries that name only the record.
 DEFAULT_CHILD_RECORDS = {"Order": ("OrderItem",)}
@@ -150,7 +151,9 @@ class _XmlItems(ItemSource):
             name = declared.group(1).decode("ascii")
             codec = python_codec(name)
             if codec is None:
-                raise DocumentParseError(f"unknown encoding {name!r} in the XML declaration", path=self.raw_path, line=1)
+                raise DocumentParseError(
+                    f"unknown encoding {name!r} in the XML declaration", path=self.raw_path, line=1
+                )
             reason = f'XML declaration encoding="{name}"'
             label_codec = python_codec(label) if label else None
             if label and label_codec != codec:
@@ -250,7 +253,9 @@ class _XmlItems(ItemSource):
             except etree.XMLSyntaxError as e:
                 yield from self._drain(parser)
                 if not self._root_started:
-                    raise DocumentParseError(f"not an XML document: {e.msg}", path=self.raw_path, line=e.lineno) from None
+                    raise DocumentParseError(
+                        f"not an XML document: {e.msg}", path=self.raw_path, line=e.lineno
+                    ) from None
                 # An error only found once the data ended: the document stops before it is complete.
                 kind = "truncated document" if closing else "malformed XML"
                 reason = f"{kind}: {(e.msg or str(e)).strip()} (XML line {e.lineno}, column {e.position[1]})"
@@ -299,7 +304,7 @@ class _XmlItems(ItemSource):
         child_rows: list[tuple[str, dict[Path, Any]]] = []
         _flatten(element, (), row, repeated, self.children, child_rows)
         _finish(row, repeated)
-        missing = [k for k, path in zip(self.keys, self.key_paths) if row.get(path) in (None, "")]
+        missing = [k for k, path in zip(self.keys, self.key_paths, strict=True) if row.get(path) in (None, "")]
         if missing:
             return Item(line=index, error=f"record {self.record} {index} has no {', '.join(missing)}",
                         raw=etree.tostring(element, encoding="utf-8")[:4096])  # fmt: skip

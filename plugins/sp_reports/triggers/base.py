@@ -9,8 +9,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from sp_reports.client import AsyncSellingPartnerClient, SellingPartnerError, is_transient
-from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.finished_report import TERMINAL_STATUSES
+from sp_reports.hooks.selling_partner import SellingPartnerHook
 
 # The longest pause between two checks after consecutive transient failures.
 MAX_ERROR_BACKOFF = 300.0
@@ -76,8 +76,13 @@ class ReportWaitTrigger(BaseTrigger):
                 return TriggerEvent({"status": "error", "report_id": self.report_id, "message": str(exc)})
             self._failures += 1
             wait = min(max(self.poll_interval, MAX_ERROR_BACKOFF), self.poll_interval * 2 ** (self._failures - 1))
-            self.log.warning("Report %s: getReport failed (%s), transient failure %d in a row; checking again in "
-                             "%.0fs", self.report_id, exc, self._failures, self._bounded(wait))
+            self.log.warning(
+                "Report %s: getReport failed (%s), transient failure %d in a row; checking again in %.0fs",
+                self.report_id,
+                exc,
+                self._failures,
+                self._bounded(wait),
+            )
         else:
             self._failures = 0
             self._last_status = report["processingStatus"]
@@ -85,8 +90,14 @@ class ReportWaitTrigger(BaseTrigger):
                 return TriggerEvent({"status": "terminal", "report": report})
             wait = self.poll_interval
         if self.deadline is not None and time.time() >= self.deadline:
-            return TriggerEvent({"status": "timeout", "report_id": self.report_id, "last_status": self._last_status,
-                                 "waited_seconds": round(time.time() - self.started_at)})
+            return TriggerEvent(
+                {
+                    "status": "timeout",
+                    "report_id": self.report_id,
+                    "last_status": self._last_status,
+                    "waited_seconds": round(time.time() - self.started_at),
+                }
+            )
         return self._bounded(wait)
 
     def _bounded(self, wait: float) -> float:
@@ -107,12 +118,17 @@ class ReportWaitTrigger(BaseTrigger):
             return
         state = await self._task_state()
         if state not in USER_ENDED_STATES:
-            self.log.info("Report %s is left running at Amazon: the task is %s, not ended by a user (the wait "
-                          "moved to another triggerer, or the task will resume it)", self.report_id, state)
+            self.log.info(
+                "Report %s is left running at Amazon: the task is %s, not ended by a user (the wait "
+                "moved to another triggerer, or the task will resume it)",
+                self.report_id,
+                state,
+            )
             return
         if await (await self.client()).cancel_if_in_queue(self.report_id):
-            self.log.info("Cancelled report %s, which was still IN_QUEUE (the task was marked %s)",
-                          self.report_id, state)
+            self.log.info(
+                "Cancelled report %s, which was still IN_QUEUE (the task was marked %s)", self.report_id, state
+            )
 
     async def _task_state(self) -> str | None:
         """The deferred task instance's state now, from Airflow's execution API; None if it can't be read."""
@@ -127,7 +143,7 @@ class ReportWaitTrigger(BaseTrigger):
                 GetTaskStates(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=[ti.task_id], map_index=ti.map_index)
             )
             states = response.task_states.get(ti.run_id, {})
-        except Exception:  # noqa: BLE001 - no answer means no cancel (see on_kill)
+        except Exception:
             self.log.warning("Could not read the state of task %s", ti.task_id, exc_info=True)
             return None
         key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"

@@ -36,7 +36,9 @@ class ReportNotificationTrigger(ReportWaitTrigger):
         started_at: float | None = None,
         cancel_on_kill: bool = True,
     ) -> None:
-        super().__init__(report_id, selling_partner_conn_id, fallback_poll_interval, deadline, started_at, cancel_on_kill)
+        super().__init__(
+            report_id, selling_partner_conn_id, fallback_poll_interval, deadline, started_at, cancel_on_kill
+        )
         self.queue_url = queue_url
         self.aws_conn_id = aws_conn_id
 
@@ -59,5 +61,9 @@ class ReportNotificationTrigger(ReportWaitTrigger):
                     return
                 notified.clear()
                 wait = checked
-                self.log.info("Report %s is %s; waiting for its notification (next poll in %.0fs)",
-                              self.report_id, self._last_status, wait)
+                self.log.info(
+                    "Report %s is %s; waiting for its notification (next poll in %.0fs)",
+                    self.report_id,
+                    self._last_status,
+                    wait,
+                )

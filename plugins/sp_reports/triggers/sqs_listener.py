@@ -40,8 +40,9 @@ class QueueListener:
         event = asyncio.Event()
         self._waiters.setdefault(report_id, set()).add(event)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._receive_while_awaited(),
-                                                                 name=f"sqs-listener {self.queue_url}")
+            self._task = asyncio.get_running_loop().create_task(
+                self._receive_while_awaited(), name=f"sqs-listener {self.queue_url}"
+            )
         try:
             yield event
         finally:
@@ -62,23 +63,29 @@ class QueueListener:
                         return
                     try:
                         mine = await self._receive(sqs)
-                    except Exception:  # noqa: BLE001 - the waits' fallback polls cover an SQS outage
-                        log.warning("Receiving from %s failed; trying again in %.0fs", self.queue_url, ERROR_PAUSE,
-                                    exc_info=True)
+                    except Exception:
+                        log.warning(
+                            "Receiving from %s failed; trying again in %.0fs",
+                            self.queue_url,
+                            ERROR_PAUSE,
+                            exc_info=True,
+                        )
                         await asyncio.sleep(ERROR_PAUSE)
                         continue
                     if mine is False:
                         await asyncio.sleep(FOREIGN_BATCH_PAUSE)
-        except Exception:  # noqa: BLE001
-            log.warning("The SQS listener of %s stopped; waits fall back to polling getReport", self.queue_url,
-                        exc_info=True)
+        except Exception:
+            log.warning(
+                "The SQS listener of %s stopped; waits fall back to polling getReport", self.queue_url, exc_info=True
+            )
             self._task = None
 
     async def _receive(self, sqs: Any) -> bool | None:
         """One long poll. True if a waited-for notification came, False if only others' messages came,
         None if nothing came."""
-        response = await sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                             WaitTimeSeconds=LONG_POLL_SECONDS)
+        response = await sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=LONG_POLL_SECONDS
+        )
         messages = response.get("Messages", [])
         found = False
         for message in messages:
@@ -92,8 +99,9 @@ class QueueListener:
                     event.set()
                 found = True
             else:
-                await sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                                    VisibilityTimeout=0)
+                await sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
         return found if messages else None
 
 
