@@ -84,3 +84,16 @@ def land_one_table(lake, table_name: str, files: list[str], *, report_id: str, p
     delta._delete_staging(lake, list(files) + landed.markers)
     landing = landed.landing or TableLanding(table_name, lake.table_uri(table_name), 0, None)
     return LandResult(tables={"": landing}, columns_added=landed.columns_added, columns_missing=landed.columns_missing)
+
+
+def run_deferred(op, context) -> dict:
+    """Play the whole deferral as Airflow would: execute -> TaskDeferred -> trigger event -> resume."""
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    try:
+        return op.execute(context)
+    except TaskDeferred as deferred:
+        event = asyncio.run(first_event(rebuilt(deferred.trigger)))
+        return getattr(op, deferred.method_name)(context, event)

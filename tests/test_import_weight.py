@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("pyarrow", "deltalake", "numpy", "pandas")
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "sp_report_dags.py"
+DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "sp_report_dags.py"
 
 
 def heavy_modules_after(code: str) -> list[str]:

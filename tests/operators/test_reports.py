@@ -1,4 +1,4 @@
-"""RequestReportOperator and ReportProcessingSensor against the emulator, outside a DAG run."""
+"""RequestReportOperator against the emulator, outside a DAG run."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from sp_reports.client import Credentials, SellingPartnerClient
 from sp_reports.operators.reports import REPORT_ID_KEY, RequestReportOperator
 from sp_reports.finished_report import ReportFatalError
-from sp_reports.sensors.reports import ReportProcessingSensor
-from support import EMULATOR_CREDENTIALS, MemoryTaskStateStore, first_event, rebuilt
+from support import EMULATOR_CREDENTIALS, MemoryTaskStateStore, first_event, rebuilt, run_deferred
 
 REPORT_TYPE = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 REQUEST = {
@@ -27,15 +26,6 @@ REQUEST = {
 
 def operator(**kwargs) -> RequestReportOperator:
     return RequestReportOperator(task_id="request_report", request=REQUEST, poll_interval=0.1, **kwargs)
-
-
-def run_deferred(op, context) -> dict:
-    """Play the whole deferral as Airflow would: execute -> TaskDeferred -> trigger event -> resume."""
-    try:
-        return op.execute(context)
-    except TaskDeferred as deferred:
-        event = asyncio.run(first_event(rebuilt(deferred.trigger)))
-        return getattr(op, deferred.method_name)(context, event)
 
 
 def test_done_report_yields_its_outcome(sp_conn):
@@ -148,48 +138,6 @@ def test_marketplaces_default_to_the_connection(sp_conn):
     op = RequestReportOperator(task_id="t", report_type="GET_MERCHANT_LISTINGS_ALL_DATA", poll_interval=0.1)
     outcome = run_deferred(op, {"task_state_store": MemoryTaskStateStore()})
     assert outcome["marketplace_ids"] == ["ATVPDKIKX0DER"]
-
-
-def existing_report(emu, report_type="GET_MERCHANT_LISTINGS_ALL_DATA") -> str:
-    with SellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url,
-                              lwa_endpoint=emu.lwa_url) as client:
-        return client.create_report(report_type, ["ATVPDKIKX0DER"])
-
-
-def test_sensor_waits_deferred_for_an_existing_report(sp_conn):
-    report_id = existing_report(sp_conn)
-    sensor = ReportProcessingSensor(task_id="wait", report_id=report_id, poll_interval=0.1)
-    outcome = run_deferred(sensor, {})
-    assert outcome["report_id"] == report_id and outcome["processing_status"] == "DONE"
-    assert sp_conn.stats()["calls"]["createReport"] == 1  # the one made above, none by the sensor
-
-
-def test_sensor_timeout_names_the_report(sp_conn):
-    sp_conn.config(processing_seconds=60)
-    report_id = existing_report(sp_conn)
-    sensor = ReportProcessingSensor(task_id="wait", report_id=report_id, poll_interval=0.1, timeout=0.5)
-    with pytest.raises(AirflowException, match=report_id):
-        run_deferred(sensor, {})
-
-
-def test_sensor_fails_on_fatal_and_never_cancels(sp_conn):
-    sp_conn.config(outcomes={"GET_MERCHANT_LISTINGS_ALL_DATA": "FATAL"})
-    report_id = existing_report(sp_conn)
-    sensor = ReportProcessingSensor(task_id="wait", report_id=report_id, poll_interval=0.1)
-    with pytest.raises(ReportFatalError, match=report_id):
-        run_deferred(sensor, {})
-    sensor.on_kill()
-    assert sp_conn.stats()["calls"].get("cancelReport", 0) == 0
-
-
-def test_sensor_poke_mode(sp_conn):
-    report_id = existing_report(sp_conn)
-    sensor = ReportProcessingSensor(task_id="wait", report_id=report_id, deferrable=False)
-    deadline = time.time() + 10
-    while not (result := sensor.poke({})).is_done:
-        assert time.time() < deadline
-        time.sleep(0.1)
-    assert result.xcom_value["processing_status"] == "DONE"
 
 
 class LostResponseClient:

@@ -17,7 +17,7 @@ from airflow.dag_processing.dagbag import DagBag
 
 from sp_reports.maintenance_dag import DAG_ID, build_lake_maintenance_dag
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
+DAGS = Path(__file__).resolve().parents[1] / "dags"
 ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 DE = "A1PA6795UKMFR9"
 DAY = 86400

@@ -1,0 +1,78 @@
+"""sp_reports.settings: every SP_REPORTS_* variable, its default, and a clear error for a value it can't use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sp_reports.registry import load_registry
+from sp_reports.settings import PACKAGED_REGISTRY, SettingsError, settings
+
+NAMES = (
+    "SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL",
+    "SP_REPORTS_DISABLE_SCHEDULES", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL", "SP_REPORTS_SQS_AWS_CONN_ID",
+    "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS",
+)
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow-home"))
+    return monkeypatch
+
+
+def test_defaults(env, tmp_path):
+    s = settings()
+    # One lake default for the DAGs, the tasks and the command line, whatever their working directory.
+    assert s.lake == str(tmp_path / "airflow-home" / "lake")
+    assert s.registry == PACKAGED_REGISTRY and s.poll_interval == 30.0 and s.schedules_enabled
+    assert (s.aws_conn_id, s.sqs_aws_conn_id, s.notifications_queue_url) == ("aws_default", "aws_default", None)
+    assert s.notifications_poll_seconds == 20
+
+
+def test_the_lake_default_follows_airflow_home_or_its_own_default(env):
+    env.delenv("AIRFLOW_HOME")
+    assert settings().lake == str(Path("~/airflow/lake").expanduser())
+
+
+def test_the_packaged_registry_is_package_data_and_loads():
+    assert PACKAGED_REGISTRY.parent.name == "sp_reports" and PACKAGED_REGISTRY.is_file()
+    assert "GET_MERCHANT_LISTINGS_ALL_DATA" in load_registry(PACKAGED_REGISTRY)
+    assert load_registry() == load_registry(PACKAGED_REGISTRY)
+
+
+def test_every_variable_is_read(env, tmp_path):
+    values = {
+        "SP_REPORTS_LAKE": "s3://bucket/lake", "SP_REPORTS_AWS_CONN_ID": "lake_aws",
+        "SP_REPORTS_REGISTRY": str(tmp_path / "mine.yaml"), "SP_REPORTS_POLL_INTERVAL": "2.5",
+        "SP_REPORTS_DISABLE_SCHEDULES": "true", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL": "http://q",
+        "SP_REPORTS_SQS_AWS_CONN_ID": "sqs_aws", "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "5",
+    }
+    for name, value in values.items():
+        env.setenv(name, value)
+    s = settings()
+    assert (s.lake, s.aws_conn_id, s.registry, s.poll_interval) == (
+        "s3://bucket/lake", "lake_aws", tmp_path / "mine.yaml", 2.5)
+    assert (s.schedules_enabled, s.notifications_queue_url, s.sqs_aws_conn_id, s.notifications_poll_seconds) == (
+        False, "http://q", "sqs_aws", 5)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("SP_REPORTS_POLL_INTERVAL", "soon", "SP_REPORTS_POLL_INTERVAL='soon' is not a number"),
+    ("SP_REPORTS_POLL_INTERVAL", "0", "must be greater than 0"),
+    ("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "30", "at most 20"),
+    ("SP_REPORTS_DISABLE_SCHEDULES", "maybe", "SP_REPORTS_DISABLE_SCHEDULES='maybe' must be"),
+])
+def test_an_unusable_value_names_its_variable(env, name, value, message):
+    env.setenv(name, value)
+    with pytest.raises(SettingsError, match=message):
+        settings()
+
+
+def test_blank_means_unset(env):
+    env.setenv("SP_REPORTS_LAKE", "  ")
+    env.setenv("SP_REPORTS_REGISTRY", "")
+    assert settings().registry == PACKAGED_REGISTRY and settings().lake.endswith("lake")
