@@ -274,6 +274,8 @@ class BucketStore:
             # One batch and one array per bucket: IPC writes every buffer of every batch with a syscall
             # of its own (28,000 a 1 GB document, 0.3-0.5 s) when they go as they came.
             if batches:
+                if writer is None:
+                    raise RuntimeError("rows added to a bucket store that keeps only hashes (it has no schema)")
                 writer.write_batch(pa.concat_batches(batches) if len(batches) > 1 else batches[0])
             hash_sink.write(np.concatenate(self._pending_hashes[bucket]))
             self._pending[bucket] = []

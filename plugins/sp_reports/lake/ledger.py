@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Literal, overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -131,6 +132,10 @@ class Ledger:
 
     # ------------------------------------------------------------------------------------ table
 
+    @overload
+    def _open(self, create: Literal[True]) -> DeltaTable: ...
+    @overload
+    def _open(self, create: bool = False) -> DeltaTable | None: ...
     def _open(self, create: bool = False) -> DeltaTable | None:
         try:
             return DeltaTable(self.uri, storage_options=self.lake.storage_options)
