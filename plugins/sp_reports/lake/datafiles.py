@@ -18,7 +18,7 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -488,7 +488,7 @@ class PartitionedWriter:
         thread while this one encodes the previous pool as Parquet (pyarrow releases the GIL in both),
         so a landing uses two cores. At most one sorted pool waits between the two."""
 
-        def sorted_pools() -> Iterator[tuple[pa.Table, list]]:
+        def sorted_pools() -> Generator[tuple[pa.Table, list], None, None]:
             try:
                 for batch in batches:
                     if self._pool_batch(batch):

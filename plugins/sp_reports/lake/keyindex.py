@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -456,7 +456,7 @@ class MergeIndex:
         """Index the new data files of the document, (file number, path, partition values) each (read back:
         only their key and line columns). Files are read and their keys hashed in worker threads."""
 
-        def keyed() -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
+        def keyed() -> Generator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray], None, None]:
             for file_no, path, partition in files:
                 columns = [c for c in self.key_columns if c not in partition]
                 if line_column:
@@ -580,7 +580,7 @@ class MergeIndex:
         paths = [path for path, _ in files]
         try:
 
-            def candidates() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+            def candidates() -> Generator[tuple[pa.RecordBatch, np.ndarray], None, None]:
                 """The table rows whose key may be the document's, and their hashes (in a worker thread)."""
                 for number, (path, partition) in enumerate(files):
                     wanted = [c for c in self.key_columns if c not in partition] + list(extra_columns)

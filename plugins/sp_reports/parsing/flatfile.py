@@ -44,7 +44,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -369,7 +369,7 @@ class _FlatFileParser:
 
     # -- the document
 
-    def items(self) -> Iterator[tuple[str, Any]]:
+    def items(self) -> Generator[tuple[str, Any], None, None]:
         # Decoding (Python codecs hold the GIL) runs a block ahead in a thread of its own, so that it
         # overlaps with pyarrow's parsing here and the writing in the caller's thread. (A second
         # parsing thread was measured: no faster on two cores, and more blocks in memory.)
@@ -384,7 +384,7 @@ class _FlatFileParser:
         if batch is not None:
             yield "quarantine", batch
 
-    def _decoded(self) -> Iterator[tuple[str, Any]]:
+    def _decoded(self) -> Generator[tuple[str, Any], None, None]:
         """("schema", schema) once the header is found, then ("block", what ``_parse_block`` parses)."""
         with self.lake.open_input(self.path) as raw:
             stream = _Stream(raw)
@@ -716,7 +716,7 @@ def _merge(a: _Rows, b: _Rows) -> _Rows:
 # --- a worker thread ---------------------------------------------------------------------------------
 
 
-def _in_background(produce: Callable[[], Iterator[Any]], depth: int = 2) -> Iterator[Any]:
+def _in_background(produce: Callable[[], Generator[Any, None, None]], depth: int = 2) -> Iterator[Any]:
     """Iterate ``produce()`` in a worker thread, ``depth`` items ahead of the consumer.
 
     pyarrow releases the GIL while parsing, casting and encoding Parquet, so a parser thread and the
