@@ -102,7 +102,7 @@ class StagingWriter:
     def abort(self) -> None:
         if self._output is not None:  # the open file: the lake discards it when its block "raises"
             output, writer, self._output, self._writer = self._output, self._writer, None, None
-            # No writer when opening the file failed after the output was
+            # No writer when ParquetWriter failed in _open, after the output was opened
             finishes = (self._sink.detach,) if writer is None else (writer.close, self._sink.detach)
             for finish in finishes:  # into the file being thrown away
                 try:
