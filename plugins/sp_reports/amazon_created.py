@@ -18,6 +18,7 @@ from sp_reports.registry import ReportType
 
 if TYPE_CHECKING:  # the lake loads pyarrow and deltalake: not at DAG parse time
     from sp_reports.lake import Lake
+    from sp_reports.payloads import FinishedReport
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ PAGE_SIZE = 100
 
 def list_done_reports(
     client: SellingPartnerClient, report_types: list[str], created_since: datetime, page_size: int = PAGE_SIZE
-) -> list[dict]:
+) -> list[FinishedReport]:
     """Every DONE report of these types created since ``created_since``, all pages, oldest first."""
     found: dict[str, dict] = {}
     for start in range(0, len(report_types), TYPES_PER_CALL):
@@ -66,7 +67,7 @@ def find_unlanded_reports(
     overlap: timedelta = DEFAULT_OVERLAP,
     now: datetime | None = None,
     page_size: int = PAGE_SIZE,
-) -> list[dict]:
+) -> list[FinishedReport]:
     """The DONE reports of these (Amazon-generated) types that the lake does not hold yet."""
     by_type = {report.report_type: report for report in reports}
     if not by_type:

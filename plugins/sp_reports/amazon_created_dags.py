@@ -21,6 +21,7 @@ from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.landing_tasks import landing_tasks, summarize
 from sp_reports.notification_messages import triage_notifications
+from sp_reports.payloads import FinishedReport
 from sp_reports.registry import ReportType
 from sp_reports.schedules import reconcile_schedules
 
@@ -79,7 +80,7 @@ def build_generated_reports_dag(
     ) as dag:
 
         @task
-        def list_reports() -> list[dict]:
+        def list_reports() -> list[FinishedReport]:
             overlap = timedelta(hours=get_current_context()["params"]["overlap_hours"])
             with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
                 found = find_unlanded_reports(client, lake_from_airflow(), reports, overlap=overlap)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -27,7 +27,9 @@ class _Failure:
         self.error = error
 
 
-def in_background(produce: Callable[[], Iterator[Any]], depth: int = 1, name: str = "sp-reports-land") -> Iterator[Any]:
+def in_background(
+    produce: Callable[[], Generator[Any, None, None]], depth: int = 1, name: str = "sp-reports-land"
+) -> Iterator[Any]:
     """Iterate ``produce()`` in a worker thread, at most ``depth`` items ahead of the consumer; the
     worker's exceptions are re-raised in the consumer, and a consumer that stops early stops the
     worker (it is joined before this generator returns)."""

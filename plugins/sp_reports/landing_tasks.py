@@ -6,11 +6,17 @@ lands the same way whichever path found it, and each landing is recorded in the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import Asset, AssetAlias, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.lake_connection import lake_from_airflow
+
+# Imported at run time, not under TYPE_CHECKING: @task resolves its function's return annotation to infer
+# multiple_outputs (a Mapping: True), as it did for the plain ``dict`` these replaced.
+from sp_reports.payloads import FetchedDocument, FinishedReport, Manifest, ParsedDocument
 from sp_reports.registry import ReportType, load_registry
 
 # sp_reports.pipeline and the lake (pyarrow, deltalake, numpy) are imported in the task bodies: the DAG
@@ -28,7 +34,7 @@ def table_asset(report: ReportType) -> Asset:
     return Asset(name=f"sp_reports.{report.table_name}", uri=f"sp-reports://tables/{report.table_name}")
 
 
-def asset_extra(manifest: dict) -> dict:
+def asset_extra(manifest: Manifest) -> dict[str, Any]:
     main = manifest["tables"][""]
     return {
         "report_id": manifest["report_id"],
@@ -46,11 +52,11 @@ def landing_tasks(finished, *, selling_partner_conn_id: str, via: str, report: R
     tasks serve that one report type; without, each report's type is looked up in the registry
     and, because another run may have landed the same report, the ledger is consulted first."""
 
-    def report_of(finished: dict) -> ReportType:
+    def report_of(finished: FinishedReport) -> ReportType:
         return report or load_registry()[finished["report_type"]]
 
     @task
-    def fetch_document(finished: dict) -> dict:
+    def fetch_document(finished: FinishedReport) -> FetchedDocument:
         from sp_reports import pipeline
         from sp_reports.lake.ledger import Ledger
 
@@ -65,13 +71,13 @@ def landing_tasks(finished, *, selling_partner_conn_id: str, via: str, report: R
             return pipeline.fetch_document(client, lake, finished)
 
     @task
-    def parse_document(fetched: dict) -> dict:
+    def parse_document(fetched: FetchedDocument) -> ParsedDocument:
         from sp_reports import pipeline
 
         return pipeline.parse_raw_document(lake_from_airflow(), fetched, report_of(fetched))
 
     @task(outlets=[table_asset(report)] if report else [LANDED_ALIAS])
-    def land(parsed: dict) -> dict:
+    def land(parsed: ParsedDocument) -> Manifest:
         from sp_reports import pipeline
 
         landed_report = report_of(parsed)
@@ -83,7 +89,7 @@ def landing_tasks(finished, *, selling_partner_conn_id: str, via: str, report: R
             events[LANDED_ALIAS].add(table_asset(landed_report), extra=asset_extra(manifest))
         return manifest
 
-    return land(parse_document(fetch_document(finished)))
+    return land(parse_document(fetch_document(finished)))  # type: ignore[arg-type]  # Task.__call__ refuses XComArgs
 
 
 @task(trigger_rule="none_failed")

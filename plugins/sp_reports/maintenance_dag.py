@@ -109,7 +109,7 @@ def build_lake_maintenance_dag(*, schedule: str | None = "@daily", retries: int 
         # Leftovers first: VACUUM would otherwise also find old temporary files in partition directories.
         tables = list_tables()
         leftovers >> tables
-        summarize(leftovers, maintain_table.expand(table=tables))
+        summarize(leftovers, maintain_table.expand(table=tables))  # type: ignore[arg-type]  # Task.__call__ refuses XComArgs
     return dag
 
 

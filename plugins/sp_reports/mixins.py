@@ -15,9 +15,11 @@ from sp_reports.triggers.notifications import ReportNotificationTrigger
 from sp_reports.triggers.reports import ReportProcessingTrigger
 
 if TYPE_CHECKING:
-    import logging
+    from typing import NoReturn
 
     from airflow.sdk import Context
+    from airflow.sdk.types import Logger
+    from airflow.triggers.base import BaseTrigger
 
     from sp_reports.client import SellingPartnerClient
     from sp_reports.payloads import FinishedReport
@@ -44,10 +46,19 @@ class ReportWaitMixin:
     fallback_poll_interval: float = 900.0
     _report_id: str | None = None
 
-    if TYPE_CHECKING:  # provided by BaseOperator
-        log: logging.Logger
+    if TYPE_CHECKING:  # provided by BaseOperator; the signatures are its own, or mypy rejects the mix
 
-        def defer(self, *, trigger: Any, method_name: str, timeout: timedelta | None = None) -> None: ...
+        @property
+        def log(self) -> Logger: ...
+
+        def defer(
+            self,
+            *,
+            trigger: BaseTrigger,
+            method_name: str,
+            kwargs: dict[str, Any] | None = None,
+            timeout: timedelta | int | float | None = None,
+        ) -> NoReturn: ...
 
     @property
     def hook(self) -> SellingPartnerHook:

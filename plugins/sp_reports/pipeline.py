@@ -13,7 +13,7 @@ import json
 import logging
 import tempfile
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import IO
 
 from sp_reports.client import SellingPartnerClient
 from sp_reports.lake import Lake, land_tables
@@ -51,12 +51,15 @@ def fetch_document(client: SellingPartnerClient, lake: Lake, finished: FinishedR
 
 
 def store_raw_document(
-    lake: Lake, finished: FinishedReport, source: BinaryIO, *, content_type: str | None
+    lake: Lake, finished: FinishedReport, source: IO[bytes], *, content_type: str | None
 ) -> FetchedDocument:
     """Copy a document into ``raw/`` atomically, with a JSON sidecar describing it."""
     from sp_reports.client.documents import charset_of
 
-    path = lake.raw_document_path(finished["report_type"], finished["report_id"], finished["report_document_id"])
+    document_id = finished["report_document_id"]
+    if document_id is None:
+        raise ValueError(f"report {finished['report_id']} has no reportDocumentId: no document to store")
+    path = lake.raw_document_path(finished["report_type"], finished["report_id"], document_id)
     digest, size, head = hashlib.sha256(), 0, b""
     with lake.open_output(path) as out:
         while chunk := source.read(COPY_CHUNK):
@@ -264,7 +267,7 @@ def land_raw_document(lake: Lake, fetched: FetchedDocument, report: ReportType) 
 
 
 def summary_row(finished: FinishedReport, manifest: Manifest | None) -> dict:
-    main = (manifest or {}).get("tables", {}).get("") or {}
+    main = (manifest.get("tables", {}).get("") if manifest else None) or {}
     return {
         "report_type": finished["report_type"],
         "report_id": finished["report_id"],

@@ -39,10 +39,12 @@ def plan_requests(
     if not marketplace_ids:
         raise ValueError(f"{report.report_type}: at least one marketplace id is required")
     options = {**report.report_options, **(report_options or {})}
-    if report.takes_date_range:
+    ranges: list[tuple[str | None, str | None]]
+    max_days = report.max_range_days
+    if max_days is not None:  # report.takes_date_range
         if start is None or end is None:
             raise ValueError(f"{report.report_type}: a data start and end are required")
-        ranges = [(s.isoformat(), e.isoformat()) for s, e in split_range(start, end, report.max_range_days)]
+        ranges = [(s.isoformat(), e.isoformat()) for s, e in split_range(start, end, max_days)]
     else:
         ranges = [(None, None)]
     return [

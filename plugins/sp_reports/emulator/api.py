@@ -93,10 +93,10 @@ def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
         extra = [name for name in GET_REPORTS_FILTERS if name in params]
         if extra:
             raise invalid_input(f"nextToken must be the only parameter; also got {', '.join(extra)}.")
-        page = emu.store.pages.get(params["nextToken"])
-        if page is None:
+        stored = emu.store.pages.get(params["nextToken"])
+        if stored is None:
             raise invalid_input("Invalid nextToken.")
-        remaining, page_size = page
+        remaining, page_size = stored
     else:
         report_types = v.query_list(params, "reportTypes", max_items=10)
         if report_types is None:

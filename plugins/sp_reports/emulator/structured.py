@@ -171,7 +171,7 @@ def sales_and_traffic_document(gen: Generator, quirks: DocumentQuirks) -> Lines:
     options = report.options
     first = _day(gen.start)
     last = _day(report.data_end) if report.data_end > gen.start else first
-    specification = {
+    specification: dict[str, Any] = {
         "reportType": report.report_type,
         "reportOptions": {
             "dateGranularity": options.get("dateGranularity", "DAY"),
@@ -227,7 +227,8 @@ def _periods(first: date, last: date, granularity: str) -> list[date]:
         start = first - timedelta(days=(first.weekday() + 1) % 7)
         return [start + timedelta(weeks=i) for i in range((last - start).days // 7 + 1)][:MAX_DATE_ROWS]
     if granularity == "MONTH":
-        months, current = [], first.replace(day=1)
+        months: list[date] = []
+        current = first.replace(day=1)
         while current <= last and len(months) < MAX_DATE_ROWS:
             months.append(current)
             current = (current + timedelta(days=32)).replace(day=1)

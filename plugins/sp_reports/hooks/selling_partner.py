@@ -63,7 +63,7 @@ class SellingPartnerHook(BaseHook):
 
     def client_kwargs(self, conn: Any) -> dict[str, Any]:
         extra = _extras(conn)
-        refresh_token = extra.get("refresh_token")
+        refresh_token: str = extra.get("refresh_token") or ""  # absent or empty: missing below
         missing = [
             name
             for name, value in (

@@ -18,7 +18,7 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -488,7 +488,7 @@ class PartitionedWriter:
         thread while this one encodes the previous pool as Parquet (pyarrow releases the GIL in both),
         so a landing uses two cores. At most one sorted pool waits between the two."""
 
-        def sorted_pools() -> Iterator[tuple[pa.Table, list]]:
+        def sorted_pools() -> Generator[tuple[pa.Table, list], None, None]:
             try:
                 for batch in batches:
                     if self._pool_batch(batch):
@@ -504,6 +504,13 @@ class PartitionedWriter:
             self._write_sorted(ordered, groups)
             del ordered
         return self.close()
+
+    @property
+    def _schema(self) -> pa.Schema:
+        """The files' schema, which the first batch decides."""
+        if self._file_schema is None:
+            raise RuntimeError("no batch was written yet: the files' schema is not known")
+        return self._file_schema
 
     def _pool_batch(self, batch: pa.RecordBatch) -> bool:
         """Pool a batch; True when the pool is full."""
@@ -527,7 +534,7 @@ class PartitionedWriter:
             # Row groups of a few thousand rows (rows in random partition order) pay more for their
             # dictionaries than they save: no dictionaries then.
             large = pooled.num_rows >= DICTIONARY_MIN_ROWS * len(groups)
-            self._dictionary = dictionary_columns(pooled.select(self._file_schema.names)) if large else []
+            self._dictionary = dictionary_columns(pooled.select(self._schema.names)) if large else []
         del pooled  # the sorted copy is all that's kept
         if self._release:
             release_memory()  # what this thread freed goes back to the OS
@@ -564,7 +571,7 @@ class PartitionedWriter:
         while start < end:
             target = self._target(key)
             n = min(end - start, self._file_rows - target.rows, self._row_group_rows)
-            target.write(table.slice(start, n).select(self._file_schema.names))
+            target.write(table.slice(start, n).select(self._schema.names))
             self.rows += n
             start += n
             self._open_row_groups += 1
@@ -583,7 +590,7 @@ class PartitionedWriter:
         directory = partition_dir(self._partition_by, values)
         name = data_file_name(self._landing_id, self._next_no)
         rel = f"{directory}/{name}" if directory else name
-        schema = self._file_schema
+        schema = self._schema
         if self._staged:
             schema = schema.with_metadata(
                 {**(schema.metadata or {}), PARTITION_KEY: partition_metadata(self._batch_schema, values)}

@@ -175,12 +175,7 @@ def land_tables(
     aliases = dict(getattr(report, "header_aliases", {}) or {})
     headers = {**_staged_source_columns(lake, staged.get("", ())), **dict(getattr(outcome, "source_columns", {}) or {})}
     headers = {column: aliases.get(header, header) for column, header in headers.items()}
-    options = {
-        "report_id": report_id,
-        "max_attempts": max_attempts,
-        "spill_dir": spill_dir,
-        "attempts": _Attempts(lake, table_name, report_id, _staging_key(staged, quarantine_files), document),
-    }
+    attempts = _Attempts(lake, table_name, report_id, _staging_key(staged, quarantine_files), document)
 
     markers: list[str] = []
     tables: dict[str, TableLanding] = {}
@@ -197,7 +192,10 @@ def land_tables(
             partition_by=DEFAULT_PARTITION_BY,
             headers=headers if main else _with_aliases(_staged_source_columns(lake, staged[suffix]), aliases),
             document_columns=list(getattr(outcome, "columns", []) or []) if main else None,
-            **options,
+            report_id=report_id,
+            max_attempts=max_attempts,
+            spill_dir=spill_dir,
+            attempts=attempts,
         )
         markers += landed.markers
         if landed.landing is not None:
@@ -214,7 +212,10 @@ def land_tables(
             partition_by=DEFAULT_PARTITION_BY,
             headers={},
             document_columns=None,
-            **options,
+            report_id=report_id,
+            max_attempts=max_attempts,
+            spill_dir=spill_dir,
+            attempts=attempts,
         )
         if landed.landing is not None:
             tables[""] = landed.landing
@@ -226,7 +227,10 @@ def land_tables(
         partition_by=QUARANTINE_PARTITION_BY,
         headers={},
         document_columns=None,
-        **options,
+        report_id=report_id,
+        max_attempts=max_attempts,
+        spill_dir=spill_dir,
+        attempts=attempts,
     )
     quarantine, markers = landed.landing, markers + landed.markers
 
@@ -325,6 +329,8 @@ def _land_table(
     files = list(files)
     committed, earlier = attempts.resume(name, uri)
     if committed is not None:
+        if earlier is None:
+            raise LandingError(f"{name}: report {report_id} found committed without its attempt's marker")
         log.info(
             "%s: report %s was committed by an earlier attempt (version %s); not committed again",
             name,
@@ -473,12 +479,15 @@ class _Landing:
                 self.cleaned_up = True
 
     def _write(self, partition_by: list[str], index: MergeIndex | None) -> None:
+        schema = self.schema
+        if schema is None:
+            raise LandingError(f"{self.name}: report {self.report_id} staged no schema to write")
         if not self._adopt(partition_by):
             writer = PartitionedWriter(self.storage, partition_by, self.landing_id, text_statistics=self.key_columns)
             counted = [0]
 
             def batches() -> Iterator[pa.RecordBatch]:  # in the writer's worker thread
-                for batch in _staged_batches(self.lake, self.files, self.schema, counted):
+                for batch in _staged_batches(self.lake, self.files, schema, counted):
                     self._check_report(batch)
                     batch = _conform(batch, self.plan)
                     self._observe(batch)
@@ -492,7 +501,7 @@ class _Landing:
         if index is not None:
             # The key index is built from the files just written (their key columns read back) rather than
             # while writing: the two phases' memory doesn't add up.
-            line_column = SOURCE_LINE_COLUMN if SOURCE_LINE_COLUMN in self.schema.names else None
+            line_column = SOURCE_LINE_COLUMN if SOURCE_LINE_COLUMN in schema.names else None
             files = [
                 (number, f.path, {k: v for k, v in f.partition_values.items() if k in self.key_columns})
                 for number, f in enumerate(self.new_files)
@@ -782,6 +791,7 @@ class _Landing:
     def _actions(self, snapshot: list[TableFile], deleted: Mapping[str, np.ndarray | None], drops: SourceDrops):
         actions: list[Any] = []
         rows = 0
+        data_file: DataFile | None  # filtering may leave nothing of a file
         for number, data_file in enumerate(self.new_files):
             if data_file is None:
                 continue
@@ -990,13 +1000,14 @@ def _remove_dead_landing(lake: Lake, marker: _Marker, commit: dict | None, compl
     """Delete the files a dead landing wrote into its table that its commit (if any) does not add."""
     root = join_path("tables", marker.table)
     added = _added_files(lake, root, commit["version"]) if commit is not None else set()
-    known = added is not None and (commit is not None or complete)  # else only temporary files are surely unused
+    # None: only temporary files are surely unused
+    known = added if added is not None and (commit is not None or complete) else None
     removed = []
     for path in lake.list(root, hidden=True):
         name = path.rsplit("/", 1)[-1]
         if f"-{marker.landing_id}-" not in name or "/_delta_log/" in path:
             continue
-        if (name.startswith(".") and name.endswith(".tmp")) or (known and name not in added):
+        if (name.startswith(".") and name.endswith(".tmp")) or (known is not None and name not in known):
             lake.delete(path)
             removed.append(path)
     if removed:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -274,6 +274,8 @@ class BucketStore:
             # One batch and one array per bucket: IPC writes every buffer of every batch with a syscall
             # of its own (28,000 a 1 GB document, 0.3-0.5 s) when they go as they came.
             if batches:
+                if writer is None:
+                    raise RuntimeError("rows added to a bucket store that keeps only hashes (it has no schema)")
                 writer.write_batch(pa.concat_batches(batches) if len(batches) > 1 else batches[0])
             hash_sink.write(np.concatenate(self._pending_hashes[bucket]))
             self._pending[bucket] = []
@@ -454,7 +456,7 @@ class MergeIndex:
         """Index the new data files of the document, (file number, path, partition values) each (read back:
         only their key and line columns). Files are read and their keys hashed in worker threads."""
 
-        def keyed() -> Iterator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray]]:
+        def keyed() -> Generator[tuple[int, int, pa.RecordBatch, pa.Array, pa.Array, np.ndarray], None, None]:
             for file_no, path, partition in files:
                 columns = [c for c in self.key_columns if c not in partition]
                 if line_column:
@@ -578,7 +580,7 @@ class MergeIndex:
         paths = [path for path, _ in files]
         try:
 
-            def candidates() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+            def candidates() -> Generator[tuple[pa.RecordBatch, np.ndarray], None, None]:
                 """The table rows whose key may be the document's, and their hashes (in a worker thread)."""
                 for number, (path, partition) in enumerate(files):
                     wanted = [c for c in self.key_columns if c not in partition] + list(extra_columns)

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal, overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +27,9 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from .storage import Lake
+
+if TYPE_CHECKING:
+    from sp_reports.payloads import FinishedReport
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +92,13 @@ class Ledger:
 
     # ------------------------------------------------------------------------------------ writing
 
-    def mark_listed(self, reports: Iterable[dict], via: str = "listing") -> None:
+    def mark_listed(self, reports: Iterable[FinishedReport], via: str = "listing") -> None:
         """Record reports found by a listing (finished reports); rows already present stay as they are."""
         self._merge([_row(report, LISTED, via) for report in reports], overwrite_listed=False)
 
-    def record(self, report: dict, status: str, via: str, rows_landed: int = 0, manifest: str | None = None) -> bool:
+    def record(
+        self, report: FinishedReport, status: str, via: str, rows_landed: int = 0, manifest: str | None = None
+    ) -> bool:
         """Record a report's fate; False when it was already recorded (the first record stands)."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
@@ -131,6 +137,10 @@ class Ledger:
 
     # ------------------------------------------------------------------------------------ table
 
+    @overload
+    def _open(self, create: Literal[True]) -> DeltaTable: ...
+    @overload
+    def _open(self, create: bool = False) -> DeltaTable | None: ...
     def _open(self, create: bool = False) -> DeltaTable | None:
         try:
             return DeltaTable(self.uri, storage_options=self.lake.storage_options)
@@ -158,7 +168,7 @@ class Ledger:
             return None
 
 
-def _row(report: dict, status: str, via: str, rows_landed: int = 0, manifest: str | None = None) -> dict:
+def _row(report: FinishedReport, status: str, via: str, rows_landed: int = 0, manifest: str | None = None) -> dict:
     return {
         "report_id": report["report_id"],
         "report_type": report["report_type"],

@@ -369,7 +369,7 @@ def _clean_staging(lake: Lake, settings: Settings, now_ns: int, report: Leftover
     emptied = set()
     for directory, entries in sorted(groups.items()):
         _, table, report_id = directory.split("/")
-        row = ledger.get(report_id)
+        row = ledger.get(report_id) or {}
         final = bool(row) and row["status"] in FINAL_STATUSES and row["report_type"].lower() == table
         age = _age_hours(entries, now_ns)
         if age is None or not (age >= settings.staging_max_age_hours or (final and age >= settings.final_grace_hours)):

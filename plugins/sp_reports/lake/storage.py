@@ -11,6 +11,7 @@ Every method takes lake-relative paths such as ``raw/GET_X/123/doc.bin`` (build 
 
 from __future__ import annotations
 
+import builtins  # in class Lake, ``list`` in annotations means Lake.list
 import io
 import json
 import logging
@@ -200,7 +201,7 @@ class Lake:
         tmp = os.path.join(directory, temporary_name(name))
         try:
             with open(tmp, "xb") as f:
-                yield f  # type: ignore[misc]
+                yield f
                 if not f.closed:
                     f.flush()
                     os.fsync(f.fileno())
@@ -282,7 +283,7 @@ class Lake:
             if info.type == pafs.FileType.File and (hidden or not info.base_name.startswith("."))
         )
 
-    def remove_temporary(self, directory: str, name: str = "") -> list[str]:
+    def remove_temporary(self, directory: str, name: str = "") -> builtins.list[str]:
         """Delete the temporary files that writes of ``directory/<name>*`` (``open_output``) killed before
         they finished left behind; returns their paths. Only local lakes have any: on S3 an unfinished
         upload never becomes an object. Not recursive."""
@@ -328,7 +329,7 @@ class _S3Upload(io.RawIOBase):
     def tell(self) -> int:
         return self._size
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data) -> int:
         n = len(memoryview(data).cast("B"))
         self._buffer += data
         self._size += n

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from airflow.sdk import BaseOperator, Context
 
@@ -168,6 +168,10 @@ def find_matching_report(client: SellingPartnerClient, spec: dict, created_since
     return max(candidates, key=lambda report: _instant(report["createdTime"]))["reportId"]
 
 
+@overload
+def _instant(value: str | datetime) -> datetime: ...
+@overload
+def _instant(value: None) -> None: ...
 def _instant(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value

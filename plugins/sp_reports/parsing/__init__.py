@@ -32,23 +32,43 @@ def parse_document(
     Bad rows and values are quarantined, never raised; only ``DocumentParseError`` escapes, for a
     document that cannot be read at all. Storage errors propagate as ``OSError``.
     """
-    kwargs = {
-        "report": report,
-        "marketplace_id": marketplace_id,
-        "charset": charset,
-        "compressed": compressed,
-        "extra_columns": extra_columns,
-    }
     if report.format == "tsv":
         from .flatfile import parse_tsv
 
-        return parse_tsv(lake, raw_path, out_dir, **kwargs)
+        return parse_tsv(
+            lake,
+            raw_path,
+            out_dir,
+            report=report,
+            marketplace_id=marketplace_id,
+            charset=charset,
+            compressed=compressed,
+            extra_columns=extra_columns,
+        )
     if report.format == "xml":
         from .xml_reports import parse_xml
 
-        return parse_xml(lake, raw_path, out_dir, **kwargs)
+        return parse_xml(
+            lake,
+            raw_path,
+            out_dir,
+            report=report,
+            marketplace_id=marketplace_id,
+            charset=charset,
+            compressed=compressed,
+            extra_columns=extra_columns,
+        )
     if report.format == "json":
         from .json_reports import parse_json
 
-        return parse_json(lake, raw_path, out_dir, **kwargs)
+        return parse_json(
+            lake,
+            raw_path,
+            out_dir,
+            report=report,
+            marketplace_id=marketplace_id,
+            charset=charset,
+            compressed=compressed,
+            extra_columns=extra_columns,
+        )
     raise ValueError(f"{report.report_type}: unknown document format {report.format!r}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 UTF8 = "utf-8"
@@ -136,7 +137,7 @@ class EncodingChoice:
             return f"Content-Type charset {self.label}; {reason}"
         return f"{self._label_problem}; {reason}" if self._label_problem else reason
 
-    def start(self, head: bytes) -> int:
+    def start(self, head: bytes | bytearray) -> int:
         """Look at the document's first bytes; returns the length of a UTF-8 BOM to skip (0 if none)."""
         if head.startswith(UTF8_BOM):
             self.codec, self.bom, self.decided = UTF8, True, True
@@ -150,7 +151,7 @@ class EncodingChoice:
             raise DocumentParseError("UTF-16 documents (byte order mark FF FE / FE FF) are not supported")
         return 0
 
-    def decide(self, block: bytes) -> None:
+    def decide(self, block: bytes | bytearray) -> None:
         """Choose the codec on a block holding non-ASCII bytes (a run of complete lines)."""
         self.decided = True
         candidates = self._candidates()
@@ -206,7 +207,7 @@ class EncodingChoice:
         self.fallbacks = self._candidates(exclude=codec, with_label=with_label)
 
     @staticmethod
-    def _cleaner_than(block: bytes, label: str, candidates: tuple[str, ...], errors: dict) -> str | None:
+    def _cleaner_than(block: bytes | bytearray, label: str, candidates: tuple[str, ...], errors: dict) -> str | None:
         """cp932 against a single-byte charset, when both decode the block: the one that is not mojibake."""
         for alt in candidates:
             pair = {label, alt}
@@ -228,7 +229,7 @@ class EncodingChoice:
         return {"codec": self.codec, "label": self.label, "bom": self.bom, "reason": reason}
 
 
-def _first_error(block: bytes, codec: str) -> str | None:
+def _first_error(block: bytes | bytearray, codec: str) -> str | None:
     try:
         block.decode(codec)
     except UnicodeDecodeError as e:
@@ -237,7 +238,7 @@ def _first_error(block: bytes, codec: str) -> str | None:
     return None
 
 
-def _undecodable_lines(block: bytes, codec: str) -> list[bytes]:
+def _undecodable_lines(block: bytes | bytearray, codec: str) -> list[bytes | bytearray]:
     bad = []
     for line in block.split(b"\n"):
         try:
@@ -247,7 +248,7 @@ def _undecodable_lines(block: bytes, codec: str) -> list[bytes]:
     return bad
 
 
-def _utf8_lines(block: bytes) -> tuple[int, int]:
+def _utf8_lines(block: bytes | bytearray) -> tuple[int, int]:
     """(non-ASCII lines that are valid UTF-8, lines that are not); called when some line is not."""
     valid = invalid = 0
     for line in block.split(b"\n"):
@@ -261,7 +262,7 @@ def _utf8_lines(block: bytes) -> tuple[int, int]:
     return valid, invalid
 
 
-def _cleanliness(block: bytes, codec: str) -> float:
+def _cleanliness(block: bytes | bytearray, codec: str) -> float:
     """How much the lines ``codec`` decodes look like real text in it (0..1; see the scores below)."""
     lines = []
     for line in block.split(b"\n"):
@@ -325,11 +326,11 @@ def _european_score(text: str) -> float:
 
 @dataclass
 class DecodedBlock:
-    data: bytes  # UTF-8; an undecodable line is replaced by BLANKED so that line numbers stay put
-    bad: list[tuple[int, str, bytes]]  # (0-based line in the block, reason, the line's bytes)
+    data: bytes | bytearray  # UTF-8; an undecodable line is replaced by BLANKED so that line numbers stay put
+    bad: list[tuple[int, str, bytes | bytearray]]  # (0-based line in the block, reason, the line's bytes)
 
 
-def decode_block(block: bytes, choice: EncodingChoice) -> DecodedBlock:
+def decode_block(block: bytes | bytearray, choice: EncodingChoice) -> DecodedBlock:
     """Strictly transcode a run of complete lines to UTF-8 (fast path: the whole block at once)."""
     if block.isascii():
         return DecodedBlock(block, [])
@@ -341,11 +342,12 @@ def decode_block(block: bytes, choice: EncodingChoice) -> DecodedBlock:
     return DecodedBlock(block if codec == UTF8 else text.encode(UTF8), [])
 
 
-def _decode_lines(block: bytes, choice: EncodingChoice) -> DecodedBlock:
+def _decode_lines(block: bytes | bytearray, choice: EncodingChoice) -> DecodedBlock:
     """Slow path for a block with a line the chosen codec does not decode: line by line, with fallbacks."""
     out: list[bytes] = []
-    bad: list[tuple[int, str, bytes]] = []
-    for index, line in enumerate(block.split(b"\n")):
+    bad: list[tuple[int, str, bytes | bytearray]] = []
+    lines: Sequence[bytes | bytearray] = block.split(b"\n")
+    for index, line in enumerate(lines):
         try:
             out.append(line.decode(choice.codec).encode(UTF8))
             continue

@@ -44,10 +44,10 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -93,6 +93,8 @@ _BLOCK = 2 << 20
 _MAX_LINE = 64 << 20  # a "line" longer than this is not a flat file (and would not fit the budget)
 _CR_PROBE = 1 << 20  # bytes looked at for classic Mac (\r-only) line ends
 _GZIP_MAGIC = b"\x1f\x8b"
+# zlib_ng's stub declares ``error`` an Exception instance; it is the exception class, as in zlib.
+_ZlibError = cast("type[Exception]", zlib.error)
 
 
 def parse_tsv(
@@ -219,7 +221,7 @@ class _Stream:
                     if not inflater.eof:
                         try:
                             yield inflater.flush()  # output held back by max_length, if any
-                        except zlib.error:
+                        except _ZlibError:
                             pass  # the break is recorded either way
                         self.broken = "the gzip stream ends early"
                     return
@@ -228,11 +230,11 @@ class _Stream:
                     data = b""  # zero padding after the stream, as tape-era tools wrote it
                     continue
                 inflater = zlib.decompressobj(wbits=31)
-            backup = inflater.copy()
+            backup = inflater.copy()  # type: ignore[attr-defined]  # zlib_ng's stub omits _Decompress.copy
             try:
                 # max_length bounds the output when the input is extremely compressible.
                 out = inflater.decompress(data, _READ_CHUNK)
-            except zlib.error as e:
+            except _ZlibError as e:
                 # zlib drops the output of a failing call: redo it in small steps to keep what came before.
                 yield from _salvage(backup, data)
                 self.broken = f"corrupt gzip data ({e})"
@@ -248,12 +250,12 @@ def _salvage(inflater, data: bytes) -> Iterator[bytes]:
         backup = inflater.copy()
         try:
             yield inflater.decompress(data[start : start + 1024])
-        except zlib.error:
+        except _ZlibError:
             inflater = backup
             for i in range(start, min(start + 1024, len(data))):
                 try:
                     yield inflater.decompress(data[i : i + 1])
-                except zlib.error:
+                except _ZlibError:
                     return
             return
 
@@ -369,7 +371,7 @@ class _FlatFileParser:
 
     # -- the document
 
-    def items(self) -> Iterator[tuple[str, Any]]:
+    def items(self) -> Generator[tuple[str, Any], None, None]:
         # Decoding (Python codecs hold the GIL) runs a block ahead in a thread of its own, so that it
         # overlaps with pyarrow's parsing here and the writing in the caller's thread. (A second
         # parsing thread was measured: no faster on two cores, and more blocks in memory.)
@@ -384,7 +386,7 @@ class _FlatFileParser:
         if batch is not None:
             yield "quarantine", batch
 
-    def _decoded(self) -> Iterator[tuple[str, Any]]:
+    def _decoded(self) -> Generator[tuple[str, Any], None, None]:
         """("schema", schema) once the header is found, then ("block", what ``_parse_block`` parses)."""
         with self.lake.open_input(self.path) as raw:
             stream = _Stream(raw)
@@ -405,7 +407,7 @@ class _FlatFileParser:
         self.rows_read += 1
         self.summary_pending = False
 
-    def _block(self, first_line: int, block: bytes, n_lines: int) -> Iterator[tuple[str, Any]]:
+    def _block(self, first_line: int, block: bytes | bytearray, n_lines: int) -> Iterator[tuple[str, Any]]:
         if not self.encoding.decided and not block.isascii():
             self.encoding.decide(block)
         decoded = decode_block(block, self.encoding)
@@ -422,7 +424,7 @@ class _FlatFileParser:
             return
         yield "block", (data, first_line, self._next_line - first_line, bad, original)
 
-    def _take_header(self, data: bytes, line: int, bad: dict) -> tuple[bytes, int]:
+    def _take_header(self, data: bytes | bytearray, line: int, bad: dict) -> tuple[bytes | bytearray, int]:
         """Find the header (the first non-blank line) at the start of ``data``; returns what follows it."""
         pos = 0
         while pos < len(data):
@@ -461,7 +463,9 @@ class _FlatFileParser:
 
     # -- rows of one block
 
-    def _parse_block(self, data: bytes, first_line: int, n_lines: int, bad: dict, original: _OriginalLines) -> _Block:
+    def _parse_block(
+        self, data: bytes | bytearray, first_line: int, n_lines: int, bad: dict, original: _OriginalLines
+    ) -> _Block:
         """A decoded block's rows, parsed and cast; nothing recorded yet (``_record``)."""
         n = len(self.names)
         # Undecodable lines (blanked by decoding): quarantined with their raw bytes.
@@ -515,7 +519,7 @@ class _FlatFileParser:
             yield "quarantine", batch
 
     def _parse(
-        self, data: bytes, first_line: int, n_lines: int, n: int
+        self, data: bytes | bytearray, first_line: int, n_lines: int, n: int
     ) -> tuple[_Rows, dict[int, str], list[tuple[int, int]]] | None:
         """pyarrow's CSV parser on ``n_lines`` whole lines.
 
@@ -637,18 +641,18 @@ def _as_date(value: str | None, path: str) -> date | None:
 class _OriginalLines:
     """A block's lines as they were before decoding (raw bytes for quarantine records), split on demand."""
 
-    def __init__(self, block: bytes, first_line: int):
+    def __init__(self, block: bytes | bytearray, first_line: int):
         self._block, self._first = block, first_line
-        self._lines: list[bytes] | None = None
+        self._lines: Sequence[bytes | bytearray] | None = None
 
-    def line(self, number: int) -> bytes:
+    def line(self, number: int) -> bytes | bytearray:
         if self._lines is None:
             self._lines = self._block.split(b"\n")
         raw = self._lines[number - self._first]
         return raw[:-1] if raw.endswith(b"\r") else raw
 
 
-def _width(data: bytes, n: int) -> int:
+def _width(data: bytes | bytearray, n: int) -> int:
     """Fields per row to parse with: the header's, or more when the first row has trailing tabs.
 
     Amazon writes some reports with a tab after every row; parsing those with one extra (empty)
@@ -668,9 +672,9 @@ def _all_null(columns: list[pa.Array]) -> pa.Array:
     return mask
 
 
-def _take_odd_lines(data: bytes, first_line: int) -> tuple[bytes, dict[int, str]]:
+def _take_odd_lines(data: bytes | bytearray, first_line: int) -> tuple[bytes, dict[int, str]]:
     """Blank out the lines pyarrow would misread (a lone \\r, a leading BOM); returns them by line number."""
-    lines = data.split(b"\n")
+    lines: list[bytes | bytearray] = list(data.split(b"\n"))
     odd: dict[int, str] = {}
     for index, line in enumerate(lines):
         body = line.removesuffix(b"\r")
@@ -716,7 +720,7 @@ def _merge(a: _Rows, b: _Rows) -> _Rows:
 # --- a worker thread ---------------------------------------------------------------------------------
 
 
-def _in_background(produce: Callable[[], Iterator[Any]], depth: int = 2) -> Iterator[Any]:
+def _in_background(produce: Callable[[], Generator[Any, None, None]], depth: int = 2) -> Iterator[Any]:
     """Iterate ``produce()`` in a worker thread, ``depth`` items ahead of the consumer.
 
     pyarrow releases the GIL while parsing, casting and encoding Parquet, so a parser thread and the

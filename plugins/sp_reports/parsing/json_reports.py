@@ -145,7 +145,10 @@ class _Scanner:
     def peek(self) -> str | None:
         """The next non-whitespace character (not consumed), None at the end."""
         while True:
-            self.pos = _WHITESPACE.match(self.buf, self.pos).end()
+            blank = _WHITESPACE.match(self.buf, self.pos)
+            if blank is None:  # a pattern of ``*`` matches everywhere
+                raise AssertionError("the whitespace pattern did not match")
+            self.pos = blank.end()
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
             if not self._more():

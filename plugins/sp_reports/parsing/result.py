@@ -102,7 +102,9 @@ class StagingWriter:
     def abort(self) -> None:
         if self._output is not None:  # the open file: the lake discards it when its block "raises"
             output, writer, self._output, self._writer = self._output, self._writer, None, None
-            for finish in (writer.close, self._sink.detach):  # into the file being thrown away
+            # No writer when ParquetWriter failed in _open, after the output was opened
+            finishes = (self._sink.detach,) if writer is None else (writer.close, self._sink.detach)
+            for finish in finishes:  # into the file being thrown away
                 try:
                     finish()
                 except Exception:  # noqa: BLE001 - the file is being thrown away

@@ -141,6 +141,7 @@ class _XmlItems(ItemSource):
     def _choose_codec(self, head: bytes) -> str:
         bom = sniff_bom(head)
         label = self.charset
+        codec: str | None
         if bom:
             codec, name = bom
             self.encoding = {"codec": codec.replace("-sig", ""), "label": label, "bom": True,

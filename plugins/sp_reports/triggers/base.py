@@ -137,11 +137,13 @@ class ReportWaitTrigger(BaseTrigger):
             return None
         try:
             from airflow.sdk.execution_time import task_runner
-            from airflow.sdk.execution_time.comms import GetTaskStates
+            from airflow.sdk.execution_time.comms import GetTaskStates, TaskStatesResult
 
             response = await task_runner.SUPERVISOR_COMMS.asend(
                 GetTaskStates(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=[ti.task_id], map_index=ti.map_index)
             )
+            if not isinstance(response, TaskStatesResult):
+                raise TypeError(f"the supervisor answered GetTaskStates with {type(response).__name__}")
             states = response.task_states.get(ti.run_id, {})
         except Exception:
             self.log.warning("Could not read the state of task %s", ti.task_id, exc_info=True)
