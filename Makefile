@@ -17,7 +17,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 demo: install
 	$(BIN)/python scripts/demo.py
 
-test: install
+test: lint
 	$(BIN)/python -m pytest -q
 
 # ruff (lint and format) and mypy, configured in pyproject.toml; zero findings on plugins/ and dags/.

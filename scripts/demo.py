@@ -11,6 +11,19 @@ Starts the local SP-API emulator, moto_server (SQS) and `airflow standalone` (SQ
 
 It stops what it started and exits non-zero if any run failed or any check did not hold. The emulator
 runs 30x faster than Amazon (a five-minute schedule period takes ten seconds).
+
+Two work-arounds for the Airflow 3.3.2 bugs behind the demo's intermittent failures on two cores:
+
+* The tasks' Execution API gets an api-server process of its own (``airflow api-server --apps execution``).
+  The REST API's audit log (``action_logging``, an async dependency) commits to SQLite on the event loop.
+  When a request in a worker thread of the same process holds SQLite's write lock (an Execution API
+  call: its session commits only after the endpoint returns, which needs that loop), the two wait on each
+  other until SQLite's 5 s busy timeout: the whole api-server freezes and the demo's POST/PATCH answers
+  500 "database is locked". With the tasks' calls in another process, the holder always commits.
+* The scheduler's LocalExecutor ignores the stale "success" of a deferred task's first workload when the
+  resumed workload of the same try is already queued or running (``SCHEDULER_PATCH``); Airflow 3.3.2
+  would mark the resumed task up_for_retry ("killed externally"; the resumed run then gets 409
+  "up_for_retry" or 404). apache/airflow#72716; drop the patch once the Airflow in use has the fix.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -53,6 +67,52 @@ NOTIFIED_WANTED = 2  # scheduled reports that must arrive by notification
 # Airflow's API on SQLite, with the scheduler, triggerer and tasks on two cores, can take more than
 # httpx's default 5 s to answer (a trigger timed out once).
 http = httpx.Client(timeout=60)
+
+# Written to $AIRFLOW_HOME/config/airflow_local_settings.py, which every Airflow process imports; it acts in
+# the scheduler only. Airflow 3.3.2's LocalExecutor keys workloads by TaskInstanceKey, and a task resumed
+# after deferral runs as a second workload with the same key (same try). The supervisor of the first one
+# notices its process exit only at its next poll (up to [workers] min_heartbeat_interval = 5 s later), so
+# its "success" can reach the scheduler after the trigger fired and the resumed workload was queued: the
+# scheduler then reads it as the resumed task having ended without reporting ("killed externally") and
+# marks it up_for_retry (apache/airflow#72716, #71580). Here a terminal result is ignored while another
+# workload of the same key is still outstanding: it can only be the earlier, deferred workload's.
+SCHEDULER_PATCH = """\
+import sys
+
+if sys.argv[1:2] == ["scheduler"]:
+    from collections import Counter
+
+    from airflow.executors.local_executor import LocalExecutor
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from airflow.utils.state import TaskInstanceState
+
+    _process_workloads = LocalExecutor._process_workloads
+
+    def _counting_process_workloads(self, workload_list):
+        outstanding = self.__dict__.setdefault("_demo_outstanding", Counter())
+        for workload in workload_list:
+            if isinstance(workload.key, TaskInstanceKey):
+                outstanding[workload.key] += 1
+        return _process_workloads(self, workload_list)
+
+    def _read_results_ignoring_stale(self):
+        outstanding = self.__dict__.setdefault("_demo_outstanding", Counter())
+        while not self.result_queue.empty():
+            key, state, exc = self.result_queue.get()
+            if isinstance(key, TaskInstanceKey) and state in (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED):
+                outstanding[key] -= 1
+                if outstanding[key] > 0:
+                    self.log.warning(
+                        "sp-reports demo: ignoring %s of an earlier workload of %s; a later workload of the same "
+                        "try (the task resumed after deferral) is queued or running (apache/airflow#72716)",
+                        state, key)
+                    continue
+                del outstanding[key]
+            self.change_state(key, state)
+
+    LocalExecutor._process_workloads = _counting_process_workloads
+    LocalExecutor._read_results = _read_results_ignoring_stale
+"""
 
 
 def free_port() -> int:
@@ -113,7 +173,7 @@ def wait_until(what: str, check, timeout: float, processes: list[subprocess.Pope
 def main() -> int:
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir()
-    emulator_port, api_port, sqs_port = free_port(), free_port(), free_port()
+    emulator_port, api_port, sqs_port, execution_port = free_port(), free_port(), free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     sqs_url = f"http://127.0.0.1:{sqs_port}"
     registry = demo_registry()
@@ -127,8 +187,11 @@ def main() -> int:
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__HOST": "127.0.0.1",
-        # Task workers reach Airflow through the Execution API; it must follow the API server's port.
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        # Task workers reach Airflow through the Execution API, served by an api-server of its own (see the
+        # module's docstring), not the one airflow standalone starts for the REST API and the UI.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{execution_port}/execution/",
+        # One signing key for the tokens the scheduler issues and both api-servers check.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
         # The demo's Airflow listens on loopback only; everyone who reaches it is an admin.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
@@ -173,9 +236,19 @@ def main() -> int:
         wait_until("the emulator", lambda: http.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
 
         say(f"starting airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:{api_port}; logs in {DEMO}")
+        (DEMO / "airflow" / "config").mkdir(parents=True, exist_ok=True)
+        (DEMO / "airflow" / "config" / "airflow_local_settings.py").write_text(SCHEDULER_PATCH, encoding="utf-8")
         processes.append(start("airflow", [str(BIN / "airflow"), "standalone"], env))
         wait_until("Airflow's API and the report DAGs",
                    lambda: all(http.get(f"{api}/dags/{dag_id}").is_success for dag_id in (*DEMO_RUNS, *GENERATED_DAGS)),
+                   STARTUP_TIMEOUT, processes)
+        # Started once standalone has written airflow.cfg (two processes creating it at once would race), and
+        # before any task can run: every DAG is paused or unscheduled until the demo starts it.
+        say(f"starting the tasks' Execution API server on http://127.0.0.1:{execution_port}/execution/")
+        processes.append(start("execution_api", [str(BIN / "airflow"), "api-server", "--apps", "execution",
+                                                 "-H", "127.0.0.1", "--port", str(execution_port)], env))
+        wait_until("the Execution API server",
+                   lambda: http.get(f"http://127.0.0.1:{execution_port}/execution/health").is_success,
                    STARTUP_TIMEOUT, processes)
         for dag_id in (*DEMO_RUNS, "sp_reports_report_schedules", "sp_reports_generated_reports"):
             problems = http.get(f"{api}/importErrors").json().get("import_errors", [])

@@ -2,13 +2,11 @@
 
 pyarrow allocates from mimalloc by default. Its per-thread heaps keep freed pages for reuse, so each
 worker thread of a step holds on to its own tens of MB. jemalloc (also in pyarrow's Linux wheels)
-peaked lower at the same speed or better, measured on a 1 GB orders document: parse 348 -> 317 MiB,
-a random-order parse 382 -> 357 MiB (12.5 -> 11.3 s), a MERGE's land with two reading threads
-358 -> 258 MiB. With Arrow's jemalloc settings freed pages go back to the OS after a second, though:
-a merge-update's land then peaked at 386-419 MiB (mimalloc: 356-365) as its bucket joins' memory was
-still held when the next step allocated. Returned after 100 ms (``JEMALLOC_CONF``), it peaks at
-335-338 MiB, the parse at 291-296 MiB, at the same speed (with no delay at all: 297 MiB but 50%
-slower, every page faulted in again).
+peaks lower at the same speed or better. With Arrow's jemalloc settings freed pages go back to the OS only
+after a second, which lets a merge-update's land peak higher than with mimalloc (its bucket joins' memory is
+still held when the next step allocates); returned after 100 ms (``JEMALLOC_CONF``) the peaks are lowest at
+the same speed (with no delay at all, every page is faulted in again and the parse is slower). The figures:
+docs/benchmarks.md, "Measurements behind the code".
 
 Arrow picks its allocator once, from ``ARROW_DEFAULT_MEMORY_POOL``, when pyarrow is imported (and
 ``pyarrow.set_memory_pool`` only changes the pool of Python-level calls, not the CSV reader's or the

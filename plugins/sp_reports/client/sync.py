@@ -43,7 +43,7 @@ class SellingPartnerClient:
             self._loop.close()
             raise
 
-    __init__.__signature__ = inspect.signature(AsyncSellingPartnerClient.__init__)  # type: ignore[attr-defined]
+    __init__.__signature__ = inspect.signature(AsyncSellingPartnerClient.__init__)  # type: ignore[attr-defined]  # read by inspect, unknown to mypy
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         try:

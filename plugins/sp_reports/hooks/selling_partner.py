@@ -45,15 +45,15 @@ class SellingPartnerHook(BaseHook):
         the event loop. Triggers use ``shared_async_client`` instead."""
         conn = await self.aget_connection(self.selling_partner_conn_id)
         kwargs = self.client_kwargs(conn)
-        # Building an httpx client loads the CA bundle (~25 ms): never on the event loop.
+        # Building an httpx client loads the CA bundle (tens of ms): never on the event loop.
         return await asyncio.to_thread(AsyncSellingPartnerClient, **kwargs)
 
     async def shared_async_client(self) -> AsyncSellingPartnerClient:
         """The client every trigger of this process shares for this connection: one connection pool,
         built once (off the event loop), never closed by its users.
 
-        A triggerer holds up to a thousand waits; a client each cost 25-29 ms of blocked event loop
-        (its SSL context) and ~0.8 MiB. The connection is read again after ``SHARED_CLIENT_TTL`` seconds,
+        A triggerer holds up to a thousand waits; a client each would block the event loop for its SSL
+        context and hold its own pool (docs/benchmarks.md). The connection is read again after ``SHARED_CLIENT_TTL`` seconds,
         and a changed connection gets a new client (waits already running keep the old one).
         """
         return await _SHARED_CLIENTS.get(self)

@@ -55,24 +55,22 @@ BUFFER_BYTES = 12 * 1024 * 1024
 # MIN_ROW_GROUP_ROWS of them (a document grouped by date). Fewer (rows in random partition order: a
 # 12 MB pool over 31 days gives ~1,500 rows each) wait, as slices of their sorted pool, until the
 # partition has that many or until BUFFERED_POOLS newer pools have been sorted: row groups of ~1,000
-# rows cost the writer twice the CPU of 16,000-row ones per row (a zstd context per column chunk, ~30
-# KB of footer metadata each), and waiting slices hold at most BUFFERED_POOLS pools in memory.
-# Measured (1 GB in random date order, A/B in turns): row groups of 915 -> 3,584 rows, parse 10.9-13.8
-# -> 10.0 s and 15-19 -> 13 CPU s, peak 291-303 -> 315 MiB (6 pools: 8.4-9.5 s but 341-352 MiB).
+# rows cost the writer far more CPU per row than large ones (a zstd context per column chunk, footer
+# metadata each), and waiting slices hold at most BUFFERED_POOLS pools in memory (docs/benchmarks.md, "Measurements behind the code").
 MIN_ROW_GROUP_ROWS = 16_384
 BUFFERED_POOLS = 4
 MAX_OPEN_FILES_LOCAL = 32
 MAX_OPEN_FILES_S3 = 4  # each open S3 file holds a 16 MiB multipart part in memory
-# zstd level 1 without dictionary pages: measured as fast to write as snappy, 25% smaller, faster to read
-# than with dictionaries (30-column orders report); the writer would buffer a column chunk's pages
-# until its dictionary is complete otherwise.
+# zstd level 1 without dictionary pages: as fast to write as snappy, smaller, and faster to read than with
+# dictionaries (measured: docs/benchmarks.md); with dictionaries the writer would buffer a column chunk's
+# pages until its dictionary is complete.
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 1,
     "use_dictionary": False,
 }
 # Statistics (min/max, null counts) for every column but text; text columns only when named
-# (``statistics_columns``): min/max of text costs the writer ~15% of its time, and text columns are in
+# (``statistics_columns``): min/max of text costs the writer a good part of its time, and text columns are in
 # no order within a file, so their bounds hardly ever let a reader skip one. Named are the report's
 # natural keys (the MERGE skips table files by the first one's range) and these, whose bounds the
 # landing reads (a staged file holds one report's rows; the report's created time).
@@ -475,7 +473,7 @@ class PartitionedWriter:
         self._waiting: dict[tuple, tuple[int, list[pa.Table]]] = {}
         self._pools_sorted = 0
         self._file_schema: pa.Schema | None = None
-        self.files: list[DataFile] = []  # closed files, by file number
+        self._closed: dict[int, DataFile] = {}  # by file number: files close in any order
         self._next_no = 0
         self.rows = 0
 
@@ -611,10 +609,7 @@ class PartitionedWriter:
     def _close(self, key: tuple) -> None:
         opened = self._open.pop(key)
         self._open_row_groups -= opened.row_groups
-        data_file = opened.close()
-        while len(self.files) <= opened.no:
-            self.files.append(None)  # type: ignore[arg-type]
-        self.files[opened.no] = data_file
+        self._closed[opened.no] = opened.close()
 
     def close(self) -> list[DataFile]:
         """Write what is pooled and close every file; returns the files indexed by file number."""
@@ -623,7 +618,7 @@ class PartitionedWriter:
             self._write_waiting(key)
         for key in list(self._open):
             self._close(key)
-        return self.files
+        return [self._closed[no] for no in sorted(self._closed)]
 
     def abort(self) -> None:
         """Throw away everything written (after a failure); never raises."""
@@ -632,10 +627,9 @@ class PartitionedWriter:
         for opened in self._open.values():
             opened.abort()
         self._open.clear()
-        for data_file in self.files:
-            if data_file is not None:
-                with contextlib.suppress(Exception):
-                    self._storage.delete(data_file.path)
+        for data_file in self._closed.values():
+            with contextlib.suppress(Exception):
+                self._storage.delete(data_file.path)
 
 
 def rewrite_without(

@@ -62,6 +62,7 @@ from sp_reports.columns import (
     SYSTEM_COLUMNS,
     natural_key_columns,
 )
+from sp_reports.payloads import ParseResult
 
 from .datafiles import (
     DataFile,
@@ -151,7 +152,7 @@ def table_name_for(report_type: str) -> str:
 def land_tables(
     lake: Lake,
     table_name: str,
-    outcome: Any,
+    parsed: ParseResult,
     *,
     report: Any,
     report_id: str,
@@ -170,10 +171,10 @@ def land_tables(
     killed) and does not commit them again; it removes the data files killed attempts left (see
     ``_Marker``). ``document`` (the raw document's sha256) is recorded in each commit's metadata.
     """
-    staged: Mapping[str, Sequence[str]] = dict(getattr(outcome, "tables", {}) or {})
-    quarantine_files = list(getattr(outcome, "quarantine_files", []) or [])
+    staged: Mapping[str, Sequence[str]] = dict(getattr(parsed, "tables", {}) or {})
+    quarantine_files = list(getattr(parsed, "quarantine_files", []) or [])
     aliases = dict(getattr(report, "header_aliases", {}) or {})
-    headers = {**_staged_source_columns(lake, staged.get("", ())), **dict(getattr(outcome, "source_columns", {}) or {})}
+    headers = {**_staged_source_columns(lake, staged.get("", ())), **dict(getattr(parsed, "source_columns", {}) or {})}
     headers = {column: aliases.get(header, header) for column, header in headers.items()}
     attempts = _Attempts(lake, table_name, report_id, _staging_key(staged, quarantine_files), document)
 
@@ -191,7 +192,7 @@ def land_tables(
             key_columns=natural_key_columns(report) if main else (),
             partition_by=DEFAULT_PARTITION_BY,
             headers=headers if main else _with_aliases(_staged_source_columns(lake, staged[suffix]), aliases),
-            document_columns=list(getattr(outcome, "columns", []) or []) if main else None,
+            document_columns=list(getattr(parsed, "columns", []) or []) if main else None,
             report_id=report_id,
             max_attempts=max_attempts,
             spill_dir=spill_dir,
@@ -448,7 +449,7 @@ class _Landing:
         self._rewritten: dict[str, DataFile | None] = {}
         self._matches: dict[str, FileMatch] = {}
         self._seq = 1_000_000  # file numbers of rewritten files (new files count from 0)
-        self._outcome: TableLanding | None = None
+        self._landed_before: TableLanding | None = None
         self.partition_by: list[str] = []
 
     # ---------------------------------------------------------------- write
@@ -620,10 +621,10 @@ class _Landing:
             if table is None:
                 return TableLanding(self.name, self.uri, 0, None, self._mode())
             snapshot = _table_files(table)
-            if attempt > 1 and self._outcome is not None and self._in_table(snapshot):
+            if attempt > 1 and self._landed_before is not None and self._in_table(snapshot):
                 # The failed attempt's commit did land (e.g. its response was lost): done.
                 log.warning("%s: the commit of report %s landed despite an error", self.name, self.report_id)
-                return self._outcome
+                return self._landed_before
             if self._check_schema(table):
                 # A column of ours is not in the table (a concurrent landing created the table without it).
                 _evolve(self.lake, self.uri, table, self.schema, self.headers, self.max_attempts)
@@ -631,7 +632,7 @@ class _Landing:
             deleted, drops, counts = self._plan(table, snapshot, index)
             actions, rows, replaced = self._actions(snapshot, deleted, drops)
             version = table.version()
-            self._outcome = TableLanding(self.name, self.uri, rows, version + 1, self._mode(), replaced, *counts)
+            self._landed_before = TableLanding(self.name, self.uri, rows, version + 1, self._mode(), replaced, *counts)
             if not actions:
                 # Files written for rows that all turned out superseded or duplicates: none is committed.
                 self._delete(self._all_written())
@@ -683,7 +684,7 @@ class _Landing:
                 *counts,
                 version + 1,
             )
-            return self._outcome
+            return self._landed_before
         raise CommitFailedError(
             f"{self.uri}: report {self.report_id} still conflicted after {self.max_attempts} attempts: {last_error}"
         )

@@ -44,8 +44,8 @@ SPILL_BUFFER_BYTES = 16 * 1024 * 1024
 _BLOOM_MIN_BITS, _BLOOM_MAX_BITS, _BLOOM_BITS_PER_KEY = 1 << 16, 1 << 27, 8
 
 # Threads joining buckets (Acero releases the GIL), and reading and hashing the document's keys while
-# only their hashes are kept (a MERGE into an empty table). (Two threads reading the keys for the full
-# index were measured too: no faster, and 40 MB more at 3 GB.)
+# only their hashes are kept (a MERGE into an empty table). Two threads reading the keys for the full
+# index were no faster and took more memory (docs/benchmarks.md).
 _JOIN_THREADS = 2
 _READ_THREADS = 2
 _MULTIPLIERS = (np.random.default_rng(0x5EED5EED).integers(1, 2**63, 64, dtype=np.uint64) * 2 + 1).astype(np.uint64)
@@ -185,7 +185,7 @@ class BloomFilter:
 
     def add(self, hashes: np.ndarray) -> None:
         # One bit position (0-63 within a word) at a time: keys setting the same bit of the same word
-        # then write the same value, so a plain fancy-indexed OR is right (and ~5x faster than ufunc.at).
+        # then write the same value, so a plain fancy-indexed OR is right (and much faster than ufunc.at).
         for bit in self._positions(hashes):
             offset = (bit & np.uint64(63)).astype(np.uint8)
             words = (bit >> np.uint64(6))[np.argsort(offset, kind="stable")]
@@ -229,7 +229,9 @@ class BucketStore:
         self.rows = 0
 
     def _path(self, bucket: int, suffix: str = "arrows") -> str:
-        return os.path.join(self._dir, f"{self._name}-{bucket:04d}.{suffix}")  # type: ignore[arg-type]
+        if self._dir is None:  # one bucket never spills (the constructor requires spill_dir for more)
+            raise RuntimeError("a single-bucket store has no spill files")
+        return os.path.join(self._dir, f"{self._name}-{bucket:04d}.{suffix}")
 
     def add(self, batch: pa.RecordBatch | None, hashes: np.ndarray) -> None:
         if self._finished:  # a spill file, once closed, is not appended to
@@ -242,8 +244,8 @@ class BucketStore:
                 self._pending[0].append(batch)
             self._pending_hashes[0].append(hashes)
             return
-        # uint16 (MAX_BUCKETS fits): numpy's stable sort of 16-bit integers is a radix sort, 20x faster
-        # than its merge sort of int64 (0.19 s of a 1 GB MERGE's land).
+        # uint16 (MAX_BUCKETS fits): numpy's stable sort of 16-bit integers is a radix sort, far faster
+        # than its merge sort of int64.
         buckets = (hashes % np.uint64(self.n_buckets)).astype(np.uint16)
         order = np.argsort(buckets, kind="stable")
         counts = np.bincount(buckets, minlength=self.n_buckets)
@@ -528,7 +530,7 @@ class MergeIndex:
         losers_file, losers_pos = [], []
         keys = ["group", "key"]
         # Distinct hashes are distinct keys (cheaper to tell than from the key texts); numpy's sort is
-        # ~15x faster here than count_distinct.
+        # much faster here than count_distinct.
         suspects = [bucket for bucket in range(self.n_buckets) if _repeats(self._source.hashes(bucket))]
         if suspects and not self._rows_indexed:
             self._index_rows()

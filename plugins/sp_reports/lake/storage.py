@@ -188,7 +188,7 @@ class Lake:
             bucket, _, key = self.fs_path(path).partition("/")
             upload = _S3Upload(self._s3(), bucket, key, S3_PART_SIZE)
             try:
-                yield upload  # type: ignore[misc]
+                yield upload  # type: ignore[misc]  # a writable file object, not an io.BinaryIO subclass
             except BaseException:
                 upload.abort()
                 raise

@@ -373,8 +373,8 @@ class _FlatFileParser:
 
     def items(self) -> Generator[tuple[str, Any], None, None]:
         # Decoding (Python codecs hold the GIL) runs a block ahead in a thread of its own, so that it
-        # overlaps with pyarrow's parsing here and the writing in the caller's thread. (A second
-        # parsing thread was measured: no faster on two cores, and more blocks in memory.)
+        # overlaps with pyarrow's parsing here and the writing in the caller's thread. A second parsing
+        # thread is no faster on two cores and holds more blocks in memory (docs/benchmarks.md).
         for kind, payload in _in_background(self._decoded):
             if kind == "block":
                 yield from self._record(self._parse_block(*payload))

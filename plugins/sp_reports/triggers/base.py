@@ -31,6 +31,17 @@ class ReportWaitTrigger(BaseTrigger):
       credentials refused after a fresh token). 429, 5xx and network errors are retried until the deadline.
     """
 
+    # The constructor arguments ``serialize`` records, each an attribute of the same name: what a triggerer
+    # rebuilds the trigger from. A subclass adds its own.
+    serialized_fields: tuple[str, ...] = (
+        "report_id",
+        "selling_partner_conn_id",
+        "poll_interval",
+        "deadline",
+        "started_at",
+        "cancel_on_kill",
+    )
+
     def __init__(
         self,
         report_id: str,
@@ -51,17 +62,8 @@ class ReportWaitTrigger(BaseTrigger):
         self._last_status = "unknown"
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "report_id": self.report_id,
-                "selling_partner_conn_id": self.selling_partner_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "started_at": self.started_at,
-                "cancel_on_kill": self.cancel_on_kill,
-            },
-        )
+        kwargs = {name: getattr(self, name) for name in self.serialized_fields}
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def client(self) -> AsyncSellingPartnerClient:
         return await SellingPartnerHook(self.selling_partner_conn_id).shared_async_client()

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from airflow.triggers.base import TriggerEvent
 
@@ -25,6 +24,12 @@ class ReportNotificationTrigger(ReportWaitTrigger):
     whole report (the notification does not carry its marketplaces or dates).
     """
 
+    serialized_fields = (
+        *(f if f != "poll_interval" else "fallback_poll_interval" for f in ReportWaitTrigger.serialized_fields),
+        "queue_url",
+        "aws_conn_id",
+    )
+
     def __init__(
         self,
         report_id: str,
@@ -42,10 +47,10 @@ class ReportNotificationTrigger(ReportWaitTrigger):
         self.queue_url = queue_url
         self.aws_conn_id = aws_conn_id
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        path, kwargs = super().serialize()
-        kwargs["fallback_poll_interval"] = kwargs.pop("poll_interval")
-        return path, {**kwargs, "queue_url": self.queue_url, "aws_conn_id": self.aws_conn_id}
+    @property
+    def fallback_poll_interval(self) -> float:
+        """The base's ``poll_interval``: here only the fallback to a missed notification."""
+        return self.poll_interval
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         with queue_listener(self.queue_url, self.aws_conn_id).waiting(self.report_id) as notified:
