@@ -60,6 +60,26 @@ class ReportWaitMixin:
             timeout: timedelta | int | float | None = None,
         ) -> NoReturn: ...
 
+    def configure_wait(
+        self,
+        *,
+        selling_partner_conn_id: str,
+        deferrable: bool,
+        poll_interval: float,
+        cancel_on_kill: bool,
+        notification_queue_url: str | None,
+        aws_conn_id: str | None,
+        fallback_poll_interval: float,
+    ) -> None:
+        """The wait's settings, as the operator's and the sensor's constructors take them."""
+        self.selling_partner_conn_id = selling_partner_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.cancel_on_kill = cancel_on_kill
+        self.notification_queue_url = notification_queue_url
+        self.aws_conn_id = aws_conn_id
+        self.fallback_poll_interval = fallback_poll_interval
+
     @property
     def hook(self) -> SellingPartnerHook:
         return SellingPartnerHook(self.selling_partner_conn_id)

@@ -304,7 +304,7 @@ def test_tiny_chunks_give_the_same_result(lake, sales_report, monkeypatch):
     expected = parse(lake, data, sales_report, charset=charset, marketplace=DE)
     monkeypatch.setattr(records, "READ_CHUNK", 7)
     monkeypatch.setattr(json_reports, "_COMPACT_AT", 50)
-    monkeypatch.setattr(json_reports, "_SNIFF_BYTES", 3)
+    monkeypatch.setattr(records, "SNIFF_BYTES", 3)
     got = parse(lake, data, sales_report, charset=charset, marketplace=DE)
     for name in ("", "sales_and_traffic_by_asin"):
         assert got.tables[name].drop_columns(["report_id"]).equals(expected.tables[name].drop_columns(["report_id"]))

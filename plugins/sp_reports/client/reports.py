@@ -291,13 +291,7 @@ def _body(op: ops.Operation, response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise SellingPartnerError(
-            response.status_code,
-            "UnexpectedResponse",
-            "the response body is not a JSON object",
-            op.name,
-            request_id=response.headers.get("x-amzn-RequestId"),
-        )
+        raise _unexpected(op, response, "the response body is not a JSON object")
     return body
 
 
@@ -305,24 +299,22 @@ def _payload(op: ops.Operation, response: httpx.Response, kind: type = dict) -> 
     """Notifications v1 wraps every result in ``payload``."""
     payload = _body(op, response).get("payload")
     if not isinstance(payload, kind):
-        raise SellingPartnerError(
-            response.status_code,
-            "UnexpectedResponse",
-            f"the response has no {kind.__name__} payload",
-            op.name,
-            request_id=response.headers.get("x-amzn-RequestId"),
-        )
+        raise _unexpected(op, response, f"the response has no {kind.__name__} payload")
     return payload
 
 
 def _field(op: ops.Operation, response: httpx.Response, name: str) -> str:
     value = _body(op, response).get(name)
     if not isinstance(value, str) or not value:
-        raise SellingPartnerError(
-            response.status_code,
-            "UnexpectedResponse",
-            f"the response has no {name}",
-            op.name,
-            request_id=response.headers.get("x-amzn-RequestId"),
-        )
+        raise _unexpected(op, response, f"the response has no {name}")
     return value
+
+
+def _unexpected(op: ops.Operation, response: httpx.Response, message: str) -> SellingPartnerError:
+    return SellingPartnerError(
+        response.status_code,
+        "UnexpectedResponse",
+        message,
+        op.name,
+        request_id=response.headers.get("x-amzn-RequestId"),
+    )

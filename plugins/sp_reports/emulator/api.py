@@ -136,14 +136,10 @@ async def create_report(request: Request) -> Response:
 def _create_report(emu: Emulator, request: Request, body: bytes) -> Response:
     spec = v.json_body(body, request.headers.get("content-type"))
     config, now = emu.config, emu.clock()
-    report_type = v.requestable_report_type(spec.get("reportType"), config)
-    marketplace_ids = v.marketplace_ids(spec.get("marketplaceIds"))
-    options = v.report_options(spec.get("reportOptions"))
-    start = v.parse_date_time("dataStartTime", spec["dataStartTime"]) if "dataStartTime" in spec else now
-    end = v.parse_date_time("dataEndTime", spec["dataEndTime"]) if "dataEndTime" in spec else now
-    if start > end:
+    s = v.report_spec(spec, config, now)
+    if s.start > s.end:
         raise invalid_input("dataStartTime must not be after dataEndTime.")
-    report = emu.store.create_report(config, now, report_type, marketplace_ids, start, end, options)
+    report = emu.store.create_report(config, now, s.report_type, s.marketplace_ids, s.start, s.end, s.options)
     return JSONResponse({"reportId": report.report_id}, status_code=202)
 
 

@@ -76,15 +76,11 @@ async def seed_report(request: Request) -> JSONResponse:
     try:
         spec = await _json(request)
         config, now = emu.config, emu.clock()
-        report_type = v.report_type(spec.get("reportType"), config)
-        marketplace_ids = v.marketplace_ids(spec.get("marketplaceIds"))
-        options = v.report_options(spec.get("reportOptions"))
-        start = v.parse_date_time("dataStartTime", spec["dataStartTime"]) if "dataStartTime" in spec else now
-        end = v.parse_date_time("dataEndTime", spec["dataEndTime"]) if "dataEndTime" in spec else now
+        s = v.report_spec(spec, config, now, requestable=False)
     except ApiError as error:
         return _bad_request(error.message)
     except ValueError as error:
         return _bad_request(str(error))
     with emu.lock:
-        report = emu.store.create_report(config, now, report_type, marketplace_ids, start, end, options)
+        report = emu.store.create_report(config, now, s.report_type, s.marketplace_ids, s.start, s.end, s.options)
         return JSONResponse(report.to_json(now), status_code=201)

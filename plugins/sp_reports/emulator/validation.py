@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,3 +128,28 @@ def document_id(value: str) -> str:
     if not (value.startswith("amzn1.spdoc.") or re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", value)):
         raise invalid_input(f"Invalid reportDocumentId: {value}.")
     return value
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """A createReport body, checked: what the store needs to make a report."""
+
+    report_type: str
+    marketplace_ids: list[str]
+    options: dict[str, str]
+    start: float
+    end: float
+
+
+def report_spec(spec: dict[str, Any], config: EmulatorConfig, now: float, *, requestable: bool = True) -> ReportSpec:
+    """``requestable`` False: any known type (the control API creates Amazon's own reports too)."""
+    check_type = requestable_report_type if requestable else report_type
+    start = parse_date_time("dataStartTime", spec["dataStartTime"]) if "dataStartTime" in spec else now
+    end = parse_date_time("dataEndTime", spec["dataEndTime"]) if "dataEndTime" in spec else now
+    return ReportSpec(
+        check_type(spec.get("reportType"), config),
+        marketplace_ids(spec.get("marketplaceIds")),
+        report_options(spec.get("reportOptions")),
+        start,
+        end,
+    )

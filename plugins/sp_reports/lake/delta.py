@@ -178,25 +178,33 @@ def land_tables(
     headers = {column: aliases.get(header, header) for column, header in headers.items()}
     attempts = _Attempts(lake, table_name, report_id, _staging_key(staged, quarantine_files), document)
 
+    def land(
+        name: str,
+        files: Sequence[str],
+        *,
+        key_columns: tuple[str, ...] = (),
+        partition_by: Sequence[str] = DEFAULT_PARTITION_BY,
+        headers: Mapping[str, str] | None = None,
+        document_columns: list[str] | None = None,
+    ) -> _Landed:
+        return _land_table(
+            lake, name, files, key_columns=key_columns, partition_by=partition_by, headers=headers or {},
+            document_columns=document_columns, report_id=report_id, max_attempts=max_attempts,
+            spill_dir=spill_dir, attempts=attempts,
+        )  # fmt: skip
+
     markers: list[str] = []
     tables: dict[str, TableLanding] = {}
     columns_added: list[str] = []
     columns_missing: list[str] = []
     for suffix in sorted(staged, key=lambda s: (s != "", s)):
-        name = table_name if suffix == "" else f"{table_name}__{suffix}"
         main = suffix == ""
-        landed = _land_table(
-            lake,
-            name,
+        landed = land(
+            table_name if main else f"{table_name}__{suffix}",
             staged[suffix],
             key_columns=natural_key_columns(report) if main else (),
-            partition_by=DEFAULT_PARTITION_BY,
             headers=headers if main else _with_aliases(_staged_source_columns(lake, staged[suffix]), aliases),
             document_columns=list(getattr(parsed, "columns", []) or []) if main else None,
-            report_id=report_id,
-            max_attempts=max_attempts,
-            spill_dir=spill_dir,
-            attempts=attempts,
         )
         markers += landed.markers
         if landed.landing is not None:
@@ -205,34 +213,10 @@ def land_tables(
             columns_added, columns_missing = landed.columns_added, landed.columns_missing
     if "" not in staged and natural_key_columns(report) == ():
         # An empty document still replaces the report's earlier rows in the main table.
-        landed = _land_table(
-            lake,
-            table_name,
-            [],
-            key_columns=(),
-            partition_by=DEFAULT_PARTITION_BY,
-            headers={},
-            document_columns=None,
-            report_id=report_id,
-            max_attempts=max_attempts,
-            spill_dir=spill_dir,
-            attempts=attempts,
-        )
+        landed = land(table_name, [])
         if landed.landing is not None:
             tables[""] = landed.landing
-    landed = _land_table(
-        lake,
-        f"{table_name}__{QUARANTINE_SUFFIX}",
-        quarantine_files,
-        key_columns=(),
-        partition_by=QUARANTINE_PARTITION_BY,
-        headers={},
-        document_columns=None,
-        report_id=report_id,
-        max_attempts=max_attempts,
-        spill_dir=spill_dir,
-        attempts=attempts,
-    )
+    landed = land(f"{table_name}__{QUARANTINE_SUFFIX}", quarantine_files, partition_by=QUARANTINE_PARTITION_BY)
     quarantine, markers = landed.landing, markers + landed.markers
 
     if delete_staging:

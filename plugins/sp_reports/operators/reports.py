@@ -66,20 +66,22 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.notification_queue_url = notification_queue_url
-        self.aws_conn_id = aws_conn_id
-        self.fallback_poll_interval = fallback_poll_interval
         self.report_type = report_type
         self.marketplace_ids = marketplace_ids
         self.data_start_time = data_start_time
         self.data_end_time = data_end_time
         self.report_options = report_options
         self.request = request
-        self.selling_partner_conn_id = selling_partner_conn_id
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
         self.max_wait = max_wait
-        self.cancel_on_kill = cancel_on_kill
+        self.configure_wait(
+            selling_partner_conn_id=selling_partner_conn_id,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            cancel_on_kill=cancel_on_kill,
+            notification_queue_url=notification_queue_url,
+            aws_conn_id=aws_conn_id,
+            fallback_poll_interval=fallback_poll_interval,
+        )
 
     def report_spec(self) -> dict:
         spec = {

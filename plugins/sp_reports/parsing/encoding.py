@@ -38,21 +38,21 @@ BLANKED = b"\t"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 JP_MARKETPLACES = frozenset({"A1VC38T7YXB528"})
-# Amazon serves the classic EU marketplaces' flat files in Cp1252.
-CP1252_MARKETPLACES = frozenset(
+# Marketplaces whose localised flat files write a decimal comma (UK and IE write a dot).
+DECIMAL_COMMA_MARKETPLACES = frozenset(
     {
         "A1PA6795UKMFR9",  # DE
         "A13V1IB3VIYZZH",  # FR
-        "A1F83G8C2ARO7P",  # UK
         "APJ6JRA9NGTQCU",  # IT
         "A1RKKUPIHCS9HS",  # ES
         "A1805IZSGTT6HS",  # NL
         "AMEN7PMS3EDWL",  # BE
         "A2NODRKZP88ZB9",  # SE
         "A1C3SOZRARQ6R3",  # PL
-        "A28R8C7NBKEWEA",  # IE
     }
 )
+# Amazon serves the classic EU marketplaces' flat files in Cp1252: those above, UK and IE.
+CP1252_MARKETPLACES = DECIMAL_COMMA_MARKETPLACES | {"A1F83G8C2ARO7P", "A28R8C7NBKEWEA"}
 
 # Spellings Amazon (and HTTP in general) uses, keyed by the label lower-cased without punctuation.
 _LABELS = {

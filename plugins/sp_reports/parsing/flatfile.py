@@ -44,10 +44,10 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import numpy as np
 import pyarrow as pa
@@ -65,6 +65,7 @@ from sp_reports.columns import (
     snake_case,
 )
 from sp_reports.lake.paths import join_path
+from sp_reports.lake.storage import Lake
 from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
@@ -74,6 +75,7 @@ from .result import (
     DEFAULT_FILE_ROWS,
     QUARANTINE_SCHEMA,
     DocumentParseError,
+    ParseOptions,
     QuarantineRecords,
     StagedDataFiles,
     StagingWriter,
@@ -98,17 +100,13 @@ _ZlibError = cast("type[Exception]", zlib.error)
 
 
 def parse_tsv(
-    lake,
+    lake: Lake,
     raw_path: str,
     out_dir: str,
     *,
-    report: ReportType,
-    marketplace_id: str | None,
-    charset: str | None,
-    compressed: bool | None,
-    extra_columns: Mapping[str, str] | None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     file_rows: int = DEFAULT_FILE_ROWS,
+    **options: Unpack[ParseOptions],
 ) -> ParseResult:
     """Parse the flat file at ``raw_path`` into staging Parquet under ``out_dir`` (see the module docstring).
 
@@ -118,7 +116,10 @@ def parse_tsv(
     out_dir = join_path(out_dir)
     if not out_dir.startswith("staging/"):
         raise ValueError(f"out_dir must be in the staging zone, got {out_dir!r}")
-    parser = _FlatFileParser(lake, raw_path, report, marketplace_id, charset, dict(extra_columns or {}))
+    report = options["report"]
+    parser = _FlatFileParser(
+        lake, raw_path, report, options["marketplace_id"], options["charset"], dict(options["extra_columns"])
+    )
     tables: dict[str, StagingWriter | StagedDataFiles] = {}
     quarantine = StagingWriter(lake, join_path(out_dir, "quarantine"), QUARANTINE_SCHEMA)
     try:
@@ -146,8 +147,10 @@ def parse_tsv(
         for writer in [*tables.values(), quarantine]:
             writer.abort()
         raise
-    if compressed is not None and compressed != parser.compressed:
-        log.info("%s: compressed=%s was given but the magic bytes say %s", raw_path, compressed, parser.compressed)
+    if options["compressed"] is not None and options["compressed"] != parser.compressed:
+        log.info(
+            "%s: compressed=%s was given but the magic bytes say %s", raw_path, options["compressed"], parser.compressed
+        )
     outcome = ParseResult(
         tables=files or {"": []},
         quarantine_files=quarantine_files,

@@ -51,59 +51,38 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 from sp_reports.columns import snake_case
 from sp_reports.lake.storage import Lake
 from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
-from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, python_codec, sniff_bom, stage_items
-from .result import DocumentParseError
+from .records import Item, ItemSource, Path, TextBreak, decoded_text, python_codec, sniff_bom, stage_items
+from .result import DocumentParseError, ParseOptions
 
 MAX_RECORD_CHARS = 64 * 1024 * 1024  # a single array element larger than this is a malformed document
 _COMPACT_AT = 1 << 20  # drop consumed text from the buffer once this much has been consumed
-_SNIFF_BYTES = 4096
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder(parse_float=Decimal)
 # Incomplete input (not malformed): how close to the end of the buffer an error may be.
 _INCOMPLETE_MARGIN = 64
 
 
-def parse_json(
-    lake: Lake,
-    raw_path: str,
-    out_dir: str,
-    *,
-    report: ReportType,
-    marketplace_id: str,
-    charset: str | None,
-    compressed: bool | None,
-    extra_columns: Mapping[str, str],
-) -> ParseResult:
-    """Stream the JSON document at ``raw_path`` into typed staging Parquet under ``out_dir``.
-
-    ``compressed`` is only a hint: gzip is detected by its magic bytes.
-    """
+def parse_json(lake: Lake, raw_path: str, out_dir: str, **options: Unpack[ParseOptions]) -> ParseResult:
+    """Stream the JSON document at ``raw_path`` into typed staging Parquet under ``out_dir``."""
+    report, charset = options["report"], options["charset"]
     if not report.records:
         raise ValueError(f"{report.report_type}: JSON reports need records (the arrays that become tables)")
 
     def open_items() -> _JsonItems:
         return _JsonItems(lake, raw_path, report, charset)
 
-    return stage_items(lake, out_dir, open_items, report=report, marketplace_id=marketplace_id,
-                      extra_columns=extra_columns, separator=".",
+    return stage_items(lake, out_dir, open_items, report=report, marketplace_id=options["marketplace_id"],
+                      extra_columns=options["extra_columns"], separator=".",
                       tables=[""] + [snake_case(name) for name in report.records[1:]])  # fmt: skip
-
-
-class _Break(Exception):
-    """The document breaks here; ``good`` is the text before the break, still to be read."""
-
-    def __init__(self, reason: str, raw: bytes = b"", good: str = ""):
-        super().__init__(reason)
-        self.reason, self.raw, self.good = reason, raw, good
 
 
 class _Scanner:
@@ -115,7 +94,7 @@ class _Scanner:
         self.pos = 0
         self.consumed = 0  # characters dropped from the front of buf
         self.eof = False
-        self.broken: _Break | None = None  # the text ends early because of this
+        self.broken: TextBreak | None = None  # the text ends early because of this
 
     def _more(self) -> bool:
         if self.eof:
@@ -125,7 +104,7 @@ class _Scanner:
         except StopIteration:
             self.eof = True
             return False
-        except _Break as e:  # the good text before the break, then the end
+        except TextBreak as e:  # the good text before the break, then the end
             self.broken, self.eof = e, True
             chunk = e.good
         if self.pos >= _COMPACT_AT:
@@ -135,12 +114,23 @@ class _Scanner:
         self.buf += chunk
         return True
 
-    def fail(self, reason: str) -> _Break:
+    def elements(self, close: str, between: str) -> Iterator[None]:
+        """Just after an opening bracket: once per member or element (the caller reads it), with the commas
+        between them consumed, until the closing bracket ``close``, which is consumed too."""
+        first = True
+        while self.peek() != close:
+            if not first:
+                self.expect(",", between)
+            first = False
+            yield
+        self.pos += 1
+
+    def fail(self, reason: str) -> TextBreak:
         """The break to report: a decoding/gzip break that ended the text early wins over its symptom."""
         if self.broken is not None:
             return self.broken
         near = self.buf[max(0, self.pos - 100) : self.pos + 100]
-        return _Break(f"{reason} at character {self.consumed + self.pos} of the document", near.encode("utf-8"))
+        return TextBreak(f"{reason} at character {self.consumed + self.pos} of the document", near.encode("utf-8"))
 
     def peek(self) -> str | None:
         """The next non-whitespace character (not consumed), None at the end."""
@@ -234,57 +224,11 @@ class _JsonItems(ItemSource):
         self.encoding = {"codec": "utf-8", "label": label, "bom": False, "reason": reason}
         return "utf-8"
 
-    def _texts(self, raw) -> Iterator[str]:
-        """The document's text, chunk by chunk; raises _Break(reason, good text) where it breaks."""
-        state: dict[str, Any] = {}
-        chunks = decompressed_chunks(raw, state)
-        head, truncated = b"", None
-        try:
-            for chunk in chunks:
-                head += chunk
-                if len(head) >= _SNIFF_BYTES:
-                    break
-        except Truncated as e:
-            truncated = e
-        finally:
-            self.compressed = bool(state.get("compressed"))
-        if not head:
-            if truncated is not None:
-                raise DocumentParseError(str(truncated), path=self.raw_path)
-            return
-        codec = self._choose_codec(head)
-        decoder = codecs.getincrementaldecoder(codec)("strict")
-        offset = 0
-
-        def decode(data: bytes, final: bool = False) -> str:
-            nonlocal offset
-            try:
-                text = decoder.decode(data, final)
-            except UnicodeDecodeError as e:
-                raise _Break(
-                    f"undecodable bytes {bytes(e.object[e.start : e.end])!r} at byte {offset + e.start} of the "
-                    f"decompressed document: not valid {self.encoding['codec']} ({e.reason})",
-                    bytes(e.object[max(0, e.start - 200) : e.end + 200]),
-                    bytes(e.object[: e.start]).decode(codec),
-                ) from None
-            offset += len(data)
-            return text
-
-        yield decode(head)
-        if truncated is not None:
-            raise _Break(str(truncated))
-        try:
-            for chunk in chunks:
-                yield decode(chunk)
-        except Truncated as e:
-            raise _Break(str(e)) from None
-        yield decode(b"", final=True)
-
     # -- structure
 
     def __iter__(self) -> Iterator[Item]:
         with self.lake.open_input(self.raw_path) as raw:
-            scanner = _Scanner(self._texts(raw))
+            scanner = _Scanner(decoded_text(self, raw))
             rows_before = 0  # items yielded: where a break lands when it is outside the arrays
             line, in_array = 0, False
             try:
@@ -298,27 +242,15 @@ class _JsonItems(ItemSource):
                         f"not a JSON object: the document starts with {first!r}", path=self.raw_path, line=1
                     )
                 scanner.pos += 1
-                members = 0
-                while True:
-                    if scanner.peek() == "}":
-                        scanner.pos += 1
-                        break
-                    if members:
-                        scanner.expect(",", "',' or '}' after a member")
+                for _ in scanner.elements("}", "',' or '}' after a member"):
                     key, _ = scanner.value()
                     if not isinstance(key, str):
                         raise scanner.fail("malformed JSON: object keys must be strings")
                     scanner.expect(":", "':' after a key")
-                    members += 1
                     if key in self.arrays and scanner.peek() == "[":
                         scanner.pos += 1
                         line, in_array = 0, True
-                        while True:
-                            if scanner.peek() == "]":
-                                scanner.pos += 1
-                                break
-                            if line:
-                                scanner.expect(",", "',' or ']' between elements")
+                        for _ in scanner.elements("]", "',' or ']' between elements"):
                             value, text = scanner.value()
                             line += 1
                             rows_before += 1
@@ -332,7 +264,7 @@ class _JsonItems(ItemSource):
                     raise scanner.fail("malformed JSON: data after the top-level object")
                 if scanner.broken is not None:
                     raise scanner.broken
-            except _Break as e:
+            except TextBreak as e:
                 # In an array: the element that broke; elsewhere: after everything read so far.
                 yield Item(line=line + 1 if in_array else rows_before + 1, error=e.reason, raw=e.raw, is_break=True)
 

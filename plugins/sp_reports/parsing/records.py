@@ -59,7 +59,7 @@ from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
 from .encoding import codec_for_label
-from .result import QUARANTINE_SCHEMA, QuarantineRecords, StagingWriter
+from .result import QUARANTINE_SCHEMA, DocumentParseError, QuarantineRecords, StagingWriter
 from .types import ARROW_TYPES, Locale, cast_column, to_report_dates
 
 # Items of the schema pass kept in memory for the writing pass; beyond either limit they are spilled
@@ -145,6 +145,71 @@ def decompressed_chunks(raw: pa.NativeFile, state: dict[str, Any]) -> Iterator[b
         data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
         if out:
             yield out
+
+
+class TextBreak(Exception):
+    """The document's text breaks here: ``good`` is the text before the break (still to be parsed), ``raw``
+    the bytes around it (for the quarantine record)."""
+
+    def __init__(self, reason: str, raw: bytes = b"", good: str = ""):
+        super().__init__(reason)
+        self.reason, self.raw, self.good = reason, raw, good
+
+
+SNIFF_BYTES = 4096  # what a structured document's codec is chosen from (BOM, XML declaration, charset)
+RAW_CONTEXT = 200  # bytes kept on each side of a break
+
+
+def decoded_text(source: Any, raw: pa.NativeFile) -> Iterator[str]:
+    """The document's text, chunk by chunk, strictly decoded in the codec ``source._choose_codec`` picks from
+    its first ``SNIFF_BYTES`` (which also sets ``source.encoding``); sets ``source.compressed``.
+
+    Raises ``TextBreak`` at undecodable bytes or a broken gzip stream, ``DocumentParseError`` when not a byte
+    of the document can be read.
+    """
+    state: dict[str, Any] = {}
+    chunks = decompressed_chunks(raw, state)
+    head, truncated = b"", None
+    try:
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= SNIFF_BYTES:
+                break
+    except Truncated as e:
+        truncated = e
+    finally:
+        source.compressed = bool(state.get("compressed"))
+    if not head:
+        if truncated is not None:
+            raise DocumentParseError(str(truncated), path=source.raw_path)
+        return
+    codec = source._choose_codec(head)
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    offset = 0  # bytes decoded so far (for error messages)
+
+    def decode(data: bytes, final: bool = False) -> str:
+        nonlocal offset
+        try:
+            text = decoder.decode(data, final)
+        except UnicodeDecodeError as e:
+            raise TextBreak(
+                f"undecodable bytes {bytes(e.object[e.start : e.end])!r} at byte {offset + e.start} of the "
+                f"decompressed document: not valid {source.encoding['codec']} ({e.reason})",
+                bytes(e.object[max(0, e.start - RAW_CONTEXT) : e.end + RAW_CONTEXT]),
+                bytes(e.object[: e.start]).decode(codec),
+            ) from None
+        offset += len(data)
+        return text
+
+    yield decode(head)
+    if truncated is not None:
+        raise TextBreak(str(truncated))
+    try:
+        for chunk in chunks:
+            yield decode(chunk)
+    except Truncated as e:
+        raise TextBreak(str(e)) from None
+    yield decode(b"", final=True)
 
 
 def python_codec(label: str) -> str | None:

@@ -6,7 +6,8 @@ Shared by every document format (flat files here, XML and JSON in their own modu
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,6 +15,9 @@ import pyarrow.parquet as pq
 from sp_reports.lake.datafiles import PartitionedWriter, StagedPartition, TableStorage, buffered_sink
 from sp_reports.lake.paths import join_path
 from sp_reports.lake.storage import Lake
+
+if TYPE_CHECKING:
+    from sp_reports.registry import ReportType
 
 # One record per quarantined row (a line that could not become a row) or value (a field that failed
 # its declared type: the row landed with null there).
@@ -38,6 +42,16 @@ DATA_FILE_ROWS = 1_048_576  # rows per staged data file (datafiles.FILE_ROWS: a 
 # size: lz4 without dictionaries writes faster than the zstd+dictionary default, at a larger size.
 STAGING_PARQUET: dict[str, Any] = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
 STAGING_SINK_BYTES = 1 << 20
+
+
+class ParseOptions(TypedDict):
+    """What every parser is told about a document besides where it is (``parse_document``'s keywords)."""
+
+    report: ReportType
+    marketplace_id: str
+    charset: str | None  # Amazon's label from the Content-Type; the parsers sniff BOMs and declarations
+    compressed: bool | None  # a hint only: gzip is detected by its magic bytes
+    extra_columns: Mapping[str, str]  # system columns every row gets (report_id, marketplace_id, ...)
 
 
 class DocumentParseError(Exception):

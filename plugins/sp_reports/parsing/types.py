@@ -30,6 +30,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .encoding import DECIMAL_COMMA_MARKETPLACES
+
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
     "integer": pa.int64(),
@@ -41,19 +43,6 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 _QUANTUM = Decimal("0.0001")
 _MAX_DECIMAL = Decimal(10) ** 16  # decimal128(20, 4): 16 integer digits
 
-# Marketplaces whose localised flat files write a decimal comma (UK and IE write a dot).
-DECIMAL_COMMA_MARKETPLACES = frozenset(
-    {
-        "A1PA6795UKMFR9",  # DE
-        "A13V1IB3VIYZZH",  # FR
-        "APJ6JRA9NGTQCU",  # IT
-        "A1RKKUPIHCS9HS",  # ES
-        "A1805IZSGTT6HS",  # NL
-        "AMEN7PMS3EDWL",  # BE
-        "A2NODRKZP88ZB9",  # SE
-        "A1C3SOZRARQ6R3",  # PL
-    }
-)
 # Where 01/02/2026 is January 2nd; everywhere else (UK/FR/IT/ES ...) it is February 1st.
 MONTH_FIRST_MARKETPLACES = frozenset({"ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"})  # US, CA
 

@@ -57,12 +57,11 @@ are not counted. ``source_line`` and the quarantine ``line`` are record indexes 
 
 from __future__ import annotations
 
-import codecs
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Unpack
 
 from lxml import etree
 
@@ -71,33 +70,19 @@ from sp_reports.lake.storage import Lake
 from sp_reports.payloads import ParseResult
 from sp_reports.registry import ReportType
 
-from .records import Item, ItemSource, Path, Truncated, decompressed_chunks, python_codec, sniff_bom, stage_items
-from .result import DocumentParseError
+from .records import RAW_CONTEXT, Item, ItemSource, Path, TextBreak, decoded_text, python_codec, sniff_bom, stage_items
+from .result import DocumentParseError, ParseOptions
 
 # Child records of Amazon's XML record elements, for registry entries that name only the record.
 DEFAULT_CHILD_RECORDS = {"Order": ("OrderItem",)}
 _DECLARATION = re.compile(rb"""^\s*<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
-_SNIFF_BYTES = 4096
-_RAW_CONTEXT = 200  # bytes kept around a break for the quarantine record
 _FEED_BYTES = 64 * 1024
 _START_TAG = re.compile(rb"<[A-Za-z_:]")
 
 
-def parse_xml(
-    lake: Lake,
-    raw_path: str,
-    out_dir: str,
-    *,
-    report: ReportType,
-    marketplace_id: str,
-    charset: str | None,
-    compressed: bool | None,
-    extra_columns: Mapping[str, str],
-) -> ParseResult:
-    """Stream the XML document at ``raw_path`` into typed staging Parquet under ``out_dir``.
-
-    ``compressed`` is only a hint: gzip is detected by its magic bytes.
-    """
+def parse_xml(lake: Lake, raw_path: str, out_dir: str, **options: Unpack[ParseOptions]) -> ParseResult:
+    """Stream the XML document at ``raw_path`` into typed staging Parquet under ``out_dir``."""
+    report, charset = options["report"], options["charset"]
     if not report.records:
         raise ValueError(f"{report.report_type}: XML reports need records (the record element)")
     record = report.records[0]
@@ -106,8 +91,8 @@ def parse_xml(
     def open_items() -> _XmlItems:
         return _XmlItems(lake, raw_path, record, children, report, charset)
 
-    return stage_items(lake, out_dir, open_items, report=report, marketplace_id=marketplace_id,
-                      extra_columns=extra_columns, separator="/",
+    return stage_items(lake, out_dir, open_items, report=report, marketplace_id=options["marketplace_id"],
+                      extra_columns=options["extra_columns"], separator="/",
                       tables=[""] + [snake_case(name) for name in children])  # fmt: skip
 
 
@@ -172,55 +157,16 @@ class _XmlItems(ItemSource):
         return "utf-8"
 
     def _texts(self, raw) -> Iterator[bytes]:
-        """The document transcoded to UTF-8, chunk by chunk, strictly decoded.
+        """The document transcoded to UTF-8 (what lxml is fed), chunk by chunk, strictly decoded.
 
         Raises ``_Break`` (carrying the good text before the break) at undecodable bytes or a broken
         gzip stream.
         """
-        state: dict[str, Any] = {}
-        chunks = decompressed_chunks(raw, state)
-        head, truncated = b"", None
         try:
-            for chunk in chunks:
-                head += chunk
-                if len(head) >= _SNIFF_BYTES:
-                    break
-        except Truncated as e:
-            truncated = e
-        finally:
-            self.compressed = bool(state.get("compressed"))
-        if not head:
-            if truncated is not None:
-                raise DocumentParseError(str(truncated), path=self.raw_path)
-            return
-        codec = self._choose_codec(head)
-        decoder = codecs.getincrementaldecoder(codec)("strict")
-        offset = 0  # bytes decoded so far (for error messages)
-
-        def decode(data: bytes, final: bool = False) -> bytes:
-            nonlocal offset
-            try:
-                text = decoder.decode(data, final)
-            except UnicodeDecodeError as e:
-                good = bytes(e.object[: e.start]).decode(codec).encode("utf-8")
-                raise _Break(
-                    f"undecodable bytes {bytes(e.object[e.start : e.end])!r} at byte {offset + e.start} of the "
-                    f"decompressed document: not valid {self.encoding['codec']} ({e.reason})",
-                    bytes(e.object[max(0, e.start - _RAW_CONTEXT) : e.end + _RAW_CONTEXT]),
-                    good,
-                ) from None
-            offset += len(data)
-            return text.encode("utf-8")
-
-        yield decode(head)
-        if truncated is not None:
-            raise _Break(str(truncated))
-        try:
-            for chunk in chunks:
-                yield decode(chunk)
-        except Truncated as e:
-            raise _Break(str(e)) from None
-        yield decode(b"", final=True)
+            for text in decoded_text(self, raw):
+                yield text.encode("utf-8")
+        except TextBreak as e:
+            raise _Break(e.reason, e.raw, e.good.encode("utf-8")) from None
 
     # -- parsing
 
@@ -292,7 +238,7 @@ class _XmlItems(ItemSource):
             return b""
         lines = self._fed.split(b"\n")
         index = lineno - self._lines_before - 1
-        return lines[index][: 2 * _RAW_CONTEXT] if 0 <= index < len(lines) else b""
+        return lines[index][: 2 * RAW_CONTEXT] if 0 <= index < len(lines) else b""
 
     def _break(self, reason: str, raw: bytes) -> Item:
         if not self._root_started:  # nothing of the document could be read

@@ -38,13 +38,15 @@ class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.report_id = report_id
-        self.selling_partner_conn_id = selling_partner_conn_id
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.cancel_on_kill = False
-        self.notification_queue_url = notification_queue_url
-        self.aws_conn_id = aws_conn_id
-        self.fallback_poll_interval = fallback_poll_interval
+        self.configure_wait(
+            selling_partner_conn_id=selling_partner_conn_id,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            cancel_on_kill=False,  # never cancel a report this task did not create
+            notification_queue_url=notification_queue_url,
+            aws_conn_id=aws_conn_id,
+            fallback_poll_interval=fallback_poll_interval,
+        )
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
