@@ -34,8 +34,8 @@ def test_the_form_repeats_the_library_defaults():
     import sp_reports.maintenance_dag as dag_module
     from sp_reports.lake import maintenance
 
-    assert dag_module.RETENTION_HOURS == maintenance.Settings().retention_hours
-    assert dag_module.STAGING_MAX_AGE_HOURS == maintenance.Settings().staging_max_age_hours
+    assert dag_module.RETENTION_HOURS == maintenance.MaintenanceSettings().retention_hours
+    assert dag_module.STAGING_MAX_AGE_HOURS == maintenance.MaintenanceSettings().staging_max_age_hours
     assert dag_module.MIN_STAGING_MAX_AGE_HOURS == maintenance.MIN_STAGING_MAX_AGE_HOURS
     assert dag_module.LONGEST_LANDING_HOURS == maintenance.LONGEST_LANDING_HOURS
 

@@ -114,10 +114,10 @@ def build_lake_maintenance_dag(*, schedule: str | None = "@daily", retries: int 
 
 
 def _settings():
-    from sp_reports.lake.maintenance import Settings
+    from sp_reports.lake.maintenance import MaintenanceSettings
 
     params = get_current_context()["params"]
-    return Settings(
+    return MaintenanceSettings(
         retention_hours=int(params["retention_hours"]),
         staging_max_age_hours=int(params["staging_max_age_hours"]),
         dry_run=bool(params["dry_run"]),

@@ -26,7 +26,7 @@ import sp_reports.lake.maintenance as maintenance
 from sp_reports import pipeline
 from sp_reports.lake import read_table
 from sp_reports.lake.ledger import LEDGER_TABLE
-from sp_reports.lake.maintenance import Settings, clean_leftovers, maintain_lake, maintain_table
+from sp_reports.lake.maintenance import MaintenanceSettings, clean_leftovers, maintain_lake, maintain_table
 from sp_reports.registry import load_registry
 
 ORDERS = load_registry()["GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"]  # MERGE on (order id, sku)
@@ -148,7 +148,7 @@ def test_maintenance_removes_what_is_dead_and_keeps_what_may_be_in_use(lake, ten
     small_before = sum(n for n in files_per_partition(lake, TABLE).values() if n > 1)
     assert small_before >= 4
 
-    dry = maintain_lake(lake, Settings(dry_run=True))
+    dry = maintain_lake(lake, MaintenanceSettings(dry_run=True))
     assert DeltaTable(lake.table_uri(TABLE)).version() == version_before
     assert all((table_dir / p).exists() for p in replaced) and dead.exists() and (staging / "2001").exists()
     assert all(p.exists() for p in old_tmps)
@@ -253,14 +253,14 @@ def test_concurrent_landings_and_maintenance_lose_nothing(lake):
 
 
 def test_retention_never_below_the_floor():
-    assert Settings().retention_hours == 168 and Settings().min_retention_hours == 72
-    Settings(retention_hours=72)
+    assert MaintenanceSettings().retention_hours == 168 and MaintenanceSettings().min_retention_hours == 72
+    MaintenanceSettings(retention_hours=72)
     with pytest.raises(ValueError, match="at least 72"):
-        Settings(retention_hours=48)
+        MaintenanceSettings(retention_hours=48)
     with pytest.raises(ValueError, match="at least 124"):
-        Settings(retention_hours=120, staging_max_age_hours=100)
+        MaintenanceSettings(retention_hours=120, staging_max_age_hours=100)
     with pytest.raises(ValueError, match="staging_max_age_hours"):
-        Settings(staging_max_age_hours=1)
+        MaintenanceSettings(staging_max_age_hours=1)
 
 
 def test_a_declared_retention_is_kept(lake, ten_days_ago):
@@ -269,7 +269,7 @@ def test_a_declared_retention_is_kept(lake, ten_days_ago):
     table = DeltaTable(lake.table_uri(TABLE))
     table.alter.set_table_properties({"delta.deletedFileRetentionDuration": "interval 30 days"})
     assert maintain_table(lake, TABLE).files_removed == 0  # replaced 10 days ago, kept for 30
-    assert maintain_table(lake, TABLE, Settings(dry_run=True)).removed == []
+    assert maintain_table(lake, TABLE, MaintenanceSettings(dry_run=True)).removed == []
 
 
 def test_leftovers_use_the_newest_file_of_a_staging_dir(lake):

@@ -12,7 +12,7 @@ For the lake: staging directories (``staging/<table>/<reportId>/``) and the hidd
 ``Lake.open_output`` (on S3: incomplete multipart uploads) that nothing has touched for a while.
 
 Why each step is safe next to running landings and readers is in docs/maintenance.md; the short
-version is the floor in ``Settings``. Nothing here imports Airflow.
+version is the floor in ``MaintenanceSettings``. Nothing here imports Airflow.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ _WRITER = WriterProperties(compression="ZSTD", compression_level=1)
 
 
 @dataclass(frozen=True)
-class Settings:
+class MaintenanceSettings:
     """How old things must be before maintenance removes them (hours).
 
     ``retention_hours`` may not be below ``staging_max_age_hours + LONGEST_LANDING_HOURS``: VACUUM
@@ -131,7 +131,9 @@ class LeftoverReport:
 # ----------------------------------------------------------------------------------------- the lake
 
 
-def maintain_lake(lake: Lake, settings: Settings = Settings(), *, now: datetime | None = None) -> dict:
+def maintain_lake(
+    lake: Lake, settings: MaintenanceSettings = MaintenanceSettings(), *, now: datetime | None = None
+) -> dict:
     """Clean the leftovers, then maintain every table; the report of ``lake_report``.
 
     A table that fails is reported with its error and the others are still maintained. ``now`` (for
@@ -148,7 +150,7 @@ def maintain_lake(lake: Lake, settings: Settings = Settings(), *, now: datetime 
     return lake_report(settings, leftovers, tables)
 
 
-def lake_report(settings: Settings, leftovers: dict, tables: Iterable[dict]) -> dict:
+def lake_report(settings: MaintenanceSettings, leftovers: dict, tables: Iterable[dict]) -> dict:
     """The whole run's report from its parts (``LeftoverReport`` / ``TableReport`` dicts), with totals."""
     tables = sorted(tables, key=lambda t: t["table"])
     return {
@@ -198,7 +200,7 @@ def list_tables(lake: Lake) -> list[str]:
 # ----------------------------------------------------------------------------------------- one table
 
 
-def maintain_table(lake: Lake, name: str, settings: Settings = Settings()) -> TableReport:
+def maintain_table(lake: Lake, name: str, settings: MaintenanceSettings = MaintenanceSettings()) -> TableReport:
     """Compact, VACUUM and checkpoint ``tables/<name>`` (a dry run changes nothing and reports what
     VACUUM would remove and which files compaction would consider)."""
     report = TableReport(name)
@@ -236,7 +238,7 @@ def _open(lake: Lake, name: str) -> DeltaTable:
     return DeltaTable(lake.table_uri(name), storage_options=lake.storage_options)
 
 
-def _compact(lake: Lake, name: str, settings: Settings, report: TableReport) -> None:
+def _compact(lake: Lake, name: str, settings: MaintenanceSettings, report: TableReport) -> None:
     """Compaction commits with delta-rs' conflict checks: a concurrent landing that removed a file being
     compacted (a replace, a MERGE rewrite) makes this commit fail instead of bringing the removed rows
     back, and it is planned again on the new snapshot. A landing that commits after it fails its own
@@ -286,7 +288,7 @@ def _compaction_candidates(table: DeltaTable, target_size: int) -> int:
     return sum(n for n in small.values() if n > 1)
 
 
-def _vacuum(lake: Lake, name: str, settings: Settings, report: TableReport) -> None:
+def _vacuum(lake: Lake, name: str, settings: MaintenanceSettings, report: TableReport) -> None:
     """Full mode: lite mode only removes files named by ``remove`` actions, never the data files of a
     landing that died before its commit. Full mode removes those by their modification time, and skips
     paths starting with ``.`` or ``_`` at the table root only (hidden ``.tmp`` files at the root are
@@ -295,7 +297,7 @@ def _vacuum(lake: Lake, name: str, settings: Settings, report: TableReport) -> N
     root = join_path("tables", name)
     sizes = {e.path[len(root) + 1 :]: e.size for e in _walk(lake, root) if not e.is_dir}
     # delta-rs refuses a retention below the table's delta.deletedFileRetentionDuration, 7 days when the
-    # table declares none; Settings' floor replaces that default, a declared retention still holds.
+    # table declares none; MaintenanceSettings' floor replaces that default, a declared retention still holds.
     configured = (table.metadata().configuration or {}).get(_RETENTION_PROPERTY)
     declared = _interval_hours(configured)
     removed = table.vacuum(
@@ -333,7 +335,9 @@ def _checkpoint(lake: Lake, name: str, report: TableReport) -> None:
 # ----------------------------------------------------------------------------------------- leftovers
 
 
-def clean_leftovers(lake: Lake, settings: Settings = Settings(), *, now: datetime | None = None) -> LeftoverReport:
+def clean_leftovers(
+    lake: Lake, settings: MaintenanceSettings = MaintenanceSettings(), *, now: datetime | None = None
+) -> LeftoverReport:
     """Remove staging directories and temporary files of landings that are no longer running.
 
     A running parse or landing writes its files continuously, so what nobody modified for
@@ -359,7 +363,7 @@ def clean_leftovers(lake: Lake, settings: Settings = Settings(), *, now: datetim
     return report
 
 
-def _clean_staging(lake: Lake, settings: Settings, now_ns: int, report: LeftoverReport) -> None:
+def _clean_staging(lake: Lake, settings: MaintenanceSettings, now_ns: int, report: LeftoverReport) -> None:
     groups: dict[str, list[_Entry]] = {}
     for entry in _walk(lake, "staging"):
         parts = entry.path.split("/")
@@ -405,7 +409,7 @@ def _clean_staging(lake: Lake, settings: Settings, now_ns: int, report: Leftover
                 pass  # not empty: other reports are staged there
 
 
-def _clean_tmp_files(lake: Lake, settings: Settings, now_ns: int, report: LeftoverReport) -> None:
+def _clean_tmp_files(lake: Lake, settings: MaintenanceSettings, now_ns: int, report: LeftoverReport) -> None:
     removed_dirs = tuple(d + "/" for d in report.staging_dirs)
     for entry in _walk(lake, None):
         name = entry.path.rsplit("/", 1)[-1]
@@ -427,7 +431,7 @@ def _clean_tmp_files(lake: Lake, settings: Settings, now_ns: int, report: Leftov
         )
 
 
-def _abort_uploads(lake: Lake, settings: Settings, now_ns: int, report: LeftoverReport) -> None:
+def _abort_uploads(lake: Lake, settings: MaintenanceSettings, now_ns: int, report: LeftoverReport) -> None:
     """S3's temporary files: multipart uploads never completed nor aborted (a writer killed mid-file).
     Their parts are billed and invisible to listings until aborted."""
     bucket, _, prefix = _root(lake).partition("/")
