@@ -105,6 +105,29 @@ async def test_client_waits_for_tokens_and_buckets_are_process_wide(amazon, make
     assert len(sleeps) == 1
 
 
+async def test_buckets_are_per_application_selling_partner_and_operation(amazon, make_client, credentials, sleeps):
+    """As Amazon meters them: two sellers of one application do not throttle each other; one seller's clients
+    share; grantless operations (the application's own) share one bucket whoever the seller is."""
+    from dataclasses import replace
+
+    amazon.route("POST", "/reports/2021-06-30/reports", httpx.Response(202, json={"reportId": "R"}))
+    seller_a, seller_a_again = make_client(), make_client()
+    seller_b = make_client(credentials=replace(credentials, refresh_token="Atzr|another-sellers-authorization"))
+    for _ in range(14):  # seller A's createReport burst (15, one kept spare)
+        await seller_a.create_report("GET_X", ["M1"])
+    for _ in range(14):
+        await seller_b.create_report("GET_X", ["M1"])
+    assert sleeps == []  # B had a bucket of its own
+    await seller_a_again.create_report("GET_X", ["M1"])
+    assert sleeps == [pytest.approx(1 / 0.0167, rel=1e-3)]  # the same seller: A's empty bucket
+
+    grantless = operations.GET_DESTINATIONS
+    assert grantless.grantless_scope
+    assert seller_a._api.bucket(grantless) is seller_b._api.bucket(grantless)
+    assert seller_a._api.bucket(operations.GET_REPORT) is not seller_b._api.bucket(operations.GET_REPORT)
+    assert seller_a._api.bucket(operations.GET_REPORT) is seller_a_again._api.bucket(operations.GET_REPORT)
+
+
 async def test_waiters_queue_in_order(amazon, make_client, sleeps, monkeypatch):
     from sp_reports.client import BUCKETS
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -20,33 +21,32 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _HOPELESS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
 
+@dataclass(repr=False, eq=False)  # never prints its auth; compared by identity
 class ApiCaller:
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        auth: LwaAuth,
-        endpoint: str,
-        client_id: str,
-        policy: RetryPolicy,
-        scale_quotas: float = 1.0,
-        buckets: BucketRegistry = BUCKETS,
-    ) -> None:
-        self._http = http
-        self._auth = auth
-        self._endpoint = endpoint
-        self._client_id = client_id
-        self._policy = policy
-        self._scale = scale_quotas
-        self._buckets = buckets
+    """Sends one SP-API operation on behalf of a client: waits for its quota, signs it with an LWA access
+    token, retries what may be retried, and turns Amazon's error responses into typed errors."""
+
+    http: httpx.AsyncClient
+    auth: LwaAuth
+    endpoint: str
+    client_id: str
+    # Names the selling partner in quota keys without holding a secret (the refresh token's sha256: each
+    # authorization is one selling partner).
+    selling_partner: str
+    policy: RetryPolicy
+    scale_quotas: float = 1.0
+    buckets: BucketRegistry = BUCKETS
 
     def bucket(self, op: Operation) -> TokenBucket:
-        # Amazon meters per application and selling partner; the client id stands in for that.
-        # The scale is part of the key so a test's scaled quotas never leak into a real client.
-        key = (self._endpoint, self._client_id, op.name, self._scale)
+        # Amazon meters per application and selling partner (grantless operations per application only), so
+        # two sellers of one application never throttle each other. The scale is part of the key so a test's
+        # scaled quotas never leak into a real client.
+        selling_partner = None if op.grantless_scope else self.selling_partner
+        key = (self.endpoint, self.client_id, selling_partner, op.name, self.scale_quotas)
         # One token short of Amazon's burst: requests leave here exactly one refill apart once the burst
         # is spent, and network jitter can bunch two of them up at Amazon's end, which then finds its
         # bucket a fraction of a token short (a 429). The spare token absorbs that.
-        return self._buckets.get(key, op.rate * self._scale, max(1, op.burst - 1))
+        return self.buckets.get(key, op.rate * self.scale_quotas, max(1, op.burst - 1))
 
     async def call(
         self,
@@ -64,10 +64,10 @@ class ApiCaller:
         * 401/403 with a cached token (or one Amazon says expired): refresh the token, retry once.
         All of these share ``max_attempts``, except the single token refresh, which is extra.
         """
-        url = self._endpoint + op.path.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        url = self.endpoint + op.path.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
         params = {k: v for k, v in (params or {}).items() if v is not None}
         bucket = self.bucket(op)
-        policy = self._policy
+        policy = self.policy
         refreshed = False
         attempt = 0
         while True:
@@ -75,13 +75,13 @@ class ApiCaller:
             last = attempt >= policy.max_attempts
             # The access token first: a quota token taken before a slow LWA exchange would be spent
             # late, bunching this request up with the ones scheduled after it.
-            token, from_cache = await self._auth.access_token(op.grantless_scope)
+            token, from_cache = await self.auth.access_token(op.grantless_scope)
             await self._take_token(bucket)
-            request = self._http.build_request(
+            request = self.http.build_request(
                 op.method, url, params=params, json=json, headers={"x-amz-access-token": token}
             )
             try:
-                response = await self._http.send(request)
+                response = await self.http.send(request)
             except httpx.TransportError as exc:
                 reason = type(exc).__name__
                 if not op.idempotent and not isinstance(exc, _NOT_SENT):
@@ -105,7 +105,7 @@ class ApiCaller:
                 return response
             if status in (401, 403) and not refreshed and (from_cache or says_token_expired(response)):
                 # The cached token may have been revoked or expired early: one fresh token, one retry.
-                self._auth.invalidate(token, op.grantless_scope)
+                self.auth.invalidate(token, op.grantless_scope)
                 refreshed = True
                 await policy.wait_before_retry(op.name, f"HTTP {status} (refreshing the access token)", attempt, 0.0)
                 attempt -= 1
@@ -128,7 +128,7 @@ class ApiCaller:
     async def _take_token(self, bucket: TokenBucket) -> None:
         wait = bucket.reserve()
         try:
-            await self._policy.sleep(wait)
+            await self.policy.sleep(wait)
         except asyncio.CancelledError:
             bucket.refund()
             raise

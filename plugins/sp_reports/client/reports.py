@@ -59,7 +59,15 @@ class AsyncSellingPartnerClient:
         # document storage host) ever receives the access token.
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, headers={"user-agent": USER_AGENT})
         self._auth = LwaAuth(credentials, self._http, self.lwa_endpoint, self._policy)
-        self._api = ApiCaller(self._http, self._auth, self.endpoint, credentials.client_id, self._policy, scale_quotas)
+        self._api = ApiCaller(
+            self._http,
+            self._auth,
+            self.endpoint,
+            credentials.client_id,
+            credentials.refresh_token_sha256,
+            self._policy,
+            scale_quotas,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(endpoint={self.endpoint!r}, credentials={self.credentials!r})"
