@@ -99,9 +99,9 @@ def test_an_overlapping_run_does_not_land_a_report_again(airflow_db, sp_conn, la
     version = read_table(lake, LEDGER_TABLE).num_rows
     # Run A's landing tasks now find every report in the ledger and skip.
     fetch = dag.get_task("report.fetch_document")
-    for outcome in listed_by_a:
+    for finished in listed_by_a:
         with pytest.raises(AirflowSkipException, match="landed already"):
-            fetch.python_callable(outcome)
+            fetch.python_callable(finished)
     assert read_table(lake, LEDGER_TABLE).num_rows == version
     assert sp_conn.stats()["by_operation_status"]["downloadDocument"] == {"200": len(listed_by_a)}
 
@@ -111,21 +111,21 @@ def test_a_crash_between_landing_and_recording_is_not_landed_again(airflow_db, s
     lake = lake_from_airflow()
     report = load_registry()[SETTLEMENT]
     with SellingPartnerHook().get_conn() as client:
-        (outcome, *others) = find_unlanded_reports(client, lake, [report])
+        (finished, *others) = find_unlanded_reports(client, lake, [report])
         # The landing task committed and wrote the manifest, then died before the ledger row.
         pipeline.land_parsed_document(lake, pipeline.parse_raw_document(
-            lake, pipeline.fetch_document(client, lake, outcome), report), report)
-    before = rows_of(lake, outcome["report_id"])
+            lake, pipeline.fetch_document(client, lake, finished), report), report)
+    before = rows_of(lake, finished["report_id"])
     downloads = sp_conn.stats()["calls"]["downloadDocument"]
     assert before > 0
 
     run = listing_dag().test()
     assert run.state == "success", task_states(run)
-    entry = Ledger(lake).entries([outcome["report_id"]])[outcome["report_id"]]
+    entry = Ledger(lake).entries([finished["report_id"]])[finished["report_id"]]
     assert (entry["status"], entry["via"]) == ("DONE", "recovered")
     # Only the other reports were fetched; the recovered one's rows are there once.
     assert sp_conn.stats()["calls"]["downloadDocument"] == downloads + len(others)
-    assert rows_of(lake, outcome["report_id"]) == before
+    assert rows_of(lake, finished["report_id"]) == before
 
 
 def test_listing_follows_every_page(airflow_db, sp_conn, lake_dir):

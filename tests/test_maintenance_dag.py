@@ -79,10 +79,10 @@ def land(lake, report_id: str, orders: list[tuple[str, int]], hour: int) -> None
     report = load_registry()[ORDERS]
     text = "amazon-order-id\tpurchase-date\tsku\tquantity\n" + "".join(
         f"{order}\t2026-11-20T10:00:00+00:00\tSKU\t{quantity}\n" for order, quantity in orders)
-    outcome = {"report_type": ORDERS, "report_id": report_id, "report_document_id": f"doc-{report_id}",
+    finished = {"report_type": ORDERS, "report_id": report_id, "report_document_id": f"doc-{report_id}",
                "marketplace_ids": [DE], "processing_status": "DONE", "created_time": f"2026-11-22T{hour:02d}:00:00Z",
                "data_end_time": "2026-11-22T00:00:00Z"}
-    fetched = pipeline.store_raw_document(lake, outcome, io.BytesIO(text.encode()), content_type="text/plain")
+    fetched = pipeline.store_raw_document(lake, finished, io.BytesIO(text.encode()), content_type="text/plain")
     pipeline.land_and_record(lake, pipeline.parse_raw_document(lake, fetched, report), report, "request")
 
 

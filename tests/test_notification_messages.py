@@ -27,9 +27,9 @@ def notification(report_id="1", report_type=INVENTORY, status="DONE", **extra) -
 
 
 def test_a_notification_becomes_a_finished_report():
-    outcome = parse_notification(notification())
-    assert outcome["report_id"] == "1" and outcome["processing_status"] == "DONE"
-    assert outcome["report_document_id"] == "amzn1.spdoc.1.4.na.x" and outcome["created_time"] == "2026-11-30T10:00:00Z"
+    finished = parse_notification(notification())
+    assert finished["report_id"] == "1" and finished["processing_status"] == "DONE"
+    assert finished["report_document_id"] == "amzn1.spdoc.1.4.na.x" and finished["created_time"] == "2026-11-30T10:00:00Z"
 
 
 @pytest.mark.parametrize("body, reason", [

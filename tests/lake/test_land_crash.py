@@ -84,7 +84,7 @@ class DyingSource:
 if stage == "fetch":
     pipeline.COPY_CHUNK = 64
     with open(job["document"], "rb") as f:
-        pipeline.store_raw_document(lake, job["outcome"], DyingSource(f.read()), content_type=None)
+        pipeline.store_raw_document(lake, job["finished_report"], DyingSource(f.read()), content_type=None)
 elif stage == "parse":
     die_after(datafiles._OpenFile, "close")  # one staged data file written, others still being written
     pipeline.parse_raw_document(lake, job["fetched"], report)
@@ -173,7 +173,7 @@ STAGES = ["fetch", "parse", "staged", "writing", "committed", "manifest", "ledge
 # ----------------------------------------------------------------------------------------- the steps
 
 
-def outcome(case: Case, which: str = "report") -> dict:
+def finished_report(case: Case, which: str = "report") -> dict:
     report_id, created, _ = getattr(case, which)
     return {"report_type": case.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
             "marketplace_ids": [US], "processing_status": "DONE", "created_time": created,
@@ -185,7 +185,7 @@ def document(case: Case, which: str = "report") -> bytes:
 
 
 def fetch(lake: Lake, case: Case, which: str = "report") -> dict:
-    return pipeline.store_raw_document(lake, outcome(case, which), BytesIO(document(case, which)), content_type=None)
+    return pipeline.store_raw_document(lake, finished_report(case, which), BytesIO(document(case, which)), content_type=None)
 
 
 def parse(lake: Lake, case: Case, fetched: dict) -> dict:
@@ -309,7 +309,7 @@ def test_a_landing_killed_at_any_stage_lands_exactly_once_on_retry(lake, tmp_pat
     # The attempt that is killed, then its retry (and the steps after it, as a DAG run's retry runs them).
     if stage == "fetch":
         (tmp_path / "document").write_bytes(document(case))
-        killed(lake, case, stage, {"outcome": outcome(case), "document": str(tmp_path / "document")}, tmp_path)
+        killed(lake, case, stage, {"finished_report": finished_report(case), "document": str(tmp_path / "document")}, tmp_path)
         assert_the_crash_happened_at(stage, lake, case, before, versions(clean_lake, case))
         parsed = parse(lake, case, fetch(lake, case))
     elif stage == "parse":

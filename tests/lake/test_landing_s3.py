@@ -22,13 +22,13 @@ DE = "A1PA6795UKMFR9"
 
 
 @dataclass
-class Outcome:
+class StagedResult:
     tables: dict[str, list[str]]
     quarantine_files: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
 
 
-def stage(lake, report_id: str, orders: list[tuple[str, int]], *, day: int = 20, quarantine_lines=()) -> Outcome:
+def stage(lake, report_id: str, orders: list[tuple[str, int]], *, day: int = 20, quarantine_lines=()) -> StagedResult:
     n = len(orders)
     data = pa.table({
         "amazon_order_id": [o for o, _ in orders],
@@ -54,7 +54,7 @@ def stage(lake, report_id: str, orders: list[tuple[str, int]], *, day: int = 20,
         quarantine.append(f"staging/{TABLE}/{report_id}/quarantine.parquet")
         with lake.open_output(quarantine[0]) as f:
             pq.write_table(q, f)
-    return Outcome({"": [path]}, quarantine, ["amazon_order_id", "quantity"])
+    return StagedResult({"": [path]}, quarantine, ["amazon_order_id", "quantity"])
 
 
 def contents(lake) -> list[tuple]:

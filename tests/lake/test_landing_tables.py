@@ -37,7 +37,7 @@ SYSTEM = {"report_id", "marketplace_id", "report_created_time", "report_date", "
 
 
 @dataclass
-class Outcome:
+class StagedResult:
     """What sp_reports.parsing.parse_document returns, as far as the landing reads it."""
 
     tables: dict[str, list[str]]
@@ -98,10 +98,10 @@ def _write(lake, path: str, table: pa.Table) -> str:
     return path
 
 
-def outcome(lake, report_id: str, rows: list[dict], **kwargs) -> Outcome:
+def staged_result(lake, report_id: str, rows: list[dict], **kwargs) -> StagedResult:
     paths = stage_file(lake, TABLE, report_id, rows, **kwargs)
     columns = [c for c in read_staged(lake, paths[0]).schema.names if c not in SYSTEM]
-    return Outcome({"": paths}, columns=columns)
+    return StagedResult({"": paths}, columns=columns)
 
 
 def order(order_id: str, sku: str = "SKU-1", quantity: int | None = 1, **more) -> dict:
@@ -109,7 +109,7 @@ def order(order_id: str, sku: str = "SKU-1", quantity: int | None = 1, **more) -
 
 
 def land(lake, report_id: str, rows: list[dict], report: ReportType = ORDERS, **kwargs):
-    return land_tables(lake, TABLE, outcome(lake, report_id, rows, **kwargs), report=report, report_id=report_id)
+    return land_tables(lake, TABLE, staged_result(lake, report_id, rows, **kwargs), report=report, report_id=report_id)
 
 
 def rows(lake, table: str = TABLE, columns=("marketplace_id", "amazon_order_id", "sku", "quantity", "report_id")):
@@ -229,7 +229,7 @@ def test_merge_in_spilled_buckets_matches_the_in_memory_merge(lake, monkeypatch,
               for i in range(300, 900)]
     spill = tmp_path / "spill"
     spill.mkdir()
-    result = land_tables(lake, TABLE, outcome(lake, "r02", second), report=ORDERS, report_id="r02",
+    result = land_tables(lake, TABLE, staged_result(lake, "r02", second), report=ORDERS, report_id="r02",
                          spill_dir=str(spill))
     assert result.tables[""].replaced == 300 and result.tables[""].rows == 600
     late = land(lake, "r00", [order(f"o{i}", sku=f"S{i % 7}", quantity=0) for i in range(850, 1000)])
@@ -243,7 +243,7 @@ def test_merge_in_spilled_buckets_matches_the_in_memory_merge(lake, monkeypatch,
 def test_merge_of_an_empty_document_changes_nothing(lake):
     land(lake, "r01", [order("o1")])
     version = DeltaTable(lake.table_uri(TABLE)).version()
-    result = land_tables(lake, TABLE, Outcome({"": []}), report=ORDERS, report_id="r02")
+    result = land_tables(lake, TABLE, StagedResult({"": []}), report=ORDERS, report_id="r02")
     assert result.tables[""].version == version and rows(lake) == [(DE, "o1", "SKU-1", 1, "r01")]
 
 
@@ -256,7 +256,7 @@ def test_replace_by_report(lake):
     result = land(lake, "r01", [order("o9")], report=SNAPSHOT)
     assert result.tables[""].mode == "replace" and result.tables[""].replaced == 2
     assert rows(lake) == [(DE, "o1", "SKU-1", 1, "r02"), (DE, "o3", "SKU-1", 1, "r02"), (DE, "o9", "SKU-1", 1, "r01")]
-    land_tables(lake, TABLE, Outcome({"": []}), report=SNAPSHOT, report_id="r02")  # an empty document
+    land_tables(lake, TABLE, StagedResult({"": []}), report=SNAPSHOT, report_id="r02")  # an empty document
     assert rows(lake) == [(DE, "o9", "SKU-1", 1, "r01")]
 
 
@@ -274,7 +274,7 @@ def test_extra_and_quarantine_tables(lake):
     main = stage_file(lake, TABLE, "r01", [order("o1"), order("o2")], name="main")
     summary = stage_file(lake, TABLE, "r01", [{"total": "12.50", "currency": "EUR"}], name="summary")
     quarantine = _write(lake, "staging/x/r01/quarantine.parquet", _quarantine("r01", [7, 9]))
-    result = land_tables(lake, TABLE, Outcome({"": main, "summary": summary}, [quarantine]),
+    result = land_tables(lake, TABLE, StagedResult({"": main, "summary": summary}, [quarantine]),
                          report=ORDERS, report_id="r01")
     assert set(result.tables) == {"", "summary"}
     assert result.tables["summary"].name == f"{TABLE}__summary" and result.tables["summary"].mode == "replace"
@@ -288,7 +288,7 @@ def test_extra_and_quarantine_tables(lake):
     # Relanding replaces the report's summary and quarantine records; a clean document clears them.
     main = stage_file(lake, TABLE, "r01", [order("o1")], name="main")
     summary = stage_file(lake, TABLE, "r01", [{"total": "10.00", "currency": "EUR"}], name="summary")
-    result = land_tables(lake, TABLE, Outcome({"": main, "summary": summary}, []), report=ORDERS,
+    result = land_tables(lake, TABLE, StagedResult({"": main, "summary": summary}, []), report=ORDERS,
                          report_id="r01")
     assert read_table(lake, f"{TABLE}__summary").column("total").to_pylist() == ["10.00"]
     assert result.quarantine.rows == 0 and read_table(lake, f"{TABLE}__quarantine").num_rows == 0
@@ -322,7 +322,7 @@ def test_columns_added_and_missing_exclude_system_columns(lake):
 
 def test_source_column_names_are_kept_in_the_column_metadata(lake):
     paths = stage_file(lake, TABLE, "r01", [order("o1")])
-    land_tables(lake, TABLE, Outcome({"": paths}, source_columns={"amazon_order_id": "Bestellnummer"}),
+    land_tables(lake, TABLE, StagedResult({"": paths}, source_columns={"amazon_order_id": "Bestellnummer"}),
                 report=ORDERS, report_id="r01")
     names = source_columns(lake, TABLE)
     # Localised headers are recorded as Amazon's canonical header (through the report's header_aliases).
@@ -337,7 +337,7 @@ def test_types_are_conformed_to_the_table(lake):
     table = DeltaTable(lake.table_uri(TABLE))
     paths = stage_file(lake, TABLE, "r03", [{"amazon_order_id": "o3", "sku": "s", "report_date": "x"}])
     with pytest.raises(LandingError, match="report_date"):  # text can't land in the date column
-        land_tables(lake, TABLE, Outcome({"": paths}), report=SNAPSHOT, report_id="r03")
+        land_tables(lake, TABLE, StagedResult({"": paths}), report=SNAPSHOT, report_id="r03")
     assert DeltaTable(lake.table_uri(TABLE)).version() == table.version()
 
 
@@ -349,7 +349,7 @@ def test_staged_data_files_are_adopted_as_they_are(lake, monkeypatch, staging_st
         raise AssertionError("the staged rows were rewritten")
 
     monkeypatch.setattr(datafiles.PartitionedWriter, "write_all", no_rewrite)
-    staged = outcome(lake, "r02", [{**order("o1", quantity=9), "_date": dt.date(2026, 11, 21)}, order("o3")])
+    staged = staged_result(lake, "r02", [{**order("o1", quantity=9), "_date": dt.date(2026, 11, 21)}, order("o3")])
     result = land_tables(lake, TABLE, staged, report=ORDERS, report_id="r02")
     assert (result.tables[""].rows, result.tables[""].replaced) == (2, 1)
     assert rows(lake) == [(DE, "o1", "SKU-1", 9, "r02"), (DE, "o2", "SKU-1", 1, "r01"), (DE, "o3", "SKU-1", 1, "r02")]
@@ -368,7 +368,7 @@ def test_staged_data_files_whose_types_differ_from_the_table_are_rewritten(lake,
 def test_rows_of_another_report_are_rejected(lake):
     paths = stage_file(lake, TABLE, "r01", [order("o1")])
     with pytest.raises(LandingError, match="rows of report 'r01'"):
-        land_tables(lake, TABLE, Outcome({"": paths}), report=ORDERS, report_id="r02")
+        land_tables(lake, TABLE, StagedResult({"": paths}), report=ORDERS, report_id="r02")
     assert all(lake.exists(path) for path in paths)
 
 
@@ -420,7 +420,7 @@ def test_a_failure_while_writing_leaves_the_table_and_staging_as_they_were(lake,
     monkeypatch.setattr(type(lake), "copy", failing_copy)
     days = [dt.date(2026, 11, 20 + i % 3) for i in range(6)]  # three partitions: three staged data files
     new = [order(f"n{i}") for i in range(5)] + [order("o1", quantity=9)]
-    staged = outcome(lake, "r02", [{**row, "_date": day} for row, day in zip(new, days)])
+    staged = staged_result(lake, "r02", [{**row, "_date": day} for row, day in zip(new, days)])
     with pytest.raises(OSError, match="connection reset"):
         land_tables(lake, TABLE, staged, report=ORDERS, report_id="r02")
     assert DeltaTable(lake.table_uri(TABLE)).version() == version
@@ -465,7 +465,7 @@ def test_commit_conflicts_are_retried_against_the_new_snapshot(lake, monkeypatch
 
 
 def test_concurrent_merges_lose_nothing_and_keep_keys_unique(lake):
-    staged = {f"r{i:02d}": outcome(lake, f"r{i:02d}", [order(f"o{j}", quantity=i) for j in range(i, i + 6)])
+    staged = {f"r{i:02d}": staged_result(lake, f"r{i:02d}", [order(f"o{j}", quantity=i) for j in range(i, i + 6)])
               for i in range(1, 7)}
     errors = []
     barrier = threading.Barrier(len(staged))
@@ -493,7 +493,7 @@ def test_concurrent_merges_lose_nothing_and_keep_keys_unique(lake):
 
 def test_concurrent_landings_with_new_columns(lake):
     staged = {
-        f"r{i:02d}": outcome(lake, f"r{i:02d}", [{**order(f"o{i}-{j}"), f"extra_{i % 2}": "x"} for j in range(5)])
+        f"r{i:02d}": staged_result(lake, f"r{i:02d}", [{**order(f"o{i}-{j}"), f"extra_{i % 2}": "x"} for j in range(5)])
         for i in range(1, 5)
     }
     errors = []

@@ -41,10 +41,10 @@ def land(lake, report_id: str, orders: list[tuple[str, int, str]], hour: int) ->
     """Land a flat-file document of (order id, day, quantity) rows as the DAG would, ledger included."""
     text = "amazon-order-id\tpurchase-date\tsku\tquantity\n" + "".join(
         f"{order}\t2026-11-{day}T10:00:00+00:00\tSKU-{order}\t{quantity}\n" for order, day, quantity in orders)
-    outcome = {"report_type": ORDERS.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
+    finished = {"report_type": ORDERS.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
                "marketplace_ids": [DE], "processing_status": "DONE",
                "created_time": f"2026-11-22T{hour:02d}:00:00Z", "data_end_time": "2026-11-22T00:00:00Z"}
-    fetched = pipeline.store_raw_document(lake, outcome, io.BytesIO(text.encode()), content_type="text/plain")
+    fetched = pipeline.store_raw_document(lake, finished, io.BytesIO(text.encode()), content_type="text/plain")
     return pipeline.land_and_record(lake, pipeline.parse_raw_document(lake, fetched, ORDERS), ORDERS, "request")
 
 

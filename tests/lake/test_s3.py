@@ -76,10 +76,10 @@ def test_raw_parse_land_and_reland_on_s3(s3_lake, s3_client, s3_bucket):
         f"028-{i}\t2026-11-{20 + i % 2}T14:03:12+00:00\tSKU-{i}\tCafé {i} €\r\n" for i in range(1000)
     )
     document = gzip.compress(text.encode("cp1252"))
-    outcome = {"report_type": report.report_type, "report_id": report_id, "report_document_id": "amzn1.tortuga.doc",
+    parse_result = {"report_type": report.report_type, "report_id": report_id, "report_document_id": "amzn1.tortuga.doc",
                "marketplace_ids": ["A1PA6795UKMFR9"], "processing_status": "DONE",
                "created_time": "2026-11-22T01:00:00Z", "data_end_time": "2026-11-22T00:00:00Z"}
-    fetched = pipeline.store_raw_document(s3_lake, outcome, io.BytesIO(document),
+    fetched = pipeline.store_raw_document(s3_lake, parse_result, io.BytesIO(document),
                                           content_type="text/tab-separated-values;charset=Cp1252")
     raw = fetched["raw_path"]
     assert raw == raw_document_path(report.report_type, report_id, "amzn1.tortuga.doc")

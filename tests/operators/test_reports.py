@@ -29,11 +29,11 @@ def operator(**kwargs) -> RequestReportOperator:
 
 
 def test_done_report_yields_its_outcome(sp_conn):
-    outcome = run_deferred(operator(), {"task_state_store": MemoryTaskStateStore()})
-    assert outcome["processing_status"] == "DONE"
-    assert outcome["report_type"] == REPORT_TYPE
-    assert outcome["report_document_id"]
-    assert outcome["data_start_time"].startswith("2026-11-01")
+    finished = run_deferred(operator(), {"task_state_store": MemoryTaskStateStore()})
+    assert finished["processing_status"] == "DONE"
+    assert finished["report_type"] == REPORT_TYPE
+    assert finished["report_document_id"]
+    assert finished["data_start_time"].startswith("2026-11-01")
 
 
 def test_deferrable_by_default_and_the_report_id_is_stored_before_deferring(sp_conn):
@@ -51,9 +51,9 @@ def test_a_retry_resumes_the_report_instead_of_creating_another(sp_conn):
     with pytest.raises(TaskDeferred) as first:
         operator().execute({"task_state_store": store})
     # The worker dies; the retry runs with the same task instance's state store.
-    outcome = run_deferred(operator(), {"task_state_store": store})
+    finished = run_deferred(operator(), {"task_state_store": store})
 
-    assert outcome["report_id"] == first.value.trigger.report_id
+    assert finished["report_id"] == first.value.trigger.report_id
     assert sp_conn.stats()["calls"]["createReport"] == 1
 
 
@@ -71,8 +71,8 @@ def test_a_fatal_report_from_an_earlier_try_is_requested_anew(sp_conn):
     with pytest.raises(ReportFatalError):
         run_deferred(operator(), {"task_state_store": store})
     sp_conn.config(outcomes={})
-    outcome = run_deferred(operator(), {"task_state_store": store})
-    assert outcome["processing_status"] == "DONE"
+    finished = run_deferred(operator(), {"task_state_store": store})
+    assert finished["processing_status"] == "DONE"
     assert sp_conn.stats()["calls"]["createReport"] == 2
 
 
@@ -96,10 +96,10 @@ def test_fatal_without_an_error_document(sp_conn):
 
 def test_cancelled_is_success_with_zero_rows(sp_conn):
     sp_conn.config(outcomes={REPORT_TYPE: "CANCELLED"})
-    outcome = run_deferred(operator(), {"task_state_store": MemoryTaskStateStore()})
-    assert outcome["processing_status"] == "CANCELLED"
-    assert outcome["rows"] == 0
-    assert outcome["report_document_id"] is None
+    finished = run_deferred(operator(), {"task_state_store": MemoryTaskStateStore()})
+    assert finished["processing_status"] == "CANCELLED"
+    assert finished["rows"] == 0
+    assert finished["report_document_id"] is None
 
 
 def test_timeout_names_the_report(sp_conn):
@@ -112,8 +112,8 @@ def test_timeout_names_the_report(sp_conn):
 
 
 def test_non_deferrable_mode_polls_in_the_worker(sp_conn):
-    outcome = operator(deferrable=False).execute({"task_state_store": MemoryTaskStateStore()})
-    assert outcome["processing_status"] == "DONE"
+    finished = operator(deferrable=False).execute({"task_state_store": MemoryTaskStateStore()})
+    assert finished["processing_status"] == "DONE"
 
 
 def test_killing_the_task_cancels_a_queued_report(sp_conn):
@@ -136,8 +136,8 @@ def test_no_marketplaces_anywhere_is_a_clear_error(emulator, monkeypatch):
 
 def test_marketplaces_default_to_the_connection(sp_conn):
     op = RequestReportOperator(task_id="t", report_type="GET_MERCHANT_LISTINGS_ALL_DATA", poll_interval=0.1)
-    outcome = run_deferred(op, {"task_state_store": MemoryTaskStateStore()})
-    assert outcome["marketplace_ids"] == ["ATVPDKIKX0DER"]
+    finished = run_deferred(op, {"task_state_store": MemoryTaskStateStore()})
+    assert finished["marketplace_ids"] == ["ATVPDKIKX0DER"]
 
 
 class LostResponseClient:

@@ -28,7 +28,7 @@ OUT = "staging/get_test_report/r1"
 
 @dataclass
 class Parsed:
-    outcome: ParseResult
+    parse_result: ParseResult
     tables: dict[str, pa.Table]  # every table's staged rows, in file order
     quarantine: pa.Table
 
@@ -40,7 +40,7 @@ class Parsed:
         """Rows as dicts; without the system columns unless asked."""
         t = self.tables[table]
         if not system:
-            t = t.select(self.outcome.columns)
+            t = t.select(self.parse_result.columns)
         return t.to_pylist()
 
     def quarantined(self, kind: str | None = None) -> list[dict]:
@@ -58,10 +58,10 @@ def make_parse(lake: Lake):
         with lake.open_output(RAW) as f:
             f.write(data)
         extra = {"report_id": "r1", "marketplace_id": marketplace} if extra is None else extra
-        outcome = parse_document(lake, RAW, OUT, report=report, marketplace_id=marketplace, charset=charset,
+        parse_result = parse_document(lake, RAW, OUT, report=report, marketplace_id=marketplace, charset=charset,
                                  compressed=compressed, extra_columns=extra)
-        tables = {name: read_files(lake, files) for name, files in outcome.tables.items()}
-        return Parsed(outcome, tables, read_files(lake, outcome.quarantine_files, QUARANTINE_SCHEMA))
+        tables = {name: read_files(lake, files) for name, files in parse_result.tables.items()}
+        return Parsed(parse_result, tables, read_files(lake, parse_result.quarantine_files, QUARANTINE_SCHEMA))
 
     return run
 
@@ -78,8 +78,8 @@ def read_files(lake: Lake, files: list[str], schema: pa.Schema | None = None) ->
 
 
 def check_accounting(parsed: Parsed) -> None:
-    """The invariants every outcome keeps, checked against what was really staged."""
-    o = parsed.outcome
+    """The invariants every parse_result keeps, checked against what was really staged."""
+    o = parsed.parse_result
     assert o.rows_read == o.rows_parsed + o.rows_quarantined
     staged = sum(t.num_rows for t in parsed.tables.values())
     assert staged == o.rows_parsed

@@ -18,14 +18,14 @@ from sp_reports.parsing import ParseResult, parse_document
 def test_xml_and_json_go_to_their_modules_with_the_same_arguments(lake, monkeypatch, fmt, module, function):
     calls = []
     fake = types.ModuleType(f"sp_reports.parsing.{module}")
-    setattr(fake, function, lambda *args, **kwargs: calls.append((args, kwargs)) or "outcome")
+    setattr(fake, function, lambda *args, **kwargs: calls.append((args, kwargs)) or "parse_result")
     monkeypatch.setitem(sys.modules, f"sp_reports.parsing.{module}", fake)
     monkeypatch.setattr(parsing, module, fake, raising=False)
     report = replace(PLAIN, format=fmt, records=("Order",))
     extra = {"report_id": "r1"}
     result = parse_document(lake, RAW, OUT, report=report, marketplace_id=US, charset="UTF-8", compressed=True,
                             extra_columns=extra)
-    assert result == "outcome"
+    assert result == "parse_result"
     assert calls == [((lake, RAW, OUT), {"report": report, "marketplace_id": US, "charset": "UTF-8",
                                          "compressed": True, "extra_columns": extra})]
 
@@ -37,7 +37,7 @@ def test_unknown_format(lake):
 
 
 def test_flat_files_need_neither_the_xml_nor_the_json_module(parse):
-    assert isinstance(parse(b"a\n1\n").outcome, ParseResult)
+    assert isinstance(parse(b"a\n1\n").parse_result, ParseResult)
     code = ("import sys; import sp_reports.parsing.flatfile; "
             "assert 'sp_reports.parsing.xml_reports' not in sys.modules; "
             "assert 'sp_reports.parsing.json_reports' not in sys.modules")

@@ -45,7 +45,7 @@ def test_emulated_flat_files(parse, report_type, marketplace_id, quirk):
     report = REGISTRY[report_type]
     parsed = parse(data, report=report, marketplace=marketplace_id, charset=charset,
                    extra={"report_id": "1234", "marketplace_id": marketplace_id, "report_date": "2026-11-20"})
-    outcome = parsed.outcome
+    outcome = parsed.parse_result
     check_accounting(parsed)
     assert parsed.quarantined("value") == []  # every declared column of every layout casts
     summary = 1 if report.summary_first_row else 0

@@ -50,9 +50,9 @@ def test_marketplace_defaults():
 def test_utf8_with_and_without_bom(parse, bom):
     data = (b"\xef\xbb\xbf" if bom else b"") + (HEADER + "A\tCafé crème ✓ 髙橋\n").encode()
     p = parse(data)
-    assert p.outcome.columns == ["sku", "name"]  # the BOM is not part of the first column's name
+    assert p.parse_result.columns == ["sku", "name"]  # the BOM is not part of the first column's name
     assert p.rows() == [{"sku": "A", "name": "Café crème ✓ 髙橋"}]
-    assert p.outcome.encoding == {
+    assert p.parse_result.encoding == {
         "codec": "utf-8", "label": None, "bom": bom,
         "reason": "UTF-8 byte order mark" if bom else "valid UTF-8",
     }  # fmt: skip
@@ -61,14 +61,14 @@ def test_utf8_with_and_without_bom(parse, bom):
 
 def test_bom_wins_over_the_label(parse):
     p = parse(b"\xef\xbb\xbf" + (HEADER + "A\tCafé\n").encode(), charset="Cp1252", marketplace=DE)
-    assert p.outcome.encoding["codec"] == "utf-8" and p.outcome.encoding["bom"]
-    assert p.outcome.encoding["label"] == "Cp1252"
+    assert p.parse_result.encoding["codec"] == "utf-8" and p.parse_result.encoding["bom"]
+    assert p.parse_result.encoding["label"] == "Cp1252"
     assert p.rows() == [{"sku": "A", "name": "Café"}]
 
 
 def test_cp1252_with_euro_and_accents(parse):
     p = parse((HEADER + EU_TEXT).encode("cp1252"), charset="Cp1252", marketplace=DE)
-    assert p.outcome.encoding == {"codec": "cp1252", "label": "Cp1252", "bom": False,
+    assert p.parse_result.encoding == {"codec": "cp1252", "label": "Cp1252", "bom": False,
                                   "reason": "Content-Type charset Cp1252"}
     assert p.rows() == [{"sku": "A", "name": "Café Ökonomie – ß 5 € “Zitat”"}]
 
@@ -76,15 +76,15 @@ def test_cp1252_with_euro_and_accents(parse):
 @pytest.mark.parametrize("label", ["windows-31j", "Shift_JIS", "SJIS", None])
 def test_cp932_with_nec_and_ibm_extensions(parse, label):
     p = parse((HEADER + JP_TEXT).encode("cp932"), charset=label, marketplace=JP)
-    assert p.outcome.encoding["codec"] == "cp932"
+    assert p.parse_result.encoding["codec"] == "cp932"
     assert p.rows() == [{"sku": "①", "name": "髙橋の本～ＷＡＶＥ"}]
     if label is None:  # not UTF-8, so the JP marketplace's default
-        assert "marketplace A1VC38T7YXB528 default cp932" in p.outcome.encoding["reason"]
+        assert "marketplace A1VC38T7YXB528 default cp932" in p.parse_result.encoding["reason"]
 
 
 def test_label_spelling_is_recorded_as_given(parse):
     p = parse((HEADER + JP_TEXT).encode("cp932"), charset="windows-31j", marketplace=JP)
-    assert p.outcome.encoding == {"codec": "cp932", "label": "windows-31j", "bom": False,
+    assert p.parse_result.encoding == {"codec": "cp932", "label": "windows-31j", "bom": False,
                                   "reason": "Content-Type charset windows-31j"}
 
 
@@ -93,13 +93,13 @@ def test_label_spelling_is_recorded_as_given(parse):
 def test_plain_ascii_is_fine_under_any_label(parse, label, marketplace):
     p = parse(b"sku\tname\r\nA\tplain text\r\n", charset=label, marketplace=marketplace)
     assert p.rows() == [{"sku": "A", "name": "plain text"}]
-    assert "plain ASCII" in p.outcome.encoding["reason"]
+    assert "plain ASCII" in p.parse_result.encoding["reason"]
 
 
 def test_unknown_label_is_ignored_and_says_so(parse):
     p = parse((HEADER + EU_TEXT).encode("cp1252"), charset="x-klingon", marketplace=DE)
-    assert p.outcome.encoding["codec"] == "cp1252"
-    assert p.outcome.encoding["reason"].startswith("unknown charset label 'x-klingon' ignored; ")
+    assert p.parse_result.encoding["codec"] == "cp1252"
+    assert p.parse_result.encoding["reason"].startswith("unknown charset label 'x-klingon' ignored; ")
     assert p.rows()[0]["name"].startswith("Café")
 
 
@@ -108,7 +108,7 @@ def test_unknown_label_is_ignored_and_says_so(parse):
 
 def test_utf8_label_on_cp1252_bytes(parse):
     p = parse((HEADER + EU_TEXT).encode("cp1252"), charset="UTF-8", marketplace=DE)
-    enc = p.outcome.encoding
+    enc = p.parse_result.encoding
     assert enc["codec"] == "cp1252" and enc["label"] == "UTF-8"
     assert enc["reason"].startswith("Content-Type charset UTF-8 contradicts the bytes (not valid utf-8")
     assert enc["reason"].endswith("marketplace A1PA6795UKMFR9 default cp1252")
@@ -117,7 +117,7 @@ def test_utf8_label_on_cp1252_bytes(parse):
 
 def test_cp1252_label_on_utf8_bytes_is_mojibake(parse):
     p = parse((HEADER + "A\tCafé crème\n").encode(), charset="Cp1252", marketplace=DE)
-    enc = p.outcome.encoding
+    enc = p.parse_result.encoding
     assert enc["codec"] == "utf-8"
     assert "mojibake in cp1252, cleanly as utf-8" in enc["reason"]
     assert p.rows() == [{"sku": "A", "name": "Café crème"}]  # not "CafÃ© crÃ¨me"
@@ -136,7 +136,7 @@ def test_cp1252_label_on_utf8_bytes_is_mojibake(parse):
 @pytest.mark.parametrize("marketplace", [JP])
 def test_cp1252_label_on_cp932_bytes_comes_out_japanese(parse, text, marketplace):
     p = parse((HEADER + text).encode("cp932"), charset="Cp1252", marketplace=marketplace)
-    enc = p.outcome.encoding
+    enc = p.parse_result.encoding
     assert enc["codec"] == "cp932" and enc["label"] == "Cp1252"
     assert "contradicts the bytes" in enc["reason"]
     assert p.rows()[0]["name"] == text.split("\t")[1].rstrip("\n")
@@ -145,14 +145,14 @@ def test_cp1252_label_on_cp932_bytes_comes_out_japanese(parse, text, marketplace
 
 def test_shift_jis_label_on_cp1252_bytes_in_an_eu_marketplace(parse):
     p = parse((HEADER + EU_TEXT).encode("cp1252"), charset="Shift_JIS", marketplace=DE)
-    assert p.outcome.encoding["codec"] == "cp1252"
-    assert p.outcome.encoding["reason"].startswith("Content-Type charset Shift_JIS contradicts the bytes")
+    assert p.parse_result.encoding["codec"] == "cp1252"
+    assert p.parse_result.encoding["reason"].startswith("Content-Type charset Shift_JIS contradicts the bytes")
     assert p.rows()[0]["name"] == "Café Ökonomie – ß 5 € “Zitat”"
 
 
 def test_shift_jis_label_on_utf8_bytes(parse):
     p = parse((HEADER + "A\t髙橋の本\n").encode(), charset="Shift_JIS", marketplace=JP)
-    assert p.outcome.encoding["codec"] == "utf-8"
+    assert p.parse_result.encoding["codec"] == "utf-8"
     assert p.rows()[0]["name"] == "髙橋の本"
 
 
@@ -161,7 +161,7 @@ def test_european_text_that_also_decodes_as_cp932_keeps_its_cp1252_label(parse):
     data = (HEADER + "A\tCrème brûlée\n").encode("cp1252")
     data.decode("cp932")  # the premise
     p = parse(data, charset="Cp1252", marketplace=JP)
-    assert p.outcome.encoding["codec"] == "cp1252"
+    assert p.parse_result.encoding["codec"] == "cp1252"
     assert p.rows()[0]["name"] == "Crème brûlée"
 
 
@@ -174,7 +174,7 @@ def test_the_decision_waits_for_the_first_non_ascii_bytes(parse, monkeypatch):
     ascii_rows = "".join(f"{i}\tplain {i}\n" for i in range(2000))
     data = (HEADER + ascii_rows + JP_TEXT).encode("cp932")
     p = parse(data, charset="Cp1252", marketplace=JP)
-    assert p.outcome.encoding["codec"] == "cp932"
+    assert p.parse_result.encoding["codec"] == "cp932"
     assert p.rows()[-1] == {"sku": "①", "name": "髙橋の本～ＷＡＶＥ"}
     assert p.main.column("source_line").to_pylist()[-1] == 2002
 
@@ -193,7 +193,7 @@ def test_the_decision_waits_for_the_first_non_ascii_bytes(parse, monkeypatch):
 )
 def test_undecodable_lines_are_quarantined_with_line_and_raw_bytes(parse, data, charset, marketplace, bad_line, codec):
     p = parse(data, charset=charset, marketplace=marketplace)
-    assert p.outcome.encoding["codec"] == codec
+    assert p.parse_result.encoding["codec"] == codec
     [record] = p.quarantined()
     assert record["kind"] == "row" and record["line"] == bad_line and record["column"] is None
     assert record["reason"].startswith(f"undecodable as {codec} at byte offset 2")
@@ -203,8 +203,8 @@ def test_undecodable_lines_are_quarantined_with_line_and_raw_bytes(parse, data, 
     assert record["report_type"] == "GET_TEST_REPORT"
     assert bad_line not in p.main.column("source_line").to_pylist()
     data_lines = data.count(b"\n") - 1
-    assert p.outcome.rows_read == data_lines and p.outcome.rows_parsed == data_lines - 1
-    assert p.outcome.rows_quarantined == 1
+    assert p.parse_result.rows_read == data_lines and p.parse_result.rows_parsed == data_lines - 1
+    assert p.parse_result.rows_quarantined == 1
     check_accounting(p)
 
 
@@ -214,7 +214,7 @@ def test_undecodable_line_in_a_large_gzip_document(parse):
     p = parse(gzip.compress(b"\n".join(lines) + b"\n"))
     [record] = p.quarantined()
     assert record["line"] == 70_001 and record["raw"] == b"bad\t\xc3("
-    assert p.outcome.rows_parsed == 79_999
+    assert p.parse_result.rows_parsed == 79_999
     check_accounting(p)
 
 
@@ -222,9 +222,9 @@ def test_a_stray_line_in_another_candidate_charset_is_kept(parse):
     """A UTF-8 document of an EU marketplace with one cp1252 line: cp1252 is still a candidate."""
     data = (HEADER + "A\tCafé\n").encode() + "B\tcrème\n".encode("cp1252")
     p = parse(data, marketplace=DE)
-    assert p.outcome.encoding["codec"] == "utf-8"
+    assert p.parse_result.encoding["codec"] == "utf-8"
     assert p.rows() == [{"sku": "A", "name": "Café"}, {"sku": "B", "name": "crème"}]
-    assert p.outcome.encoding["reason"].endswith("1 line(s) decoded as cp1252")
+    assert p.parse_result.encoding["reason"].endswith("1 line(s) decoded as cp1252")
     assert not p.quarantined()
 
 
@@ -232,7 +232,7 @@ def test_a_contradicted_label_is_no_fallback(parse):
     """Label Cp1252 overridden by cp932 evidence: a corrupt line is quarantined, not read as cp1252."""
     data = (HEADER + JP_TEXT).encode("cp932") + b"B\t\x82\n"
     p = parse(data, charset="Cp1252", marketplace=JP)
-    assert p.outcome.encoding["codec"] == "cp932"
+    assert p.parse_result.encoding["codec"] == "cp932"
     assert [r["line"] for r in p.quarantined()] == [3]
 
 
@@ -255,8 +255,8 @@ def test_no_candidate_decodes_the_first_block(parse):
     """US marketplace, cp1252 bytes labelled UTF-8: UTF-8 is all there is; the bad lines are quarantined."""
     data = (HEADER + EU_TEXT + "B\tplain\n").encode("cp1252")
     p = parse(data, charset="UTF-8", marketplace=US)
-    assert p.outcome.encoding["codec"] == "utf-8"
-    assert "no candidate decodes every line" in p.outcome.encoding["reason"]
+    assert p.parse_result.encoding["codec"] == "utf-8"
+    assert "no candidate decodes every line" in p.parse_result.encoding["reason"]
     assert p.rows() == [{"sku": "B", "name": "plain"}]
     assert [r["line"] for r in p.quarantined()] == [2]
     check_accounting(p)
@@ -272,8 +272,8 @@ def test_encoding_choice_is_decided_once():
 def test_a_utf8_label_with_a_stray_line_holds(parse):
     data = (HEADER + "A\tCafé\nB\tcrème\n").encode() + "C\tdéjà\n".encode("cp1252")
     p = parse(data, charset="UTF-8", marketplace=DE)
-    assert p.outcome.encoding["codec"] == "utf-8"
-    assert p.outcome.encoding["reason"].startswith("Content-Type charset UTF-8; mostly valid UTF-8 (2 of 3")
+    assert p.parse_result.encoding["codec"] == "utf-8"
+    assert p.parse_result.encoding["reason"].startswith("Content-Type charset UTF-8; mostly valid UTF-8 (2 of 3")
     assert [r["name"] for r in p.rows()] == ["Café", "crème", "déjà"]  # the stray line: DE's cp1252
 
 
@@ -281,5 +281,5 @@ def test_a_label_that_decodes_everything_needs_a_clear_utf8_majority(parse):
     """One line that happens to be valid UTF-8 ("Ã©" in cp1252) does not overturn a Cp1252 label."""
     data = (HEADER + "A\tÃ©\nB\tcrème\n").encode("cp1252")
     p = parse(data, charset="Cp1252", marketplace=US)
-    assert p.outcome.encoding["codec"] == "cp1252"
+    assert p.parse_result.encoding["codec"] == "cp1252"
     assert [r["name"] for r in p.rows()] == ["Ã©", "crème"]

@@ -28,7 +28,7 @@ def test_basic_document_with_system_columns(lake, parse):
     data = b"amazon-order-id\tItem Price (EUR)\tsellerSku\n028-1\t9.99\tA\n028-2\t\tB\n"
     p = parse(data, extra={"report_id": "r1", "marketplace_id": US, "report_created_time": "2026-11-21T00:00:00Z",
                            "report_date": "2026-11-20"})
-    o = p.outcome
+    o = p.parse_result
     assert o.columns == ["amazon_order_id", "item_price_eur", "seller_sku"]
     assert o.source_columns == {"amazon_order_id": "amazon-order-id", "item_price_eur": "Item Price (EUR)",
                                 "seller_sku": "sellerSku"}
@@ -58,7 +58,7 @@ def test_crlf_line_ends(parse):
 
 def test_trailing_tabs_on_every_line(parse):
     p = parse(b"a\tb\t\r\n1\t2\t\r\n3\t\t\r\n")
-    assert p.outcome.columns == ["a", "b"]
+    assert p.parse_result.columns == ["a", "b"]
     assert p.rows() == [{"a": "1", "b": "2"}, {"a": "3", "b": None}]
     assert not p.quarantined()
 
@@ -78,7 +78,7 @@ def test_short_rows_are_padded_with_null(parse):
         {"a": "7", "b": "8", "c": "9"},
     ]
     assert p.main.column("source_line").to_pylist() == [2, 3, 4, 5]  # document order kept
-    assert p.outcome.rows_parsed == 4 and p.outcome.rows_quarantined == 0
+    assert p.parse_result.rows_parsed == 4 and p.parse_result.rows_quarantined == 0
 
 
 def test_long_rows_are_quarantined(parse):
@@ -89,7 +89,7 @@ def test_long_rows_are_quarantined(parse):
         (4, "3 fields, header has 2", b"3\t4\t5"),
         (6, "5 fields, header has 2", b"8\t9\t\t10\t"),
     ]
-    assert (p.outcome.rows_read, p.outcome.rows_parsed, p.outcome.rows_quarantined) == (4, 2, 2)
+    assert (p.parse_result.rows_read, p.parse_result.rows_parsed, p.parse_result.rows_quarantined) == (4, 2, 2)
     check_accounting(p)
 
 
@@ -100,7 +100,7 @@ def test_long_row_deep_in_a_large_document(parse):
     p = parse(b"\n".join(lines) + b"\n")
     [record] = p.quarantined()
     assert (record["line"], record["reason"], record["raw"]) == (50_002, "3 fields, header has 2", b"x\ty\tz")
-    assert 50_002 not in p.main.column("source_line").to_pylist() and p.outcome.rows_parsed == 59_999
+    assert 50_002 not in p.main.column("source_line").to_pylist() and p.parse_result.rows_parsed == 59_999
     check_accounting(p)
 
 
@@ -122,7 +122,7 @@ def test_blank_lines_are_skipped_and_not_counted(parse):
     p = parse(b"\n\r\na\tb\n\n1\t2\n\r\n\t\n\t\t\r\n3\t4")  # leading blank lines, last line without \n
     assert p.rows() == [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}]
     assert p.main.column("source_line").to_pylist() == [5, 9]
-    assert p.outcome.rows_read == 2
+    assert p.parse_result.rows_read == 2
 
 
 def test_a_lone_carriage_return_is_data(parse):
@@ -139,14 +139,14 @@ def test_classic_mac_line_ends(parse):
 @pytest.mark.parametrize("data", [b"", b"\n\n", b"\r\n\t\n", gzip.compress(b""), b"\xef\xbb\xbf"])
 def test_empty_document(parse, data):
     p = parse(data)
-    o = p.outcome
+    o = p.parse_result
     assert (o.rows_read, o.rows_parsed, o.rows_quarantined) == (0, 0, 0)
     assert o.tables == {"": []} and o.columns == [] and o.quarantine_files == []
 
 
 def test_header_only(parse):
     p = parse(b"sku\tpurchase-date\r\n", report=ORDERS)
-    o = p.outcome
+    o = p.parse_result
     assert (o.rows_read, o.rows_parsed) == (0, 0) and len(o.tables[""]) == 1  # an empty file with the schema
     assert p.main.num_rows == 0
     assert p.main.schema.names == ["sku", "purchase_date", "report_id", "marketplace_id", "report_date", "source_line"]
@@ -157,9 +157,9 @@ def test_header_only(parse):
 def test_gzip_is_detected_by_magic_bytes(parse, hint):
     text = b"sku\tqty\r\nA\t1\r\nB\t2\r\n"
     p = parse(gzip.compress(text), compressed=hint)
-    assert p.outcome.compressed and p.rows() == [{"sku": "A", "qty": "1"}, {"sku": "B", "qty": "2"}]
+    assert p.parse_result.compressed and p.rows() == [{"sku": "A", "qty": "1"}, {"sku": "B", "qty": "2"}]
     p = parse(text, compressed=hint)
-    assert not p.outcome.compressed and p.main.num_rows == 2
+    assert not p.parse_result.compressed and p.main.num_rows == 2
 
 
 def test_concatenated_gzip_members_and_zero_padding(parse):
@@ -177,7 +177,7 @@ def test_truncated_gzip_lands_what_came_before_and_quarantines_the_break(parse):
     text, data = _gzip_lines(100_000)
     cut = data[: len(data) // 2]
     p = parse(cut)
-    o = p.outcome
+    o = p.parse_result
     # What a decompressor gets from the cut stream: whole lines land, the partial one is the break record.
     inflated = zlib.decompressobj(wbits=31).decompress(cut)
     complete = inflated[: inflated.rfind(b"\n") + 1]
@@ -239,7 +239,7 @@ def test_every_quirk_across_small_blocks(parse, small_blocks):
     p = parse(b"\n".join(lines) + b"\n")
     assert p.main.column("source_line").to_pylist() == expected_rows
     assert sorted(r["line"] for r in p.quarantined()) == expected_bad
-    assert p.outcome.rows_read == 250
+    assert p.parse_result.rows_read == 250
     check_accounting(p)
 
 
@@ -258,7 +258,7 @@ def test_localised_japanese_listing_headers(parse):
     header = "出品者SKU\t商品名\t価格\t数量\t出品日\t新しい列\n"
     row = "SKU-1\t髙橋の本～ＷＡＶＥ\t1500\t3\t2026/11/20 14:03:12 JST\tx\n"
     p = parse((header + row).encode("cp932"), report=LISTINGS, marketplace=JP, charset="Shift_JIS")
-    o = p.outcome
+    o = p.parse_result
     assert o.columns == ["seller_sku", "item_name", "price", "quantity", "open_date", "新しい列"]
     assert o.source_columns["seller_sku"] == "出品者SKU" and o.source_columns["新しい列"] == "新しい列"
     [r] = p.rows()
@@ -270,9 +270,9 @@ def test_localised_german_listing_headers(parse):
     header = "Händler-SKU\tArtikelbezeichnung\tPreis\tMenge\tErstellungsdatum\tVersender-Gruppe\n"
     row = "SKU-1\tKaffeemühle\t1.234,56\t2\t20.11.2026 14:03:12 MEZ\tStandard\n"
     p = parse((header + row).encode("cp1252"), report=LISTINGS, marketplace=DE, charset="Cp1252")
-    assert p.outcome.columns == ["seller_sku", "item_name", "price", "quantity", "open_date",
+    assert p.parse_result.columns == ["seller_sku", "item_name", "price", "quantity", "open_date",
                                  "merchant_shipping_group"]
-    assert p.outcome.source_columns["seller_sku"] == "Händler-SKU"
+    assert p.parse_result.source_columns["seller_sku"] == "Händler-SKU"
     [r] = p.rows()
     assert r["price"] == Decimal("1234.56") and r["item_name"] == "Kaffeemühle"
     assert r["open_date"] == dt.datetime(2026, 11, 20, 13, 3, 12, tzinfo=dt.timezone.utc)
@@ -280,13 +280,13 @@ def test_localised_german_listing_headers(parse):
 
 def test_alias_match_strips_bom_and_whitespace(parse):
     p = parse("\ufeff 出品者SKU \t価格\r\nA\t1\r\n".encode(), report=LISTINGS, marketplace=JP)
-    assert p.outcome.columns == ["seller_sku", "price"]
-    assert p.outcome.source_columns["seller_sku"] == " 出品者SKU "
+    assert p.parse_result.columns == ["seller_sku", "price"]
+    assert p.parse_result.source_columns["seller_sku"] == " 出品者SKU "
 
 
 def test_duplicate_blank_and_reserved_header_names(parse):
     p = parse(b"item-name\titem_name\t\tsource-line\treport_id\n1\t2\t3\t4\t5\n")
-    assert p.outcome.columns == ["item_name", "item_name_2", "column_3", "source_line_2", "report_id_2"]
+    assert p.parse_result.columns == ["item_name", "item_name_2", "column_3", "source_line_2", "report_id_2"]
     assert p.rows(system=True)[0]["source_line"] == 2 and p.rows()[0]["report_id_2"] == "5"
 
 
@@ -320,7 +320,7 @@ def test_declared_columns_cast_and_failures_quarantined(parse):
         (3, "quantity", b"many"),
     ]  # fmt: skip
     assert all(r["reason"] for r in p.quarantined("value"))
-    o = p.outcome
+    o = p.parse_result
     assert (o.rows_read, o.rows_parsed, o.rows_quarantined, o.values_quarantined) == (3, 3, 0, 4)
     check_accounting(p)
 
@@ -337,7 +337,7 @@ def test_report_date_is_the_utc_date_of_the_date_column(parse):
     assert p.main.column("report_date").to_pylist() == [
         dt.date(2026, 11, 21), dt.date(2026, 11, 19), dt.date(2026, 11, 25), dt.date(2026, 11, 25)
     ]
-    assert "report_date" not in p.outcome.columns
+    assert "report_date" not in p.parse_result.columns
 
 
 def test_a_date_column_missing_from_the_header_falls_back_to_the_reports_day(parse, caplog):
@@ -379,7 +379,7 @@ def test_settlement_summary_row(parse):
         + "S1\t\t\t\t\t\tOrder\t111-1\tTax\t1.60\t2026-11-02\t\n"
     ).encode()
     p = parse(data, report=SETTLEMENT)
-    o = p.outcome
+    o = p.parse_result
     assert set(o.tables) == {"", "summary"}
     [summary] = p.rows("summary", system=True)
     assert summary["total_amount"] == Decimal("1234.56") and summary["source_line"] == 2
@@ -422,12 +422,12 @@ def test_files_and_row_groups(lake, parse):
     body = "".join(f"{i}\t{'v' * 100}\n" for i in range(25_000))
     with lake.open_output(RAW) as f:
         f.write(("n\tv\n" + body).encode())
-    outcome = flatfile.parse_tsv(lake, RAW, OUT, report=PLAIN, marketplace_id=US, charset=None, compressed=None,
+    parse_result = flatfile.parse_tsv(lake, RAW, OUT, report=PLAIN, marketplace_id=US, charset=None, compressed=None,
                                  extra_columns={}, batch_rows=3_000, file_rows=10_000)
-    assert outcome.rows_parsed == 25_000 and len(outcome.tables[""]) >= 2
-    first = pq.ParquetFile(lake.open_input_file(outcome.tables[""][0]))
+    assert parse_result.rows_parsed == 25_000 and len(parse_result.tables[""]) >= 2
+    first = pq.ParquetFile(lake.open_input_file(parse_result.tables[""][0]))
     assert first.metadata.num_row_groups >= 3
-    rows = pa.concat_tables(pq.read_table(lake.fs_path(f), filesystem=lake.filesystem) for f in outcome.tables[""])
+    rows = pa.concat_tables(pq.read_table(lake.fs_path(f), filesystem=lake.filesystem) for f in parse_result.tables[""])
     assert rows.column("n").to_pylist() == [str(i) for i in range(25_000)]
 
 

@@ -76,7 +76,7 @@ def expected_rows_read(data: bytes) -> tuple[int, bool, bool]:
 def check(parsed, data: bytes) -> None:
     check_accounting(parsed)
     rows, broken, _ = expected_rows_read(data)
-    assert parsed.outcome.rows_read == rows
+    assert parsed.parse_result.rows_read == rows
     lines = parsed.main.column("source_line").to_pylist() if parsed.main.num_rows else []
     assert lines == sorted(lines) and len(set(lines)) == len(lines)
 
@@ -124,7 +124,7 @@ def test_random_truncation_of_a_gzip_document(parse, n_rows, cut, level):
     check(parsed, data)
     landed = parsed.main.column("source_line").to_pylist() if parsed.main.num_rows else []
     assert landed == list(range(2, 2 + len(landed)))  # the complete lines before the break, all of them
-    assert parsed.outcome.values_quarantined == 0
+    assert parsed.parse_result.values_quarantined == 0
     records = parsed.quarantined()
     if broken and data[:2] == b"\x1f\x8b":
         assert len(records) == 1 and records[0]["reason"].startswith("document truncated after line")
@@ -178,7 +178,7 @@ def test_random_column_drift(parse, known, added, n_rows, crlf, trailing_tab, ma
     raw = "".join(lines).encode()
     parsed = parse(raw, report=ORDERS, marketplace=marketplace)
     check(parsed, raw)
-    assert parsed.outcome.columns == [snake_case(c) for c in columns]
+    assert parsed.parse_result.columns == [snake_case(c) for c in columns]
     assert parsed.quarantined() == []
     got = parsed.rows()
     for row in got:
@@ -223,7 +223,7 @@ def test_random_encodings_and_labels(parse, cells, codec, label_kind, marketplac
         label = None if label_kind == "none" else "x-unknown"
     parsed = parse(raw, charset=label, marketplace=marketplace)
     check(parsed, raw)
-    enc = parsed.outcome.encoding
+    enc = parsed.parse_result.encoding
     assert set(enc) == {"codec", "label", "bom", "reason"} and enc["label"] == label and enc["reason"]
     if enc["codec"] == codec:  # decoded with the right codec: lossless, nothing quarantined
         assert parsed.rows() == rows and parsed.quarantined() == []

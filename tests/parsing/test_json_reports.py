@@ -46,7 +46,7 @@ def sales_report() -> ReportType:
 
 @dataclasses.dataclass
 class Parsed:
-    outcome: object
+    parse_result: object
     tables: dict[str, pa.Table | None]
     quarantine: pa.Table
 
@@ -59,18 +59,18 @@ def parse(lake: Lake, data: bytes | str, report: ReportType = GENERIC, *, charse
     with lake.open_output(raw) as out:
         out.write(data)
     function = parse_document if via_dispatch else parse_json
-    outcome = function(lake, raw, f"staging/{report.table_name}/R1-{time.monotonic_ns()}", report=report,
+    parse_result = function(lake, raw, f"staging/{report.table_name}/R1-{time.monotonic_ns()}", report=report,
                        marketplace_id=marketplace, charset=charset, compressed=None,
                        extra_columns={**EXTRA, "marketplace_id": marketplace})  # fmt: skip
-    tables = {name: _read(lake, files) for name, files in outcome.tables.items()}
-    quarantine = _read(lake, outcome.quarantine_files) or QUARANTINE_SCHEMA.empty_table()
+    tables = {name: _read(lake, files) for name, files in parse_result.tables.items()}
+    quarantine = _read(lake, parse_result.quarantine_files) or QUARANTINE_SCHEMA.empty_table()
     assert quarantine.schema.equals(QUARANTINE_SCHEMA)
-    assert outcome.rows_read == outcome.rows_parsed + outcome.rows_quarantined
-    assert outcome.rows_quarantined == quarantine.filter(pc.equal(quarantine["kind"], "row")).num_rows
-    assert outcome.values_quarantined == quarantine.filter(pc.equal(quarantine["kind"], "value")).num_rows
+    assert parse_result.rows_read == parse_result.rows_parsed + parse_result.rows_quarantined
+    assert parse_result.rows_quarantined == quarantine.filter(pc.equal(quarantine["kind"], "row")).num_rows
+    assert parse_result.values_quarantined == quarantine.filter(pc.equal(quarantine["kind"], "value")).num_rows
     main = tables.get("")
-    assert (main.num_rows if main is not None else 0) == outcome.rows_parsed
-    return Parsed(outcome, tables, quarantine)
+    assert (main.num_rows if main is not None else 0) == parse_result.rows_parsed
+    return Parsed(parse_result, tables, quarantine)
 
 
 def _read(lake: Lake, files: list[str]) -> pa.Table | None:
@@ -93,16 +93,16 @@ def emulator_document(marketplace: str = US, rows: int = 20, options: dict | Non
 def test_sales_and_traffic_report(lake, sales_report):
     data, charset = emulator_document(US, rows=20)
     parsed = parse(lake, data, sales_report, charset=charset, via_dispatch=True)
-    outcome, by_date, by_asin = parsed.outcome, parsed.tables[""], parsed.tables["sales_and_traffic_by_asin"]
+    parse_result, by_date, by_asin = parsed.parse_result, parsed.tables[""], parsed.tables["sales_and_traffic_by_asin"]
     document = json.loads(gzip.decompress(data))
     assert by_date.num_rows == len(document["salesAndTrafficByDate"]) == 7
     assert by_asin.num_rows == 20
-    assert (outcome.rows_read, outcome.rows_parsed, outcome.rows_quarantined) == (7, 7, 0)
-    assert outcome.encoding["codec"] == "utf-8" and outcome.compressed is True
-    assert outcome.columns[:3] == ["date", "sales_by_date_ordered_product_sales_amount",
+    assert (parse_result.rows_read, parse_result.rows_parsed, parse_result.rows_quarantined) == (7, 7, 0)
+    assert parse_result.encoding["codec"] == "utf-8" and parse_result.compressed is True
+    assert parse_result.columns[:3] == ["date", "sales_by_date_ordered_product_sales_amount",
                                    "sales_by_date_ordered_product_sales_currency_code"]  # fmt: skip
-    assert outcome.source_columns["sales_by_date_ordered_product_sales_amount"] == "salesByDate.orderedProductSales.amount"
-    assert by_date.column_names == outcome.columns + SYSTEM
+    assert parse_result.source_columns["sales_by_date_ordered_product_sales_amount"] == "salesByDate.orderedProductSales.amount"
+    assert by_date.column_names == parse_result.columns + SYSTEM
     schema = by_date.schema
     assert schema.field("sales_by_date_ordered_product_sales_amount").type == pa.decimal128(20, 4)
     assert schema.field("sales_by_date_units_ordered").type == pa.int64()
@@ -137,20 +137,20 @@ def test_japanese_amounts_are_exact_decimals(lake, sales_report):
 def test_quirks_bom_crlf_drift(lake, sales_report):
     data, charset = emulator_document(US, rows=5, bom=True, crlf=True, column_drift="add", gzip_documents=False)
     parsed = parse(lake, data, sales_report, charset=charset)
-    assert parsed.outcome.encoding["bom"] is True and parsed.outcome.compressed is False
+    assert parsed.parse_result.encoding["bom"] is True and parsed.parse_result.compressed is False
     assert set(parsed.tables["sales_and_traffic_by_asin"].column("deemed_reseller_category").to_pylist()) == {"AU_VOEC"}
     data, charset = emulator_document(US, rows=5, column_drift="drop")
-    assert "sales_by_date_total_order_items" not in parse(lake, data, sales_report, charset=charset).outcome.columns
+    assert "sales_by_date_total_order_items" not in parse(lake, data, sales_report, charset=charset).parse_result.columns
 
 
 def test_header_only_and_empty(lake, sales_report):
     data, charset = emulator_document(US, header_only=True)
     parsed = parse(lake, data, sales_report, charset=charset)
-    assert parsed.outcome.rows_read == 0 and parsed.outcome.tables == {"": [], "sales_and_traffic_by_asin": []}
+    assert parsed.parse_result.rows_read == 0 and parsed.parse_result.tables == {"": [], "sales_and_traffic_by_asin": []}
     for data in (b"", gzip.compress(b""), b" \n"):
         parsed = parse(lake, data, sales_report)
-        assert parsed.outcome.rows_read == 0 and parsed.outcome.quarantine_files == []
-        assert parsed.outcome.tables[""] == []
+        assert parsed.parse_result.rows_read == 0 and parsed.parse_result.quarantine_files == []
+        assert parsed.parse_result.tables[""] == []
 
 
 def test_bad_bytes_break_the_document(lake, sales_report):
@@ -158,7 +158,7 @@ def test_bad_bytes_break_the_document(lake, sales_report):
     parsed = parse(lake, data, sales_report, charset=charset)
     (record,) = parsed.quarantine.to_pylist()
     assert record["line"] == 1 and "not valid utf-8" in record["reason"] and b"\x81 " in record["raw"]
-    assert parsed.outcome.rows_parsed == 0 and parsed.outcome.rows_read == 1
+    assert parsed.parse_result.rows_parsed == 0 and parsed.parse_result.rows_read == 1
 
 
 # --- generic arrays ------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_generic_arrays_types_and_nesting(lake):
     }
     parsed = parse(lake, json.dumps(doc), report, marketplace=DE)
     items, events = parsed.tables[""], parsed.tables["events"]
-    assert parsed.outcome.columns == ["id", "created_at", "count", "ratio", "price_value", "price_currency", "tags",
+    assert parsed.parse_result.columns == ["id", "created_at", "count", "ratio", "price_value", "price_currency", "tags",
                                       "lines", "flag", "mixed", "nothing", "extra_deep_er"]  # fmt: skip
     types = {f.name: f.type for f in items.schema}
     assert types["created_at"] == pa.timestamp("us", tz="UTC")
@@ -213,20 +213,20 @@ def test_non_objects_and_missing_keys_are_quarantined_rows(lake):
         (1, "element 1 of events is not a JSON object", b'"x"'),
     ]
     # Every quarantined row counts as read, whichever array it was in.
-    assert (parsed.outcome.rows_read, parsed.outcome.rows_parsed, parsed.outcome.rows_quarantined) == (5, 2, 3)
+    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (5, 2, 3)
 
 
 def test_name_clashes(lake):
     doc = '{"items": [{"id": "1", "marketplaceId": "M", "a": {"bC": 1}, "aB": {"c": 2}, "report_date": "x"}]}'
     parsed = parse(lake, doc)
-    assert parsed.outcome.columns == ["id", "document_marketplace_id", "a_b_c", "a_b_c_2", "document_report_date"]
+    assert parsed.parse_result.columns == ["id", "document_marketplace_id", "a_b_c", "a_b_c_2", "document_report_date"]
     row = parsed.tables[""].to_pylist()[0]
     assert (row["document_marketplace_id"], row["marketplace_id"], row["a_b_c"], row["a_b_c_2"]) == ("M", US, 1, 2)
 
 
 def test_missing_arrays_give_empty_tables(lake):
     parsed = parse(lake, '{"items": [{"id": "1"}], "other": [1, 2]}')
-    assert parsed.outcome.tables["events"] == [] and parsed.tables[""].num_rows == 1
+    assert parsed.parse_result.tables["events"] == [] and parsed.tables[""].num_rows == 1
 
 
 # --- breaks -----------------------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def test_malformed_element_keeps_the_records_before(lake):
     (record,) = parsed.quarantine.to_pylist()
     assert record["line"] == 3 and record["reason"].startswith("malformed JSON: Expecting property name")
     assert b'"3",, "x"' in record["raw"]
-    assert (parsed.outcome.rows_read, parsed.outcome.rows_quarantined) == (3, 1)
+    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_quarantined) == (3, 1)
 
 
 @pytest.mark.parametrize(
@@ -258,7 +258,7 @@ def test_breaks(lake, doc, line, reason):
     parsed = parse(lake, doc)
     (record,) = parsed.quarantine.to_pylist()
     assert record["kind"] == "row" and record["line"] == line and record["reason"].startswith(reason), record
-    assert parsed.outcome.rows_parsed == (0 if doc == "{" else 1)
+    assert parsed.parse_result.rows_parsed == (0 if doc == "{" else 1)
 
 
 def test_truncated_gzip_stream(lake, sales_report):
@@ -271,7 +271,7 @@ def test_truncated_gzip_stream(lake, sales_report):
     asins = cut.tables["sales_and_traffic_by_asin"]
     assert 100 < asins.num_rows < 400 and record["line"] == asins.num_rows + 1
     assert asins.column("parent_asin").to_pylist() == full.tables["sales_and_traffic_by_asin"].column("parent_asin").to_pylist()[: asins.num_rows]
-    assert cut.outcome.rows_read == 8  # the 7 days and the break
+    assert cut.parse_result.rows_read == 8  # the 7 days and the break
 
 
 @pytest.mark.parametrize(
@@ -292,10 +292,10 @@ def test_unreadable_documents_raise(lake, data, message):
 def test_label_is_used_when_the_bytes_are_not_utf8(lake):
     doc = '{"items": [{"id": "1", "name": "Küchenmesser – 5-teilig"}]}'.encode("cp1252")
     parsed = parse(lake, doc, charset="Cp1252", marketplace=DE)
-    assert parsed.outcome.encoding["codec"] == "cp1252"
+    assert parsed.parse_result.encoding["codec"] == "cp1252"
     assert parsed.tables[""].column("name").to_pylist() == ["Küchenmesser – 5-teilig"]
     parsed = parse(lake, '{"items": [{"id": "1", "name": "Küche"}]}'.encode(), charset="Cp1252", marketplace=DE)
-    assert parsed.outcome.encoding["codec"] == "utf-8" and "Cp1252 ignored" in parsed.outcome.encoding["reason"]
+    assert parsed.parse_result.encoding["codec"] == "utf-8" and "Cp1252 ignored" in parsed.parse_result.encoding["reason"]
 
 
 def test_tiny_chunks_give_the_same_result(lake, sales_report, monkeypatch):
@@ -330,15 +330,15 @@ def test_large_document_streams_with_bounded_memory(lake):
         compressor.write(b'], "events": []}\n')
     tracemalloc.start()
     try:
-        outcome = parse_json(lake, raw, "staging/big/1", report=GENERIC, marketplace_id=US, charset=None,
+        parse_result = parse_json(lake, raw, "staging/big/1", report=GENERIC, marketplace_id=US, charset=None,
                              compressed=True, extra_columns=EXTRA)  # fmt: skip
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert outcome.rows_read == outcome.rows_parsed == records_count
+    assert parse_result.rows_read == parse_result.rows_parsed == records_count
     # The decompressed document is ~50 MB: never held at once.
     assert peak < 20 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
-    files = [lake.fs_path(f) for f in outcome.tables[""]]
+    files = [lake.fs_path(f) for f in parse_result.tables[""]]
     main = pq.read_table(files, columns=["v_amount", "late", "source_line"])
     assert main.column("late").null_count == records_count - 1
     assert main.column("v_amount")[-1].as_py() == Decimal(f"{records_count}.2500")

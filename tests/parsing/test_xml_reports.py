@@ -41,7 +41,7 @@ def orders_report() -> ReportType:
 
 @dataclasses.dataclass
 class Parsed:
-    outcome: object
+    parse_result: object
     tables: dict[str, pa.Table]
     quarantine: pa.Table
 
@@ -52,19 +52,19 @@ def parse(lake: Lake, data: bytes, report: ReportType, *, charset: str | None = 
     with lake.open_output(raw) as out:
         out.write(data)
     function = parse_document if via_dispatch else parse_xml
-    outcome = function(lake, raw, f"staging/{report.table_name}/R1-{time.monotonic_ns()}", report=report,
+    parse_result = function(lake, raw, f"staging/{report.table_name}/R1-{time.monotonic_ns()}", report=report,
                        marketplace_id=marketplace, charset=charset, compressed=data[:2] == b"\x1f\x8b",
                        extra_columns={**EXTRA, "marketplace_id": marketplace})  # fmt: skip
-    tables = {name: _read(lake, files) for name, files in outcome.tables.items()}
-    quarantine = _read(lake, outcome.quarantine_files) if outcome.quarantine_files else QUARANTINE_SCHEMA.empty_table()
+    tables = {name: _read(lake, files) for name, files in parse_result.tables.items()}
+    quarantine = _read(lake, parse_result.quarantine_files) if parse_result.quarantine_files else QUARANTINE_SCHEMA.empty_table()
     assert quarantine.schema.equals(QUARANTINE_SCHEMA)
     # The invariant docs/parsing.md promises, whatever the document.
-    assert outcome.rows_read == outcome.rows_parsed + outcome.rows_quarantined
-    assert outcome.rows_quarantined == quarantine.filter(pa.compute.equal(quarantine["kind"], "row")).num_rows
-    assert outcome.values_quarantined == quarantine.filter(pa.compute.equal(quarantine["kind"], "value")).num_rows
+    assert parse_result.rows_read == parse_result.rows_parsed + parse_result.rows_quarantined
+    assert parse_result.rows_quarantined == quarantine.filter(pa.compute.equal(quarantine["kind"], "row")).num_rows
+    assert parse_result.values_quarantined == quarantine.filter(pa.compute.equal(quarantine["kind"], "value")).num_rows
     main = tables.get("")
-    assert (main.num_rows if main is not None else 0) == outcome.rows_parsed
-    return Parsed(outcome, tables, quarantine)
+    assert (main.num_rows if main is not None else 0) == parse_result.rows_parsed
+    return Parsed(parse_result, tables, quarantine)
 
 
 def _read(lake: Lake, files: list[str]) -> pa.Table | None:
@@ -123,16 +123,16 @@ def test_orders_and_items(lake, orders_report):
         order("111-0000002-0000002", "2026-11-19T23:59:59-08:00", item("SKU-3", "7,50")),
     )
     parsed = parse(lake, doc.encode(), orders_report, via_dispatch=True)
-    outcome, orders, items = parsed.outcome, parsed.tables[""], parsed.tables["order_item"]
-    assert (outcome.rows_read, outcome.rows_parsed, outcome.rows_quarantined) == (2, 2, 0)
-    assert outcome.columns == [
+    parse_result, orders, items = parsed.parse_result, parsed.tables[""], parsed.tables["order_item"]
+    assert (parse_result.rows_read, parse_result.rows_parsed, parse_result.rows_quarantined) == (2, 2, 0)
+    assert parse_result.columns == [
         "amazon_order_id", "purchase_date", "last_updated_date", "order_status", "sales_channel",
         "fulfillment_data_fulfillment_channel", "fulfillment_data_ship_service_level", "fulfillment_data_address_city",
         "fulfillment_data_address_state", "fulfillment_data_address_postal_code", "fulfillment_data_address_country",
     ]  # fmt: skip
-    assert orders.column_names == outcome.columns + SYSTEM
-    assert outcome.source_columns["fulfillment_data_address_city"] == "FulfillmentData/Address/City"
-    assert outcome.source_columns["amazon_order_id"] == "AmazonOrderID"
+    assert orders.column_names == parse_result.columns + SYSTEM
+    assert parse_result.source_columns["fulfillment_data_address_city"] == "FulfillmentData/Address/City"
+    assert parse_result.source_columns["amazon_order_id"] == "AmazonOrderID"
     # Declared datetime columns are typed; the rest are strings.
     assert orders.schema.field("purchase_date").type == pa.timestamp("us", tz="UTC")
     assert orders.schema.field("order_status").type == pa.string()
@@ -165,7 +165,7 @@ def test_declared_types_apply_in_child_tables(lake, orders_report):
     assert items.schema.field("quantity").type == pa.int64()
     assert items.schema.field("item_price_principal_amount").type == pa.decimal128(20, 4)
     assert [str(v) if v is not None else None for v in items.column("item_price_principal_amount").to_pylist()] == ["12.3400", None]
-    assert parsed.outcome.values_quarantined == 1
+    assert parsed.parse_result.values_quarantined == 1
     record = parsed.quarantine.to_pylist()[0]
     assert (record["kind"], record["column"], record["line"], record["raw"]) == ("value", "item_price_principal_amount", 1, b"x")
 
@@ -175,7 +175,7 @@ def test_cast_failures_are_quarantined_values(lake, orders_report):
     parsed = parse(lake, doc.encode(), orders_report)
     orders = parsed.tables[""]
     assert orders.column("purchase_date").to_pylist()[0] is None
-    assert orders.num_rows == 2 and parsed.outcome.values_quarantined == 1
+    assert orders.num_rows == 2 and parsed.parse_result.values_quarantined == 1
     record = parsed.quarantine.to_pylist()[0]
     assert (record["kind"], record["column"], record["line"], record["raw"]) == ("value", "purchase_date", 1, b"yesterday-ish")
     # No date of its own: the row falls back to the report's date.
@@ -223,7 +223,7 @@ def test_missing_natural_key_quarantines_the_record(lake, orders_report):
     (record,) = parsed.quarantine.to_pylist()
     assert (record["kind"], record["line"]) == ("row", 2) and "AmazonOrderID" in record["reason"]
     assert record["raw"].startswith(b"<Order")
-    assert (parsed.outcome.rows_read, parsed.outcome.rows_parsed, parsed.outcome.rows_quarantined) == (3, 2, 1)
+    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (3, 2, 1)
 
 
 # --- encodings ------------------------------------------------------------------------------------------
@@ -233,10 +233,10 @@ def test_japanese_document_declared_shift_jis_is_cp932(lake, orders_report):
     data, charset = emulator_document(XML_ORDERS, JP)
     assert charset == "windows-31j"
     parsed = parse(lake, data, orders_report, charset=charset, marketplace=JP)
-    assert parsed.outcome.encoding["codec"] == "cp932"
-    assert 'encoding="Shift_JIS"' in parsed.outcome.encoding["reason"]
-    assert parsed.outcome.compressed is True
-    assert parsed.outcome.rows_parsed == 20 and parsed.quarantine.num_rows == 0
+    assert parsed.parse_result.encoding["codec"] == "cp932"
+    assert 'encoding="Shift_JIS"' in parsed.parse_result.encoding["reason"]
+    assert parsed.parse_result.compressed is True
+    assert parsed.parse_result.rows_parsed == 20 and parsed.quarantine.num_rows == 0
     names = "".join(parsed.tables["order_item"].column("product_name").to_pylist())
     assert any(ch in names for ch in "①髙～")
     assert set(parsed.tables[""].column("sales_channel").to_pylist()) == {"Amazon.co.jp"}
@@ -247,16 +247,16 @@ def test_declaration_beats_a_wrong_content_type(lake, orders_report):
     data, charset = emulator_document(XML_ORDERS, DE, mislabel_charset="UTF-8")
     assert charset == "UTF-8"
     parsed = parse(lake, data, orders_report, charset=charset, marketplace=DE)
-    assert parsed.outcome.encoding["codec"] == "cp1252"
-    assert "Content-Type charset UTF-8 ignored" in parsed.outcome.encoding["reason"]
-    assert parsed.outcome.rows_parsed == 20 and parsed.quarantine.num_rows == 0
+    assert parsed.parse_result.encoding["codec"] == "cp1252"
+    assert "Content-Type charset UTF-8 ignored" in parsed.parse_result.encoding["reason"]
+    assert parsed.parse_result.rows_parsed == 20 and parsed.quarantine.num_rows == 0
     assert any(ch in "".join(parsed.tables[""].column("fulfillment_data_address_city").to_pylist()) for ch in "üöä")
 
 
 def test_content_type_is_used_without_a_declaration(lake, orders_report):
     doc = envelope(order("1", "2026-11-20T14:03:12Z", item(name="Küchenmesser"))).replace(' encoding="UTF-8"', "")
     parsed = parse(lake, doc.encode("cp1252"), orders_report, charset="Cp1252", marketplace=DE)
-    assert parsed.outcome.encoding["codec"] == "cp1252"
+    assert parsed.parse_result.encoding["codec"] == "cp1252"
     assert parsed.tables["order_item"].column("product_name").to_pylist() == ["Küchenmesser"]
 
 
@@ -264,8 +264,8 @@ def test_bom_crlf_and_no_gzip(lake, orders_report):
     data, charset = emulator_document(XML_ORDERS, US, bom=True, crlf=True, gzip_documents=False)
     assert data.startswith(b"\xef\xbb\xbf<?xml")
     parsed = parse(lake, data, orders_report, charset=charset)
-    assert parsed.outcome.encoding["bom"] is True and parsed.outcome.compressed is False
-    assert parsed.outcome.rows_parsed == 20
+    assert parsed.parse_result.encoding["bom"] is True and parsed.parse_result.compressed is False
+    assert parsed.parse_result.rows_parsed == 20
 
 
 def test_gzip_detected_by_magic_bytes_not_the_hint(lake, orders_report, tmp_path):
@@ -273,9 +273,9 @@ def test_gzip_detected_by_magic_bytes_not_the_hint(lake, orders_report, tmp_path
     raw = "raw/x/gz.bin"
     with lake.open_output(raw) as out:
         out.write(data)
-    outcome = parse_xml(lake, raw, "staging/x/1", report=orders_report, marketplace_id=US, charset=None,
+    parse_result = parse_xml(lake, raw, "staging/x/1", report=orders_report, marketplace_id=US, charset=None,
                         compressed=False, extra_columns=EXTRA)  # fmt: skip
-    assert outcome.compressed is True and outcome.rows_parsed == 1
+    assert parse_result.compressed is True and parse_result.rows_parsed == 1
 
 
 # --- breaks ----------------------------------------------------------------------------------------------
@@ -290,14 +290,14 @@ def test_malformed_xml_keeps_the_records_before_the_break(lake, orders_report):
     assert record["kind"] == "row" and record["line"] == 3 and record["column"] is None
     assert record["reason"].startswith("malformed XML:") and "XML line" in record["reason"]
     assert b"<Broken>" in record["raw"]
-    assert (parsed.outcome.rows_read, parsed.outcome.rows_parsed, parsed.outcome.rows_quarantined) == (3, 2, 1)
+    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (3, 2, 1)
 
 
 def test_mismatched_tag_in_the_first_record(lake, orders_report):
     doc = envelope(order("1").replace("</SalesChannel>", "</Channel>"), order("2"))
     parsed = parse(lake, doc.encode(), orders_report)
     assert parsed.tables.get("") is None or parsed.tables[""].num_rows == 0
-    assert parsed.outcome.rows_read == 1 and parsed.outcome.rows_quarantined == 1
+    assert parsed.parse_result.rows_read == 1 and parsed.parse_result.rows_quarantined == 1
 
 
 def test_truncated_gzip_stream(lake, orders_report):
@@ -327,16 +327,16 @@ def test_undecodable_bytes_break_the_document(lake, orders_report):
     parsed = parse(lake, data, orders_report, charset=charset, marketplace=DE)
     (record,) = parsed.quarantine.to_pylist()
     assert "not valid cp1252" in record["reason"] and b"\x81 " in record["raw"]
-    assert parsed.outcome.rows_parsed == record["line"] - 1 < 30
+    assert parsed.parse_result.rows_parsed == record["line"] - 1 < 30
 
 
 def test_empty_and_header_only_documents(lake, orders_report):
     for data in (b"", gzip.compress(b""), b"  \n"):
         parsed = parse(lake, data, orders_report)
-        assert (parsed.outcome.rows_read, parsed.outcome.tables, parsed.outcome.quarantine_files) == (0, {"": [], "order_item": []}, [])
+        assert (parsed.parse_result.rows_read, parsed.parse_result.tables, parsed.parse_result.quarantine_files) == (0, {"": [], "order_item": []}, [])
     data, charset = emulator_document(XML_ORDERS, US, header_only=True)
     parsed = parse(lake, data, orders_report, charset=charset)
-    assert parsed.outcome.rows_read == 0 and parsed.outcome.tables[""] == [] and parsed.outcome.columns == []
+    assert parsed.parse_result.rows_read == 0 and parsed.parse_result.tables[""] == [] and parsed.parse_result.columns == []
 
 
 @pytest.mark.parametrize(
@@ -360,7 +360,7 @@ def test_column_drift_adds_a_column(lake, orders_report):
     parsed = parse(lake, data, orders_report, charset=charset)
     assert set(parsed.tables[""].column("deemed_reseller_category").to_pylist()) == {"AU_VOEC"}
     data, charset = emulator_document(XML_ORDERS, US, column_drift="drop")
-    assert "sales_channel" not in parse(lake, data, orders_report, charset=charset).outcome.columns
+    assert "sales_channel" not in parse(lake, data, orders_report, charset=charset).parse_result.columns
 
 
 # --- size --------------------------------------------------------------------------------------------------
@@ -382,18 +382,18 @@ def test_large_document_streams_with_bounded_memory(lake, orders_report):
         compressor.write(b"</AmazonEnvelope>\n")
     tracemalloc.start()
     try:
-        outcome = parse_xml(lake, raw, "staging/big/1", report=orders_report, marketplace_id=US, charset="UTF-8",
+        parse_result = parse_xml(lake, raw, "staging/big/1", report=orders_report, marketplace_id=US, charset="UTF-8",
                             compressed=True, extra_columns=EXTRA)  # fmt: skip
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert outcome.rows_read == outcome.rows_parsed == records
+    assert parse_result.rows_read == parse_result.rows_parsed == records
     # The decompressed document is ~50 MB (its rows more, as Python objects): never held at once.
     assert peak < 20 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
-    files = [lake.fs_path(f) for f in outcome.tables[""]]
+    files = [lake.fs_path(f) for f in parse_result.tables[""]]
     main = pq.read_table(files, columns=["last_updated_date", "source_line"])
     assert main.num_rows == records and main.column("last_updated_date").null_count == records - 1
     assert main.column("source_line").to_pylist()[-3:] == [records - 2, records - 1, records]
     assert pq.ParquetFile(files[-1]).read_row_group(0, columns=["note"]).column("note")[0].as_py() == note
-    items = pq.read_table([lake.fs_path(f) for f in outcome.tables["order_item"]])
+    items = pq.read_table([lake.fs_path(f) for f in parse_result.tables["order_item"]])
     assert items.num_rows == records and items.column("amazon_order_id")[-1].as_py() == f"{records:012d}"

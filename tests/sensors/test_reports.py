@@ -22,8 +22,8 @@ def existing_report(emu, report_type="GET_MERCHANT_LISTINGS_ALL_DATA") -> str:
 def test_sensor_waits_deferred_for_an_existing_report(sp_conn):
     report_id = existing_report(sp_conn)
     sensor = ReportProcessingSensor(task_id="wait", report_id=report_id, poll_interval=0.1)
-    outcome = run_deferred(sensor, {})
-    assert outcome["report_id"] == report_id and outcome["processing_status"] == "DONE"
+    finished = run_deferred(sensor, {})
+    assert finished["report_id"] == report_id and finished["processing_status"] == "DONE"
     assert sp_conn.stats()["calls"]["createReport"] == 1  # the one made above, none by the sensor
 
 

@@ -117,7 +117,7 @@ async def test_a_wait_taken_over_by_another_triggerer_keeps_its_report(sp_conn, 
     assert comms.asked == 1
     assert await status_of(report_id) in ("IN_QUEUE", "IN_PROGRESS")
     assert sp_conn.stats()["calls"].get("cancelReport", 0) == 0
-    # The second triggerer's copy waits on to the real outcome.
+    # The second triggerer's copy waits on to the real finished.
     event = await first_event(in_triggerer(first, task_instance))
     assert event["status"] == "terminal"
     assert event["report"]["reportId"] == report_id
@@ -190,9 +190,9 @@ def test_a_report_the_pipeline_cancelled_is_never_read_as_no_data(sp_conn):
     operator = RequestReportOperator(task_id="request_report", report_type=REPORT_TYPE, marketplace_ids=[US],
                                      deferrable=False, poll_interval=0.1)
 
-    outcome = operator.execute({"task_state_store": store})
+    finished = operator.execute({"task_state_store": store})
 
-    assert outcome["report_id"] != cancelled
-    assert outcome["processing_status"] == "DONE"
-    assert store.get(REPORT_ID_KEY) == outcome["report_id"]
+    assert finished["report_id"] != cancelled
+    assert finished["processing_status"] == "DONE"
+    assert store.get(REPORT_ID_KEY) == finished["report_id"]
     assert sp_conn.stats()["calls"]["createReport"] == 2

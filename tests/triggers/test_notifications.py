@@ -96,8 +96,8 @@ def test_operator_and_sensor_defer_to_the_notification_trigger(queue, sp_conn):
         trigger = deferred.value.trigger
         assert isinstance(trigger, ReportNotificationTrigger) and trigger.poll_interval == 300
         event = await first_event(rebuilt(trigger))
-        outcome = await asyncio.to_thread(op.execute_complete, context, event)
-        assert outcome["processing_status"] == "DONE" and outcome["marketplace_ids"] == [US]
+        finished = await asyncio.to_thread(op.execute_complete, context, event)
+        assert finished["processing_status"] == "DONE" and finished["marketplace_ids"] == [US]
 
         sensor = ReportProcessingSensor(task_id="wait", report_id=await asyncio.to_thread(create_report),
                                         notification_queue_url=queue.url, timeout=timedelta(minutes=1).total_seconds())
@@ -106,7 +106,7 @@ def test_operator_and_sensor_defer_to_the_notification_trigger(queue, sp_conn):
         assert isinstance(deferred.value.trigger, ReportNotificationTrigger)
         assert deferred.value.trigger.cancel_on_kill is False  # the sensor never cancels what it did not create
         event = await first_event(rebuilt(deferred.value.trigger))
-        outcome = await asyncio.to_thread(sensor.execute_complete, {}, event)
-        assert outcome["processing_status"] == "DONE"
+        finished = await asyncio.to_thread(sensor.execute_complete, {}, event)
+        assert finished["processing_status"] == "DONE"
 
     asyncio.run(triggerer())

@@ -21,9 +21,9 @@ async def create_report(emu) -> str:
         return await client.create_report(REPORT_TYPE, ["ATVPDKIKX0DER"])
 
 
-@pytest.mark.parametrize("outcome", ["DONE", "CANCELLED", "FATAL"])
-async def test_serialized_trigger_runs_to_each_terminal_status(sp_conn, outcome):
-    sp_conn.config(outcomes={REPORT_TYPE: outcome})
+@pytest.mark.parametrize("finished", ["DONE", "CANCELLED", "FATAL"])
+async def test_serialized_trigger_runs_to_each_terminal_status(sp_conn, finished):
+    sp_conn.config(outcomes={REPORT_TYPE: finished})
     report_id = await create_report(sp_conn)
     trigger = ReportProcessingTrigger(report_id, poll_interval=0.1, deadline=time.time() + 30)
 
@@ -31,8 +31,8 @@ async def test_serialized_trigger_runs_to_each_terminal_status(sp_conn, outcome)
 
     assert event["status"] == "terminal"
     assert event["report"]["reportId"] == report_id
-    assert event["report"]["processingStatus"] == outcome
-    assert ("reportDocumentId" in event["report"]) is (outcome != "CANCELLED")
+    assert event["report"]["processingStatus"] == finished
+    assert ("reportDocumentId" in event["report"]) is (finished != "CANCELLED")
 
 
 async def test_trigger_survives_a_triggerer_restart_with_the_same_deadline(sp_conn):

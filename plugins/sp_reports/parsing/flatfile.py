@@ -151,7 +151,7 @@ def parse_tsv(
         log.info(
             "%s: compressed=%s was given but the magic bytes say %s", raw_path, options["compressed"], parser.compressed
         )
-    outcome = ParseResult(
+    result = ParseResult(
         tables=files or {"": []},
         quarantine_files=quarantine_files,
         rows_read=parser.rows_read,
@@ -166,13 +166,13 @@ def parse_tsv(
     log.info(
         "Parsed %s: %d rows read, %d parsed, %d quarantined, %d values quarantined; encoding %s",
         raw_path,
-        outcome.rows_read,
-        outcome.rows_parsed,
-        outcome.rows_quarantined,
-        outcome.values_quarantined,
-        outcome.encoding,
+        result.rows_read,
+        result.rows_parsed,
+        result.rows_quarantined,
+        result.values_quarantined,
+        result.encoding,
     )
-    return outcome
+    return result
 
 
 # --- column names ------------------------------------------------------------------------------------
