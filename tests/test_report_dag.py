@@ -72,6 +72,14 @@ def test_a_run_lands_every_marketplace_once_and_says_so(airflow_db, sp_conn, lak
     assert {e["report_id"] for e in events} == set(rows.column("report_id").to_pylist())
     assert {e["table_uri"] for e in events} == {str(lake_dir / "tables" / ORDERS.lower())}
 
+    # Each step hands the next one payload: one XCom per task instance, not one more per key of the payload.
+    from airflow.models.xcom import XComModel
+
+    with create_session() as session:
+        keys = {(x.task_id, x.key) for x in session.query(XComModel).filter(XComModel.run_id == run.run_id)}
+    for step in ("report.fetch_document", "report.parse_document", "report.land"):
+        assert {key for task_id, key in keys if task_id == step} == {"return_value"}, step
+
 
 def test_rerunning_lands_no_duplicates(airflow_db, sp_conn, lake_dir):
     for _ in range(2):

@@ -6,18 +6,17 @@ lands the same way whichever path found it, and each landing is recorded in the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.lake_connection import lake_from_airflow
-
-# Imported at run time, not under TYPE_CHECKING: @task resolves its function's return annotation to infer
-# multiple_outputs (a Mapping: True), as it did for the plain ``dict`` these replaced.
-from sp_reports.payloads import FetchedDocument, FinishedReport, Manifest, ParsedDocument
 from sp_reports.registry import ReportType, load_registry
+
+if TYPE_CHECKING:
+    from sp_reports.payloads import FetchedDocument, FinishedReport, Manifest, ParsedDocument
 
 # sp_reports.pipeline and the lake (pyarrow, deltalake, numpy) are imported in the task bodies: the DAG
 # processor parses this module constantly and runs none of them.
@@ -55,7 +54,9 @@ def landing_tasks(finished, *, selling_partner_conn_id: str, via: str, report: R
     def report_of(finished: FinishedReport) -> ReportType:
         return report or load_registry()[finished["report_type"]]
 
-    @task
+    # multiple_outputs=False: each payload is one XCom. Inferred from the Mapping return type, Airflow would
+    # also push every key of it as an XCom of its own (a dozen extra rows per report, none ever read).
+    @task(multiple_outputs=False)
     def fetch_document(finished: FinishedReport) -> FetchedDocument:
         from sp_reports import pipeline
         from sp_reports.lake.ledger import Ledger
@@ -70,13 +71,13 @@ def landing_tasks(finished, *, selling_partner_conn_id: str, via: str, report: R
         with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
             return pipeline.fetch_document(client, lake, finished)
 
-    @task
+    @task(multiple_outputs=False)
     def parse_document(fetched: FetchedDocument) -> ParsedDocument:
         from sp_reports import pipeline
 
         return pipeline.parse_raw_document(lake_from_airflow(), fetched, report_of(fetched))
 
-    @task(outlets=[table_asset(report)] if report else [LANDED_ALIAS])
+    @task(outlets=[table_asset(report)] if report else [LANDED_ALIAS], multiple_outputs=False)
     def land(parsed: ParsedDocument) -> Manifest:
         from sp_reports import pipeline
 
