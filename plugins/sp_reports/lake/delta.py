@@ -91,6 +91,8 @@ MAX_ATTEMPTS = 12
 # (its data files are named with it), its TableLanding counts, and the staging files' digest.
 LANDING_METADATA = "sp_reports.landing"
 COUNTS_METADATA = "sp_reports.counts"
+# The same, as landings before the rename wrote it: a retry after upgrading still recognises their commits.
+OLD_COUNTS_METADATA = "sp_reports.outcome"
 STAGING_METADATA = "sp_reports.staging"
 DOCUMENT_METADATA = "sp_reports.document"
 # Markers of the landings of a report (``_Marker``): a directory of the report's staging directory.
@@ -931,8 +933,9 @@ class _Attempts:
             commit, complete = _commit_of(self.lake, uri, marker)
             if ours:
                 earlier = (path, marker)
-                if commit is not None and COUNTS_METADATA in commit:
-                    counts = json.loads(commit[COUNTS_METADATA])
+                recorded = None if commit is None else commit.get(COUNTS_METADATA, commit.get(OLD_COUNTS_METADATA))
+                if recorded is not None:
+                    counts = json.loads(recorded)
                     committed = TableLanding(
                         name,
                         uri,
