@@ -934,7 +934,7 @@ class _Attempts:
             if ours:
                 earlier = (path, marker)
                 recorded = None if commit is None else commit.get(COUNTS_METADATA, commit.get(OLD_COUNTS_METADATA))
-                if recorded is not None:
+                if commit is not None and recorded is not None:
                     counts = json.loads(recorded)
                     committed = TableLanding(
                         name,
