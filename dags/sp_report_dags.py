@@ -23,14 +23,15 @@ for _report in _registry.values():
         continue  # Amazon creates these itself (settlements): they are listed, not requested
     globals()[_report.report_type] = build_report_dag(
         _report,
+        accounts=_settings.accounts,
         schedule=_report.schedule if _settings.schedules_enabled else None,
         poll_interval=_settings.poll_interval,
     )
 
 sp_reports_generated_reports = build_generated_reports_dag(
-    _registry, schedule="@hourly" if _settings.schedules_enabled else None
+    _registry, accounts=_settings.accounts, schedule="@hourly" if _settings.schedules_enabled else None
 )
-sp_reports_report_schedules = build_report_schedules_dag(_registry, schedule=_daily)
+sp_reports_report_schedules = build_report_schedules_dag(_registry, accounts=_settings.accounts, schedule=_daily)
 # Compaction, VACUUM, checkpoints and dead landings' leftovers (docs/maintenance.md).
 sp_reports_lake_maintenance = build_lake_maintenance_dag(schedule=_daily)
 if _settings.notifications_queue_url:
@@ -38,5 +39,6 @@ if _settings.notifications_queue_url:
         _registry,
         queue_url=_settings.notifications_queue_url,
         aws_conn_id=_settings.sqs_aws_conn_id,
+        accounts=_settings.accounts,
         poll_seconds=_settings.notifications_poll_seconds,
     )

@@ -16,6 +16,10 @@ EMULATOR_CREDENTIALS = {
 }
 
 
+# The emulator's default seller (sp_reports.emulator.config): what a connection without seller options serves.
+EMULATOR_SELLER = "A3EMULATORSELLER"
+
+
 def connection_json(emu, **extra) -> str:
     return json.dumps(
         {
@@ -23,6 +27,7 @@ def connection_json(emu, **extra) -> str:
             "login": EMULATOR_CREDENTIALS["client_id"],
             "password": EMULATOR_CREDENTIALS["client_secret"],
             "extra": {
+                "selling_partner_id": EMULATOR_SELLER,
                 "refresh_token": EMULATOR_CREDENTIALS["refresh_token"],
                 "region": "NA",
                 "endpoint": emu.base_url,

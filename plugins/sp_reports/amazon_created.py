@@ -17,6 +17,7 @@ from sp_reports.finished_report import finished_report
 from sp_reports.registry import ReportType
 
 if TYPE_CHECKING:  # the lake loads pyarrow and deltalake: not at DAG parse time
+    from sp_reports.accounts import Account
     from sp_reports.lake import Lake
     from sp_reports.payloads import FinishedReport
 
@@ -31,9 +32,14 @@ PAGE_SIZE = 100
 
 
 def list_done_reports(
-    client: SellingPartnerClient, report_types: list[str], created_since: datetime, page_size: int = PAGE_SIZE
+    client: SellingPartnerClient,
+    account: Account,
+    report_types: list[str],
+    created_since: datetime,
+    page_size: int = PAGE_SIZE,
 ) -> list[FinishedReport]:
-    """Every DONE report of these types created since ``created_since``, all pages, oldest first."""
+    """Every DONE report of these types created since ``created_since``, all pages, oldest first, of the account
+    ``client`` serves."""
     found: dict[str, dict] = {}
     for start in range(0, len(report_types), TYPES_PER_CALL):
         page = client.get_reports(
@@ -56,19 +62,23 @@ def list_done_reports(
             created_since.isoformat(),
             pages,
         )
-    return sorted((finished_report(r) for r in found.values()), key=lambda o: (o["created_time"] or "", o["report_id"]))
+    return sorted(
+        (finished_report(r, account) for r in found.values()), key=lambda o: (o["created_time"] or "", o["report_id"])
+    )
 
 
 def find_unlanded_reports(
     client: SellingPartnerClient,
     lake: Lake,
+    account: Account,
     reports: Iterable[ReportType],
     *,
     overlap: timedelta = DEFAULT_OVERLAP,
     now: datetime | None = None,
     page_size: int = PAGE_SIZE,
 ) -> list[FinishedReport]:
-    """The DONE reports of these (Amazon-generated) types that the lake does not hold yet."""
+    """The DONE reports of these (Amazon-generated) types that the lake does not hold yet, of the account
+    ``client`` serves (each account's listing has its own watermark)."""
     by_type = {report.report_type: report for report in reports}
     if not by_type:
         return []
@@ -78,8 +88,9 @@ def find_unlanded_reports(
 
     ledger = Ledger(lake)
     oldest_allowed = now - RETENTION + timedelta(minutes=5)
-    since = max(ledger.watermark(by_type, overlap) or oldest_allowed, oldest_allowed)
-    listed = list_done_reports(client, sorted(by_type), since, page_size)
+    watermark = ledger.watermark(by_type, overlap, selling_partner_id=account.selling_partner_id)
+    since = max(watermark or oldest_allowed, oldest_allowed)
+    listed = list_done_reports(client, account, sorted(by_type), since, page_size)
     landed = ledger.landed(o["report_id"] for o in listed)
     unlanded = [o for o in listed if o["report_id"] not in landed]
     unlanded = [o for o in unlanded if not recover_landed(lake, o, by_type[o["report_type"]])]

@@ -9,22 +9,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.amazon.aws.sensors.sqs import SqsSensor
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
+from airflow.sdk.exceptions import AirflowException
 
 from sp_reports.amazon_created import DEFAULT_OVERLAP, find_unlanded_reports
 from sp_reports.finished_report import ReportFatalError, fatal_error
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.lake_connection import lake_from_airflow
-from sp_reports.landing_tasks import landing_tasks, summarize
+from sp_reports.landing_tasks import ACCOUNT_ERRORS, landing_tasks, summarize
 from sp_reports.notification_messages import triage_notifications
 from sp_reports.payloads import FinishedReport
 from sp_reports.registry import ReportType
 from sp_reports.schedules import reconcile_schedules
+from sp_reports.settings import DEFAULT_ACCOUNT
 
+log = logging.getLogger(__name__)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 GROUP = "report"
 
@@ -45,18 +49,36 @@ def _dag(dag_id: str, description: str, tag: str, schedule: str | None, retries:
     )
 
 
-def _landing_group(finished_reports, conn_id: str, via: str):
+def _landing_group(finished_reports, via: str):
     @task_group(group_id=GROUP)
     def one_report(finished: dict) -> None:
-        landing_tasks(finished, selling_partner_conn_id=conn_id, via=via)
+        landing_tasks(finished, via=via)
 
     return one_report.expand(finished=finished_reports)
+
+
+def _for_each_account(conn_ids: Sequence[str], work) -> tuple[list, list[dict]]:
+    """``work(account, client)`` for every account: the results in one list, and the accounts that failed. One
+    account's failure (a revoked authorisation, a throttled region) must not stop the others; the run's summary
+    fails the run afterwards, naming it."""
+    results: list = []
+    failures: list[dict] = []
+    for conn_id in conn_ids:
+        try:
+            hook = SellingPartnerHook(conn_id)
+            account = hook.account()
+            with hook.get_conn() as client:
+                results.extend(work(account, client))
+        except Exception as exc:
+            log.exception("Account %s failed; the other accounts go on", conn_id)
+            failures.append({"selling_partner_conn_id": conn_id, "error": f"{type(exc).__name__}: {exc}"})
+    return results, failures
 
 
 def build_generated_reports_dag(
     registry: Mapping[str, ReportType],
     *,
-    selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
+    accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
     schedule: str | None = "@hourly",
     retries: int = 2,
 ) -> DAG:
@@ -81,16 +103,24 @@ def build_generated_reports_dag(
 
         @task
         def list_reports() -> list[FinishedReport]:
-            overlap = timedelta(hours=get_current_context()["params"]["overlap_hours"])
-            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
-                found = find_unlanded_reports(client, lake_from_airflow(), reports, overlap=overlap)
-            print(
-                f"{len(found)} report(s) to land: " + ", ".join(f"{o['report_type']} {o['report_id']}" for o in found)
-            )
+            context = get_current_context()
+            overlap = timedelta(hours=context["params"]["overlap_hours"])
+            lake = lake_from_airflow()
+
+            def listing(account, client) -> list[FinishedReport]:
+                found = find_unlanded_reports(client, lake, account, reports, overlap=overlap)
+                print(
+                    f"{account}: {len(found)} report(s) to land: "
+                    + ", ".join(f"{o['report_type']} {o['report_id']}" for o in found)
+                )
+                return found
+
+            found, failures = _for_each_account(accounts, listing)
+            context["ti"].xcom_push(key=ACCOUNT_ERRORS, value=failures)
             return found
 
         listed = list_reports()
-        _landing_group(listed, selling_partner_conn_id, "listing") >> summarize("list_reports")
+        _landing_group(listed, "listing") >> summarize("list_reports", mapped_over="list_reports")
     return dag
 
 
@@ -99,7 +129,7 @@ def build_notifications_dag(
     *,
     queue_url: str,
     aws_conn_id: str = "aws_default",
-    selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
+    accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
     poll_seconds: int = 20,
     schedule: str | None = "@continuous",
     retries: int = 2,
@@ -122,6 +152,8 @@ def build_notifications_dag(
             wait_time_seconds=min(poll_seconds, 20),
             poke_interval=poll_seconds,
             deferrable=True,
+            # Triage deletes what it handled: a message for a seller no account serves stays on the queue.
+            delete_message_on_reception=False,
             timeout=timedelta(days=1).total_seconds(),
             soft_fail=True,
             retries=0,
@@ -129,14 +161,21 @@ def build_notifications_dag(
 
         @task
         def triage() -> list[dict]:
-            """The reports to land (DONE and CANCELLED); the FATAL ones go to fail_on_fatal."""
+            """The reports to land (DONE and CANCELLED), each routed to its seller's account; the FATAL ones go to
+            fail_on_fatal. Handled messages are deleted; those for a seller no account serves stay on the queue."""
             ti = get_current_context()["ti"]
             messages = ti.xcom_pull(task_ids="receive_notifications", key="messages") or []
-            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
-                result = triage_notifications(messages, lake_from_airflow(), registry, client.get_report)
+            loaded = [SellingPartnerHook(conn_id).account() for conn_id in accounts]
+
+            def get_report(account, report_id: str) -> dict:
+                with SellingPartnerHook(account.conn_id).get_conn() as client:
+                    return client.get_report(report_id)
+
+            result = triage_notifications(messages, lake_from_airflow(), registry, loaded, get_report)
+            settle_messages(queue_url, aws_conn_id, result["handled"], result["unrouted"])
             print(
                 f"{len(messages)} message(s): {len(result['land'])} report(s) to land, {len(result['fatal'])} FATAL, "
-                f"{len(result['ignored'])} ignored"
+                f"{len(result['ignored'])} ignored, {len(result['unrouted'])} for sellers no account serves"
             )
             ti.xcom_push(key="fatal", value=result["fatal"])
             return result["land"]
@@ -147,8 +186,8 @@ def build_notifications_dag(
             if not fatal:
                 return
             lake, errors = lake_from_airflow(), []
-            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
-                for finished in fatal:
+            for finished in fatal:
+                with SellingPartnerHook(finished["selling_partner_conn_id"]).get_conn() as client:
                     errors.append(
                         str(
                             fatal_error(
@@ -169,14 +208,38 @@ def build_notifications_dag(
 
         triaged = triage()
         receive >> triaged >> fail_on_fatal()
-        _landing_group(triaged, selling_partner_conn_id, "notification") >> summarize("triage")
+        _landing_group(triaged, "notification") >> summarize("triage", mapped_over="triage")
     return dag
+
+
+def settle_messages(queue_url: str, aws_conn_id: str | None, handled: list, unrouted: list[dict]) -> None:
+    """Delete the messages triage handled. Those for a seller no account serves stay on the queue, hidden for
+    ``UNROUTED_HIDE_SECONDS`` so that the continuous DAG does not spin on them; the queue's redrive policy (if
+    any) moves them to its dead-letter queue after its maxReceiveCount."""
+    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+    sqs = SqsHook(aws_conn_id=aws_conn_id).get_conn()
+    for start in range(0, len(handled), 10):  # DeleteMessageBatch takes at most 10
+        batch = handled[start : start + 10]
+        entries = [{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(batch) if handle]
+        if entries:
+            failed = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
+            for failure in failed:  # SQS redelivers it; the ledger skips the report then
+                log.warning("Could not delete a handled SQS message: %s", failure)
+    for message in unrouted:
+        if message.get("receipt_handle"):
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["receipt_handle"], VisibilityTimeout=UNROUTED_HIDE_SECONDS
+            )
+
+
+UNROUTED_HIDE_SECONDS = 3600
 
 
 def build_report_schedules_dag(
     registry: Mapping[str, ReportType],
     *,
-    selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
+    accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
     schedule: str | None = "@daily",
     retries: int = 2,
 ) -> DAG:
@@ -199,12 +262,25 @@ def build_report_schedules_dag(
         @task
         def reconcile() -> dict:
             dry_run = bool(get_current_context()["params"]["dry_run"])
-            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
-                plan = reconcile_schedules(client, lake_from_airflow(), registry.values(), dry_run=dry_run)
-            for action, entries in plan.items():
-                for entry in entries:
-                    print(f"{action:<10} {entry['reportType']} {','.join(entry['marketplaceIds'])} {entry['period']}")
-            return plan
+            lake = lake_from_airflow()
+
+            def reconciled(account, client) -> list[dict]:
+                plan = reconcile_schedules(client, lake, registry.values(), account, dry_run=dry_run)
+                for action, entries in plan.items():
+                    for entry in entries:
+                        print(
+                            f"{account.conn_id:<24} {action:<10} {entry['reportType']} "
+                            f"{','.join(entry['marketplaceIds'])} {entry['period']}"
+                        )
+                return [{"selling_partner_conn_id": account.conn_id, **plan}]
+
+            plans, failures = _for_each_account(accounts, reconciled)
+            if failures:
+                raise AirflowException(
+                    "report schedules of account(s) could not be reconciled (the others were): "
+                    + "; ".join(f"{f['selling_partner_conn_id']}: {f['error']}" for f in failures)
+                )
+            return {"accounts": plans}
 
         reconcile()
     return dag

@@ -7,9 +7,13 @@ import codecs
 import gzip
 import io
 import json
+from typing import TYPE_CHECKING
 
 from sp_reports.client import SellingPartnerClient
 from sp_reports.payloads import FinishedReport
+
+if TYPE_CHECKING:
+    from sp_reports.accounts import Account
 
 TERMINAL_STATUSES = frozenset({"CANCELLED", "DONE", "FATAL"})
 ERROR_SUMMARY_CHARS = 500
@@ -19,9 +23,12 @@ class ReportFatalError(RuntimeError):
     """Amazon ended the report FATAL; the message summarises its error document."""
 
 
-def finished_report(report: dict) -> FinishedReport:
-    """A getReport ``Report`` as the payload downstream tasks get through XCom (no URL, no secret)."""
+def finished_report(report: dict, account: Account) -> FinishedReport:
+    """A getReport ``Report`` of this account's seller as the payload downstream tasks get through XCom (no URL,
+    no secret). A reportId is unique only together with its seller, so the seller goes with it everywhere."""
     return {
+        "selling_partner_id": account.selling_partner_id,
+        "selling_partner_conn_id": account.conn_id,
         "report_id": report["reportId"],
         "report_type": report["reportType"],
         "processing_status": report["processingStatus"],

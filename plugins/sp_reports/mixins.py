@@ -140,7 +140,7 @@ class ReportWaitMixin:
             return self.finish(client, event["report"])
 
     def finish(self, client: SellingPartnerClient, report: dict[str, Any]) -> FinishedReport:
-        finished = finished_report(report)
+        finished = finished_report(report, self.hook.account())
         status = report["processingStatus"]
         self.log.info("Report %s (%s) finished %s", report["reportId"], report["reportType"], status)
         if status == "FATAL":

@@ -1,9 +1,11 @@
 """REPORT_PROCESSING_FINISHED notifications (SQS messages) -> reports to land, without polling.
 
-A notification names the report, its type, status and document, but not its marketplaces, which the
-parser needs (dates, encodings, partitions). They come, in this order, from the ledger (a listing
-saw the report), the registry (the type's ``amazon_schedule`` names one marketplace), or one
-getReport lookup as the last resort.
+Amazon sends every seller's notifications to the application's one queue. A notification names the seller, the
+report, its type, status and document, but neither the region nor the marketplaces, which the parser needs
+(dates, encodings, partitions). Each message is routed to the seller's account (connection): the only one the
+seller has, or the one of the region serving the report's marketplaces, or the one whose getReport finds the
+report. The marketplaces come, in this order, from the ledger (a listing saw the report), the registry (the
+type's ``amazon_schedule`` names one marketplace), or that one getReport lookup.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from sp_reports.client import NotFoundError
+from sp_reports.client.marketplaces import region_of
 from sp_reports.finished_report import TERMINAL_STATUSES, finished_report
 from sp_reports.registry import ReportType
 
 if TYPE_CHECKING:  # the lake (pyarrow, deltalake) stays out of the triggerer, which parses notifications too
+    from sp_reports.accounts import Account
     from sp_reports.lake import Lake
+
+# getReport through one account: how a notification is matched to the seller's region when nothing else tells.
+GetReport = Callable[["Account", str], dict]
 
 log = logging.getLogger(__name__)
 NOTIFICATION_TYPE = "REPORT_PROCESSING_FINISHED"
@@ -37,6 +45,8 @@ def parse_notification(body: str) -> dict:
         report = message["payload"]["reportProcessingFinishedNotification"]
         status = report["processingStatus"]
         finished = {
+            "selling_partner_id": str(report["sellerId"]),
+            "selling_partner_conn_id": None,  # routed by triage_notifications
             "report_id": str(report["reportId"]),
             "report_type": str(report["reportType"]),
             "processing_status": status,
@@ -63,59 +73,108 @@ def triage_notifications(
     messages: Iterable[Mapping],
     lake: Lake,
     registry: Mapping[str, ReportType],
-    get_report: Callable[[str], dict],
+    accounts: Iterable[Account],
+    get_report: GetReport,
 ) -> dict[str, list[dict]]:
-    """Sort a batch of SQS messages into {"land": DONE and CANCELLED finished_reports, "fatal": FATAL finished_reports,
-    "ignored": [{"message_id", "reason"}]}: each report once, whatever SQS redelivered, and none the
-    ledger already holds."""
+    """Sort a batch of SQS messages into {"land": DONE and CANCELLED finished reports, "fatal": FATAL ones,
+    "ignored": [{"message_id", "reason"}] (not notifications of ours), "unrouted": [{"message_id", "receipt_handle",
+    "selling_partner_id", "report_id"}] (a seller no account serves), "handled": the receipt handles of every
+    message but the unrouted}: each report once, whatever SQS redelivered, none the ledger already holds, each
+    routed to an account of its seller."""
+    accounts = list(accounts)
     ignored: list[dict] = []
-    reports: dict[str, dict] = {}
+    unrouted: list[dict] = []
+    handled: list[str | None] = []
+    reports: dict[tuple[str, str], dict] = {}
     for message in messages:
         try:
             finished = parse_notification(message.get("Body", ""))
         except NotificationError as exc:
             ignored.append({"message_id": message.get("MessageId"), "reason": str(exc)})
+            handled.append(message.get("ReceiptHandle"))
             continue
+        seller, report_id = finished["selling_partner_id"], finished["report_id"]
+        if not any(account.selling_partner_id == seller for account in accounts):
+            unrouted.append(
+                {
+                    "message_id": message.get("MessageId"),
+                    "receipt_handle": message.get("ReceiptHandle"),
+                    "selling_partner_id": seller,
+                    "report_id": report_id,
+                }
+            )
+            continue
+        handled.append(message.get("ReceiptHandle"))
         if finished["report_type"] not in registry:
             ignored.append(
                 {
                     "message_id": message.get("MessageId"),
-                    "reason": f"report {finished['report_id']}: {finished['report_type']} is not in the registry",
+                    "reason": f"report {report_id}: {finished['report_type']} is not in the registry",
                 }
             )
             continue
-        if finished["report_id"] in reports:
-            log.info("Report %s was notified more than once in this batch; landing it once", finished["report_id"])
-        reports.setdefault(finished["report_id"], finished)
+        if (seller, report_id) in reports:
+            log.info(
+                "Report %s of seller %s was notified more than once in this batch; landing it once", report_id, seller
+            )
+        reports.setdefault((seller, report_id), finished)
 
     from sp_reports.lake.ledger import Ledger
 
-    ledger = Ledger(lake)
-    entries = ledger.entries(reports)
-    for report_id, entry in entries.items():
+    entries = Ledger(lake).entries(reports)
+    for key, entry in entries.items():
         if entry["status"] != "LISTED":
             log.info(
-                "Report %s is in the ledger already (%s via %s): skipped", report_id, entry["status"], entry["via"]
+                "Report %s of seller %s is in the ledger already (%s via %s): skipped",
+                key[1],
+                key[0],
+                entry["status"],
+                entry["via"],
             )
-            del reports[report_id]
-    result: dict[str, list[dict]] = {"land": [], "fatal": [], "ignored": ignored}
-    for report_id, finished in reports.items():
-        if finished["processing_status"] == "DONE":
-            finished = _with_marketplaces(
-                finished, entries.get(report_id), registry[finished["report_type"]], get_report
-            )
+            del reports[key]
+    result: dict[str, list] = {"land": [], "fatal": [], "ignored": ignored, "unrouted": unrouted, "handled": handled}
+    for key, finished in reports.items():
+        finished = _routed(finished, entries.get(key), registry[finished["report_type"]], accounts, get_report)
         result["fatal" if finished["processing_status"] == "FATAL" else "land"].append(finished)
     for entry in ignored:
         log.warning("Ignored SQS message %s: %s", entry["message_id"], entry["reason"])
+    for entry in unrouted:
+        log.warning(
+            "SQS message %s announces report %s of seller %s, which no account serves (SP_REPORTS_ACCOUNTS): "
+            "left on the queue",
+            entry["message_id"],
+            entry["report_id"],
+            entry["selling_partner_id"],
+        )
     return result
 
 
-def _with_marketplaces(
-    finished: dict, entry: dict | None, report: ReportType, get_report: Callable[[str], dict]
+def _routed(
+    finished: dict, entry: dict | None, report: ReportType, accounts: list[Account], get_report: GetReport
 ) -> dict:
+    """The notified report with its account and, when DONE, its marketplaces."""
+    seller, report_id = finished["selling_partner_id"], finished["report_id"]
+    mine = [account for account in accounts if account.selling_partner_id == seller]
+    marketplaces: list[str] = []
     if entry and entry.get("marketplace_ids"):
-        return {**finished, "marketplace_ids": entry["marketplace_ids"].split(",")}
-    if report.amazon_schedule and len(report.amazon_schedule.marketplace_ids) == 1:
-        return {**finished, "marketplace_ids": list(report.amazon_schedule.marketplace_ids)}
-    log.info("Report %s: the notification names no marketplace; asking getReport once", finished["report_id"])
-    return {**finished_report(get_report(finished["report_id"])), "notification_id": finished["notification_id"]}
+        marketplaces = entry["marketplace_ids"].split(",")
+    elif report.amazon_schedule and len(report.amazon_schedule.marketplace_ids) == 1:
+        marketplaces = list(report.amazon_schedule.marketplace_ids)
+    if marketplaces:
+        regional = [account for account in mine if account.region == region_of(marketplaces[0])]
+        mine = regional or mine
+    if len(mine) == 1 and (marketplaces or finished["processing_status"] != "DONE"):
+        return {**finished, "selling_partner_conn_id": mine[0].conn_id, "marketplace_ids": marketplaces}
+    # The seller's region, or the report's marketplaces, are unknown: getReport through each of its accounts
+    # (a region's endpoint knows only its own reports) until one finds it.
+    for account in mine:
+        try:
+            found = get_report(account, report_id)
+        except NotFoundError:
+            continue
+        log.info("Report %s of seller %s: found by getReport through account %s", report_id, seller, account.conn_id)
+        return {**finished_report(found, account), "notification_id": finished["notification_id"]}
+    raise LookupError(
+        f"report {report_id} of seller {seller} was notified, but getReport through its accounts "
+        f"{', '.join(a.conn_id for a in mine)} does not find it"
+    )

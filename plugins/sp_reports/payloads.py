@@ -15,6 +15,8 @@ class FinishedReport(TypedDict):
     """A report Amazon has finished (DONE, CANCELLED or FATAL): the operator's and sensor's result, what a
     notification or a listing announces."""
 
+    selling_partner_id: str  # the seller: a reportId is unique only together with it
+    selling_partner_conn_id: str  # the account (connection) that requested or found it, and fetches it
     report_id: str
     report_type: str
     processing_status: str

@@ -1,13 +1,16 @@
-"""Turn "this report type, these marketplaces, this period" into the createReport calls to make.
+"""Turn "this report type, these accounts and marketplaces, this period" into the createReport calls to make.
 
-Amazon caps the date range of many report types, so a longer period becomes several reports, and
-each marketplace gets its own report so every landed row is attributable to one marketplace.
+Amazon caps the date range of many report types, so a longer period becomes several reports; each marketplace
+gets its own report so every landed row is attributable to one marketplace; and each goes to the account (seller
+and region) that serves it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from sp_reports.accounts import Account, route
 from sp_reports.registry import ReportType
 
 
@@ -29,15 +32,16 @@ def split_range(start: datetime, end: datetime, max_days: int) -> list[tuple[dat
 
 def plan_requests(
     report: ReportType,
-    marketplace_ids: list[str],
+    accounts: Iterable[Account],
+    marketplace_ids: Iterable[str],
     start: datetime | None,
     end: datetime | None,
     report_options: dict[str, str] | None = None,
 ) -> list[dict]:
-    """One createReport request (JSON-able, for XCom) per marketplace and date chunk."""
-    marketplace_ids = [m.strip() for m in marketplace_ids if m and m.strip()]
-    if not marketplace_ids:
-        raise ValueError(f"{report.report_type}: at least one marketplace id is required")
+    """One createReport request (JSON-able, for XCom) per account, marketplace and date chunk: each named
+    marketplace for every account that covers it, or each account's own marketplaces when none is named
+    (``sp_reports.accounts.route``)."""
+    pairs = route(accounts, marketplace_ids)
     options = {**report.report_options, **(report_options or {})}
     ranges: list[tuple[str | None, str | None]]
     max_days = report.max_range_days
@@ -49,12 +53,14 @@ def plan_requests(
         ranges = [(None, None)]
     return [
         {
+            "selling_partner_conn_id": account.conn_id,
+            "selling_partner_id": account.selling_partner_id,
             "report_type": report.report_type,
             "marketplace_ids": [marketplace],
             "data_start_time": s,
             "data_end_time": e,
             "report_options": options,
         }
-        for marketplace in sorted(dict.fromkeys(marketplace_ids))
+        for account, marketplace in pairs
         for s, e in ranges
     ]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
-from sp_reports.hooks.selling_partner import SellingPartnerHook, parse_marketplace_ids
+from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.landing_tasks import landing_tasks, summarize
 from sp_reports.operators.reports import RequestReportOperator
 from sp_reports.planning import plan_requests
 from sp_reports.registry import ReportType
+from sp_reports.settings import DEFAULT_ACCOUNT
 
 GROUP = "report"
 
@@ -18,7 +20,7 @@ GROUP = "report"
 def build_report_dag(
     report: ReportType,
     *,
-    selling_partner_conn_id: str = SellingPartnerHook.default_conn_name,
+    accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
     default_marketplace_ids: list[str] | None = None,
     poll_interval: float = 30.0,
     max_wait: timedelta = timedelta(hours=6),
@@ -26,14 +28,26 @@ def build_report_dag(
     schedule: str | object | None = ...,
     retries: int = 2,
 ) -> DAG:
-    """``schedule`` defaults to the registry's; pass None for manual runs only."""
+    """``accounts``: the ``selling_partner`` connections a run serves by default (the trigger form can pick
+    fewer). ``schedule`` defaults to the registry's; pass None for manual runs only."""
+    accounts = list(dict.fromkeys(accounts))
     params = {
+        "accounts": Param(
+            accounts,
+            type="array",
+            items={"type": "string", "enum": accounts},
+            title="Accounts",
+            description="The selling_partner connections (seller and region) to request for; default: all.",
+        ),
         "marketplace_ids": Param(
             default_marketplace_ids or [],
             type="array",
             items={"type": "string"},
             title="Marketplaces",
-            description="Marketplace ids, one report each (empty: the connection's default marketplaces).",
+            description=(
+                "Marketplace ids, one report each, requested through every chosen account that covers them "
+                "(empty: each account's default marketplaces)."
+            ),
         ),
         "report_options": Param(
             dict(report.report_options),
@@ -75,38 +89,38 @@ def build_report_dag(
         def plan() -> list[dict]:
             context = get_current_context()
             p = context["params"]
-            marketplaces = (
-                parse_marketplace_ids(p.get("marketplace_ids"))
-                or SellingPartnerHook(selling_partner_conn_id).default_marketplace_ids()
-            )
+            chosen = [SellingPartnerHook(conn_id).account() for conn_id in (p.get("accounts") or accounts)]
             start, end = _data_range(
                 p.get("data_start"),
                 p.get("data_end"),
                 context.get("data_interval_start"),
                 context.get("data_interval_end"),
             )
-            requests = plan_requests(report, marketplaces, start, end, p.get("report_options"))
-            print(
-                f"Planned {len(requests)} report(s): {len(marketplaces)} marketplace(s) x "
-                f"{len(requests) // len(marketplaces)} date range(s)"
+            requests = plan_requests(
+                report, chosen, p.get("marketplace_ids") or [], start, end, p.get("report_options")
             )
+            print(f"Planned {len(requests)} report(s):")
+            for account in chosen:
+                mine = [r for r in requests if r["selling_partner_conn_id"] == account.conn_id]
+                marketplaces = sorted({m for r in mine for m in r["marketplace_ids"]})
+                print(f"  {account}: {len(mine)} report(s) for {', '.join(marketplaces) or 'no marketplace'}")
             return requests
 
         @task_group(group_id=GROUP)
         def one_report(request: dict) -> None:
+            # The request names its account (connection): the operator requests and waits with it, and the
+            # finished report carries it to the fetch.
             requested = RequestReportOperator(
                 task_id="request_report",
                 request=request,
-                selling_partner_conn_id=selling_partner_conn_id,
                 poll_interval=poll_interval,
                 max_wait=max_wait,
             )
 
-            landing_tasks(
-                requested.output, selling_partner_conn_id=selling_partner_conn_id, via="request", report=report
-            )
+            landing_tasks(requested.output, via="request", report=report)
 
-        one_report.expand(request=plan()) >> summarize(f"{GROUP}.request_report")
+        planned = plan()
+        one_report.expand(request=planned) >> summarize(f"{GROUP}.request_report", mapped_over="plan")
     return dag
 
 
@@ -136,5 +150,7 @@ def _doc(report: ReportType) -> str:
         f"### {report.report_type}\n\n{report.description}\n\n"
         f"* format: `{report.format}`; {span}\n* natural keys: {keys}\n"
         f"* lands in Delta table `tables/{report.table_name}`, partitioned by marketplace and date\n"
-        "\nTrigger with the form to choose marketplaces, the data range and report options."
+        "\nTrigger with the form to choose accounts, marketplaces, the data range and report options. One report "
+        "per account, marketplace and date chunk; a failing account does not stop the others, and the run then "
+        "fails naming it."
     )

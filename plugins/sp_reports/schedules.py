@@ -1,7 +1,8 @@
 """Report schedules as code: make Amazon's report schedules match the registry's ``amazon_schedule``s.
 
-The registry owns the schedules of the report types it declares one for, and of the types it
-declared one for before (remembered in the lake, ``state/report_schedules.json``), so removing a
+Schedules belong to a seller in a region, so each account reconciles the declared schedules whose marketplaces it
+covers. The registry owns the schedules of the report types it declares one for, and of the types it declared
+one for before (remembered in the lake, ``state/report_schedules/<seller>-<region>.json``), so removing a
 declaration cancels its schedule while schedules of other report types are never touched.
 Reconciling twice changes nothing: a schedule is only created when none with the same report type,
 marketplaces, period and options exists.
@@ -17,10 +18,12 @@ from sp_reports.client import SellingPartnerClient
 from sp_reports.registry import AmazonSchedule, ReportType
 
 if TYPE_CHECKING:  # the lake loads pyarrow and deltalake: not at DAG parse time
+    from sp_reports.accounts import Account
     from sp_reports.lake import Lake
 
 log = logging.getLogger(__name__)
-STATE_PATH = ("state", "report_schedules.json")
+# Written by the single-seller versions: read as the account's state until the account has its own.
+SINGLE_SELLER_STATE_PATH = ("state", "report_schedules.json")
 TYPES_PER_CALL = 10  # getReportSchedules' reportTypes takes at most 10
 
 
@@ -33,16 +36,19 @@ def _matches(existing: dict, wanted: AmazonSchedule) -> bool:
 
 
 def reconcile_schedules(
-    client: SellingPartnerClient, lake: Lake, reports: Iterable[ReportType], dry_run: bool = False
+    client: SellingPartnerClient, lake: Lake, reports: Iterable[ReportType], account: Account, dry_run: bool = False
 ) -> dict[str, list[dict]]:
-    """Create missing schedules, replace changed ones, cancel removed ones; returns what was done
-    (or, with ``dry_run``, what would be) as {"created", "replaced", "cancelled", "unchanged"}."""
+    """Create missing schedules, replace changed ones, cancel removed ones, for this account (``client`` is its
+    client); returns what was done (or, with ``dry_run``, what would be) as {"created", "replaced", "cancelled",
+    "unchanged"}."""
     reports = list(reports)
     wanted = {
-        _key(r.report_type, r.amazon_schedule.marketplace_ids): r.amazon_schedule for r in reports if r.amazon_schedule
+        _key(r.report_type, r.amazon_schedule.marketplace_ids): r.amazon_schedule
+        for r in reports
+        if r.amazon_schedule and all(account.covers(m) for m in r.amazon_schedule.marketplace_ids)
     }
-    state_path = lake.path(*STATE_PATH)
-    managed = set(lake.read_json(state_path)["report_types"]) if lake.exists(state_path) else set()
+    state_path = lake.path("state", "report_schedules", f"{account.selling_partner_id}-{account.region}.json")
+    managed = _managed_types(lake, state_path)
     types = sorted(managed | {report_type for report_type, _ in wanted})
     existing = _existing_schedules(client, types)
 
@@ -92,6 +98,13 @@ def reconcile_schedules(
             )
     log.info("Report schedules: %s", {action: len(entries) for action, entries in plan.items()})
     return plan
+
+
+def _managed_types(lake: Lake, state_path: str) -> set[str]:
+    for path in (state_path, lake.path(*SINGLE_SELLER_STATE_PATH)):
+        if lake.exists(path):
+            return set(lake.read_json(path)["report_types"])
+    return set()
 
 
 def _existing_schedules(client: SellingPartnerClient, report_types: list[str]) -> dict[tuple, dict]:

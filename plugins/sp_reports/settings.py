@@ -14,6 +14,10 @@ from pathlib import Path
 PACKAGED_REGISTRY = Path(__file__).resolve().parent / "report_types.yaml"
 
 
+# The connection a single-seller deployment has always used (the hook's default).
+DEFAULT_ACCOUNT = "selling_partner_default"
+
+
 class SettingsError(ValueError):
     """An ``SP_REPORTS_*`` variable holds a value that cannot be used."""
 
@@ -36,6 +40,8 @@ class Settings:
     """``SP_REPORTS_SQS_AWS_CONN_ID``: the Airflow AWS connection that reads that queue."""
     notifications_poll_seconds: int
     """``SP_REPORTS_NOTIFICATIONS_POLL_SECONDS``: the notification DAG's SQS long-poll wait."""
+    accounts: tuple[str, ...]
+    """``SP_REPORTS_ACCOUNTS``: the ``selling_partner`` connections (comma-separated ids) the DAGs serve."""
 
 
 def default_lake_root() -> str:
@@ -55,11 +61,19 @@ def settings() -> Settings:
         notifications_queue_url=_text("SP_REPORTS_NOTIFICATIONS_QUEUE_URL"),
         sqs_aws_conn_id=_text("SP_REPORTS_SQS_AWS_CONN_ID") or "aws_default",
         notifications_poll_seconds=int(_number("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", 20, maximum=20)),
+        accounts=_names("SP_REPORTS_ACCOUNTS", DEFAULT_ACCOUNT),
     )
 
 
 def _text(name: str) -> str | None:
     return os.environ.get(name, "").strip() or None
+
+
+def _names(name: str, default: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in (_text(name) or default).split(",") if n.strip()))
+    if not names:
+        raise SettingsError(f"{name} must name at least one connection id")
+    return names
 
 
 def _number(name: str, default: float, maximum: float | None = None) -> float:

@@ -4,14 +4,23 @@ from sp_reports.client.endpoints import DEFAULT_LWA_ENDPOINT
 
 # Declarative connection form: Airflow >= 3.2 reads "conn-fields" from the provider info.
 CONN_FIELDS = {
+    "selling_partner_id": {
+        "label": "Selling partner id",
+        "description": (
+            "Required. The seller's id (Seller Central > Settings > Account Info > Merchant Token), e.g. "
+            "A2EXAMPLE1234B. It keys every report this account lands; one seller in three regions is three "
+            "connections with the same id."
+        ),
+        "schema": {"type": "string", "pattern": "^[A-Z0-9]{8,32}$"},
+    },
     "refresh_token": {
         "label": "LWA refresh token",
-        "description": "The seller's Login-with-Amazon refresh token (Atzr|...).",
+        "description": "The seller's Login-with-Amazon refresh token (Atzr|...) for this region.",
         "schema": {"type": ["string", "null"], "format": "password"},
     },
     "region": {
         "label": "Region",
-        "description": "SP-API region: NA, EU or FE.",
+        "description": "SP-API region of this authorisation: NA, EU or FE (README: the marketplace table).",
         "schema": {"type": ["string", "null"], "enum": ["NA", "EU", "FE", None], "default": "NA"},
     },
     "endpoint": {
@@ -26,7 +35,10 @@ CONN_FIELDS = {
     },
     "marketplace_ids": {
         "label": "Default marketplaces",
-        "description": "Comma-separated marketplace ids used when a DAG run names none (e.g. ATVPDKIKX0DER).",
+        "description": (
+            "Comma-separated marketplace ids of this region, requested when a DAG run names none "
+            "(e.g. ATVPDKIKX0DER,A2EUQ1WTGCTBG2)."
+        ),
         "schema": {"type": ["string", "null"]},
     },
 }

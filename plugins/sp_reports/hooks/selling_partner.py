@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
+from sp_reports.accounts import Account, AccountError, account_from_connection
 from sp_reports.client import (
     DEFAULT_LWA_ENDPOINT,
     REGION_ENDPOINTS,
@@ -23,8 +24,10 @@ from sp_reports.client import (
 class SellingPartnerHook(BaseHook):
     """Builds SP-API clients from an Airflow connection.
 
-    Connection: login = LWA client id, password = LWA client secret; extra: ``refresh_token``,
-    ``region`` (NA/EU/FE), ``endpoint`` (override), ``lwa_endpoint`` (override), ``marketplace_ids``.
+    Connection: login = LWA client id, password = LWA client secret; extra: ``selling_partner_id`` (the seller),
+    ``refresh_token`` (the seller's authorisation for ``region``), ``region`` (NA/EU/FE), ``marketplace_ids``
+    (the account's default marketplaces, all in that region), ``endpoint`` (override), ``lwa_endpoint``
+    (override). One connection is one account (``sp_reports.accounts``).
     """
 
     conn_name_attr = "selling_partner_conn_id"
@@ -58,8 +61,11 @@ class SellingPartnerHook(BaseHook):
         """
         return await _SHARED_CLIENTS.get(self)
 
-    def default_marketplace_ids(self) -> list[str]:
-        return parse_marketplace_ids(_extras(self.get_connection(self.selling_partner_conn_id)).get("marketplace_ids"))
+    def account(self) -> Account:
+        """The seller and region this connection is an authorisation of, with its default marketplaces."""
+        return account_from_connection(
+            self.selling_partner_conn_id, _extras(self.get_connection(self.selling_partner_conn_id))
+        )
 
     def client_kwargs(self, conn: Any) -> dict[str, Any]:
         extra = _extras(conn)
@@ -91,14 +97,21 @@ class SellingPartnerHook(BaseHook):
         }
 
     def test_connection(self) -> tuple[bool, str]:
-        """Exchange the refresh token and make one cheap read, as the UI's Test button expects."""
+        """Check the account's fields, exchange the refresh token and make one cheap read naming the account's
+        marketplaces (the region's endpoint refuses a marketplace it does not serve or the seller does not sell
+        in). No SP-API operation returns the seller's own id, so the selling partner id is checked for form only."""
         try:
+            account = self.account()
             with self.get_conn() as client:
                 # Cheapest read there is; getReports needs a report type (or a nextToken).
-                client.get_reports(report_types=["GET_MERCHANT_LISTINGS_ALL_DATA"], page_size=1)
-        except (SellingPartnerError, ValueError) as exc:
+                client.get_reports(
+                    report_types=["GET_MERCHANT_LISTINGS_ALL_DATA"],
+                    marketplace_ids=list(account.marketplace_ids) or None,
+                    page_size=1,
+                )
+        except (SellingPartnerError, AccountError, ValueError) as exc:
             return False, str(exc)
-        return True, "Connection to the Selling Partner API works."
+        return True, f"Connection to the Selling Partner API works: {account}."
 
 
 SHARED_CLIENT_TTL = 300.0
@@ -142,14 +155,6 @@ _SHARED_CLIENTS = _SharedClients()
 
 def _fingerprint(conn: Any) -> str:
     return json.dumps([conn.login, conn.password, conn.extra_dejson], sort_keys=True, default=str)
-
-
-def parse_marketplace_ids(value: Any) -> list[str]:
-    if not value:
-        return []
-    if isinstance(value, str):
-        value = value.split(",")
-    return [str(v).strip() for v in value if str(v).strip()]
 
 
 def _extras(conn: Any) -> dict[str, Any]:

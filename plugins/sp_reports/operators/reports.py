@@ -13,6 +13,8 @@ from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.mixins import ReportWaitMixin
 from sp_reports.payloads import FinishedReport
 
+# A planned request's account: which connection requests it (not createReport arguments).
+ACCOUNT_KEYS = ("selling_partner_conn_id", "selling_partner_id")
 # The key under which a task instance remembers the report it created, across retries and restarts.
 REPORT_ID_KEY = "sp_report_id"
 # Amazon serves getReport for 90 days; remembering the id longer is pointless.
@@ -29,7 +31,8 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
     task with the error document summarised; CANCELLED succeeds with ``rows: 0``.
 
     :param request: a planned request (``sp_reports.planning.plan_requests``); its keys override
-        ``report_type``, ``marketplace_ids``, ``data_start_time``, ``data_end_time``, ``report_options``.
+        ``report_type``, ``marketplace_ids``, ``data_start_time``, ``data_end_time``, ``report_options``,
+        and its account (``selling_partner_conn_id``) overrides the operator's connection.
     :param max_wait: how long to wait for a terminal status before failing (the report is kept).
     :param notification_queue_url: wait for the report's REPORT_PROCESSING_FINISHED notification on
         this SQS queue (through ``aws_conn_id``) instead of polling, polling getReport only every
@@ -84,23 +87,37 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
         )
 
     def report_spec(self) -> dict:
+        """The createReport arguments: the operator's, overridden by the planned request's."""
+        request = {k: v for k, v in (self.request or {}).items() if k not in ACCOUNT_KEYS}
         spec = {
             "report_type": self.report_type,
             "marketplace_ids": self.marketplace_ids,
             "data_start_time": self.data_start_time,
             "data_end_time": self.data_end_time,
             "report_options": self.report_options,
-            **(self.request or {}),
+            **request,
         }
         if not spec["report_type"]:
             raise ValueError(f"{self.task_id}: report_type is required")
         if not spec["marketplace_ids"]:
-            spec["marketplace_ids"] = self.hook.default_marketplace_ids()
+            spec["marketplace_ids"] = list(self.hook.account().marketplace_ids)
         if not spec["marketplace_ids"]:
             raise ValueError(f"{self.task_id}: no marketplace ids given and the connection names none")
         return spec
 
+    def use_requested_account(self) -> None:
+        """A planned request names the account (connection) to request with. Called by ``execute`` and again by
+        ``execute_complete``, which runs on a new instance of the operator once the trigger fires."""
+        conn_id = (self.request or {}).get("selling_partner_conn_id")
+        if conn_id:
+            self.selling_partner_conn_id = conn_id
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> FinishedReport:
+        self.use_requested_account()
+        return super().execute_complete(context, event)
+
     def execute(self, context: Context) -> FinishedReport:
+        self.use_requested_account()
         store = context.get("task_state_store")
         spec = self.report_spec()
         with self.hook.get_conn() as client:
