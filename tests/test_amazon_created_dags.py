@@ -91,7 +91,7 @@ def test_an_overlapping_run_does_not_land_a_report_again(airflow_db, sp_conn, la
     lake = lake_from_airflow()
     # Run A lists the reports, then stalls before landing them...
     with SellingPartnerHook().get_conn() as client:
-        listed_by_a = find_unlanded_reports(client, lake, [load_registry()[SETTLEMENT]])
+        listed_by_a = find_unlanded_reports(client, lake, SellingPartnerHook().account(), [load_registry()[SETTLEMENT]])
     assert listed_by_a
     # ...while run B lists and lands the same reports.
     dag = listing_dag()
@@ -111,7 +111,7 @@ def test_a_crash_between_landing_and_recording_is_not_landed_again(airflow_db, s
     lake = lake_from_airflow()
     report = load_registry()[SETTLEMENT]
     with SellingPartnerHook().get_conn() as client:
-        (finished, *others) = find_unlanded_reports(client, lake, [report])
+        (finished, *others) = find_unlanded_reports(client, lake, SellingPartnerHook().account(), [report])
         # The landing task committed and wrote the manifest, then died before the ledger row.
         pipeline.land_parsed_document(lake, pipeline.parse_raw_document(
             lake, pipeline.fetch_document(client, lake, finished), report), report)
@@ -132,7 +132,9 @@ def test_listing_follows_every_page(airflow_db, sp_conn, lake_dir):
     settlements_finished(sp_conn, 5)
     lake = lake_from_airflow()
     with SellingPartnerHook().get_conn() as client:
-        found = find_unlanded_reports(client, lake, [load_registry()[SETTLEMENT]], page_size=2)
+        found = find_unlanded_reports(
+            client, lake, SellingPartnerHook().account(), [load_registry()[SETTLEMENT]], page_size=2
+        )
     assert sp_conn.stats()["calls"]["getReports"] >= 3  # 2 per page
     generated = settlements_at_amazon()
     assert len(generated) >= 5

@@ -1,4 +1,4 @@
-"""Planning createReport calls: one per marketplace and date chunk, within each type's maximum range."""
+"""Planning createReport calls: one per account, marketplace and date chunk, within each type's maximum range."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from sp_reports.accounts import Account
 from sp_reports.planning import plan_requests, split_range
 from sp_reports.registry import ReportType
 
 UTC = timezone.utc
+US, CA = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
+ACCOUNT = Account("amazon_na", "A1SELLERALPHA", "NA", (US,))
 
 
 def test_split_range_covers_the_period_without_overlap():
@@ -28,24 +31,29 @@ def test_split_range_rejects_naive_and_reversed_ranges():
         split_range(datetime(2026, 1, 3, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), 1)
 
 
-def test_plan_is_one_request_per_marketplace_and_chunk_with_merged_options():
+def test_plan_is_one_request_per_account_marketplace_and_chunk_with_merged_options():
     report = ReportType("GET_X", max_range_days=30, report_options={"a": "1", "b": "2"})
+    other = Account("amazon_other_na", "A2SELLERBRAVO", "NA", ())
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    plan = plan_requests(report, ["M2", "M1", "M1", " "], start, start + timedelta(days=45), {"b": "3"})
-    assert len(plan) == 4
-    assert [p["marketplace_ids"] for p in plan] == [["M1"], ["M1"], ["M2"], ["M2"]]
+    plan = plan_requests(report, [ACCOUNT, other], [CA, US, US, " "], start, start + timedelta(days=45), {"b": "3"})
+    assert [(p["selling_partner_conn_id"], p["marketplace_ids"]) for p in plan] == [
+        ("amazon_other_na", [CA]), ("amazon_other_na", [CA]),
+        ("amazon_na", [US]), ("amazon_na", [US]), ("amazon_other_na", [US]), ("amazon_other_na", [US]),
+    ]
     assert plan[0]["report_options"] == {"a": "1", "b": "3"}
     assert plan[1]["data_start_time"] == (start + timedelta(days=30)).isoformat()
+    assert plan[2]["selling_partner_id"] == "A1SELLERALPHA"
 
 
 def test_snapshot_reports_take_no_date_range():
-    plan = plan_requests(ReportType("GET_SNAP"), ["M1"], None, None)
-    assert plan == [{"report_type": "GET_SNAP", "marketplace_ids": ["M1"], "data_start_time": None,
+    plan = plan_requests(ReportType("GET_SNAP"), [ACCOUNT], [], None, None)
+    assert plan == [{"selling_partner_conn_id": "amazon_na", "selling_partner_id": "A1SELLERALPHA",
+                     "report_type": "GET_SNAP", "marketplace_ids": [US], "data_start_time": None,
                      "data_end_time": None, "report_options": {}}]
 
 
 def test_plan_needs_marketplaces_and_a_range():
     with pytest.raises(ValueError, match="marketplace"):
-        plan_requests(ReportType("GET_SNAP"), [], None, None)
+        plan_requests(ReportType("GET_SNAP"), [Account("amazon_any", "A1SELLERALPHA", "NA", ())], [], None, None)
     with pytest.raises(ValueError, match="data start and end"):
-        plan_requests(ReportType("GET_X", max_range_days=3), ["M1"], None, None)
+        plan_requests(ReportType("GET_X", max_range_days=3), [ACCOUNT], [US], None, None)

@@ -12,7 +12,7 @@ from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.lake import read_table
 from sp_reports.registry import load_registry
 from sp_reports.report_dag import build_report_dag
-from support import EMULATOR_CREDENTIALS
+from support import EMULATOR_CREDENTIALS, connection_json
 
 ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 CONF = {
@@ -22,14 +22,27 @@ CONF = {
 }
 
 
+# The default connection serves US (NA); DE is served by the EU endpoint, so by an EU account of the seller.
+ACCOUNTS = ("selling_partner_default", "amazon_eu")
+
+
 @pytest.fixture
 def lake_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SP_REPORTS_LAKE", str(tmp_path / "lake"))
     return tmp_path / "lake"
 
 
-def run_dag(report_type: str, conf: dict):
-    dag = build_report_dag(load_registry()[report_type], poll_interval=0.2, retries=0)
+@pytest.fixture(autouse=True)
+def eu_account(request, monkeypatch):
+    if "sp_conn" in request.fixturenames:
+        emulator = request.getfixturevalue("sp_conn")
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_AMAZON_EU", connection_json(emulator, region="EU", marketplace_ids="A1PA6795UKMFR9")
+        )
+
+
+def run_dag(report_type: str, conf: dict, accounts=ACCOUNTS):
+    dag = build_report_dag(load_registry()[report_type], accounts=accounts, poll_interval=0.2, retries=0)
     return dag.test(run_conf=conf)
 
 
@@ -104,6 +117,26 @@ def test_cancelled_report_succeeds_with_zero_rows_and_skips_downstream(airflow_d
     assert states["report.land"] == ["skipped"]
     assert states["summarize"] == ["success"]
     assert not (lake_dir / "tables" / ORDERS.lower()).exists()
+
+
+def test_a_failing_account_does_not_block_the_others_landings(airflow_db, sp_conn, lake_dir, monkeypatch, capfd):
+    """The EU account's authorisation is refused: its report fails, the US report still lands, and the run ends
+    failed, its summary naming the account."""
+    bad = json.loads(connection_json(sp_conn, region="EU", marketplace_ids="A1PA6795UKMFR9"))
+    bad["password"] = "a-revoked-secret"
+    monkeypatch.setenv("AIRFLOW_CONN_AMAZON_EU", json.dumps(bad))
+    run = run_dag(ORDERS, CONF)
+
+    assert run.state == "failed"
+    states = task_states(run)
+    assert sorted(states["report.request_report"]) == ["failed", "success"]
+    assert sorted(states["report.land"]) == ["success", "upstream_failed"]
+    assert states["summarize"] == ["failed"]
+    rows = read_table(lake_from_airflow(), ORDERS.lower())
+    assert set(rows.column("marketplace_id").to_pylist()) == {"ATVPDKIKX0DER"} and rows.num_rows == 20
+    out, err = capfd.readouterr()
+    assert "reports of account(s) amazon_eu did not land" in out + err
+    assert "a-revoked-secret" not in out + err
 
 
 def test_fatal_report_fails_the_run(airflow_db, sp_conn, lake_dir):

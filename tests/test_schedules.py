@@ -9,7 +9,9 @@ import pytest
 from sp_reports.client import Credentials, SellingPartnerClient
 from sp_reports.lake import Lake
 from sp_reports.registry import AmazonSchedule, RegistryError, load_registry
+from sp_reports.accounts import Account
 from sp_reports.schedules import reconcile_schedules
+from support import EMULATOR_SELLER
 
 INVENTORY = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"
 LISTINGS = "GET_MERCHANT_LISTINGS_ALL_DATA"
@@ -28,6 +30,10 @@ def with_schedule(registry, report_type, **changes):
     return {**registry, report_type: dataclasses.replace(report, amazon_schedule=schedule)}
 
 
+# The emulator's default seller in NA, where the registry's declared schedules (US) live.
+ACCOUNT = Account("selling_partner_default", EMULATOR_SELLER, "NA", ())
+
+
 def counts(plan) -> dict:
     return {action: len(entries) for action, entries in plan.items()}
 
@@ -36,21 +42,21 @@ def test_reconcile_creates_replaces_cancels_and_leaves_foreign_schedules_alone(c
     lake, registry = Lake(str(tmp_path)), load_registry()
     foreign = client.create_report_schedule(LISTINGS, ["ATVPDKIKX0DER"], "P7D")  # made by hand, not declared
 
-    assert counts(reconcile_schedules(client, lake, registry.values(), dry_run=True))["created"] == 1
+    assert counts(reconcile_schedules(client, lake, registry.values(), ACCOUNT, dry_run=True))["created"] == 1
     assert emulator.stats()["calls"]["createReportSchedule"] == 1  # a dry run changes nothing
-    assert counts(reconcile_schedules(client, lake, registry.values())) == {
+    assert counts(reconcile_schedules(client, lake, registry.values(), ACCOUNT)) == {
         "created": 1, "replaced": 0, "cancelled": 0, "unchanged": 0}
-    assert counts(reconcile_schedules(client, lake, registry.values()))["unchanged"] == 1
+    assert counts(reconcile_schedules(client, lake, registry.values(), ACCOUNT))["unchanged"] == 1
 
     changed = with_schedule(registry, INVENTORY, period="PT12H", report_options={"a": "b"})
-    assert counts(reconcile_schedules(client, lake, changed.values()))["replaced"] == 1
+    assert counts(reconcile_schedules(client, lake, changed.values(), ACCOUNT))["replaced"] == 1
     (schedule,) = client.get_report_schedules([INVENTORY])["reportSchedules"]
     assert (schedule["period"], schedule.get("reportOptions")) == ("PT12H", {"a": "b"})
 
     removed = with_schedule(registry, INVENTORY)
-    assert counts(reconcile_schedules(client, lake, removed.values()))["cancelled"] == 1
+    assert counts(reconcile_schedules(client, lake, removed.values(), ACCOUNT))["cancelled"] == 1
     assert client.get_report_schedules([INVENTORY])["reportSchedules"] == []
-    assert counts(reconcile_schedules(client, lake, removed.values())) == {
+    assert counts(reconcile_schedules(client, lake, removed.values(), ACCOUNT)) == {
         "created": 0, "replaced": 0, "cancelled": 0, "unchanged": 0}
     assert [s["reportScheduleId"] for s in client.get_report_schedules([LISTINGS])["reportSchedules"]] == [foreign]
 

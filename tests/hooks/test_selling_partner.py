@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from sp_reports.hooks.selling_partner import SellingPartnerHook, parse_marketplace_ids
-from support import connection_json
+from sp_reports.accounts import Account
+from sp_reports.hooks.selling_partner import SellingPartnerHook
+from support import EMULATOR_SELLER, connection_json
 
 
 def test_provider_registers_the_connection_type_and_its_form():
@@ -17,7 +18,7 @@ def test_provider_registers_the_connection_type_and_its_form():
     assert "sp-reports" in manager.providers
     assert manager.hooks["selling_partner"].hook_class_name == "sp_reports.hooks.selling_partner.SellingPartnerHook"
     widgets = manager.connection_form_widgets
-    for field in ("refresh_token", "region", "endpoint", "lwa_endpoint", "marketplace_ids"):
+    for field in ("selling_partner_id", "refresh_token", "region", "endpoint", "lwa_endpoint", "marketplace_ids"):
         assert f"extra__selling_partner__{field}" in widgets
     assert widgets["extra__selling_partner__refresh_token"].is_sensitive
     behaviour = manager.field_behaviours["selling_partner"]
@@ -28,11 +29,20 @@ def test_provider_registers_the_connection_type_and_its_form():
 def test_hook_builds_a_working_client(sp_conn):
     with SellingPartnerHook().get_conn() as client:
         assert "reports" in client.get_reports(report_types=["GET_MERCHANT_LISTINGS_ALL_DATA"], page_size=1)
-    assert SellingPartnerHook().default_marketplace_ids() == ["ATVPDKIKX0DER"]
+    assert SellingPartnerHook().account() == Account(
+        "selling_partner_default", EMULATOR_SELLER, "NA", ("ATVPDKIKX0DER",)
+    )
 
 
 def test_connection_test_button(sp_conn, monkeypatch):
-    assert SellingPartnerHook().test_connection() == (True, "Connection to the Selling Partner API works.")
+    assert SellingPartnerHook().test_connection() == (
+        True,
+        "Connection to the Selling Partner API works: selling_partner_default "
+        f"(seller {EMULATOR_SELLER}, NA: US ATVPDKIKX0DER).",
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_SELLING_PARTNER_DEFAULT", connection_json(sp_conn, selling_partner_id=""))
+    ok, message = SellingPartnerHook().test_connection()
+    assert not ok and "lacks extra.selling_partner_id" in message
     bad = json.loads(connection_json(sp_conn))
     bad["password"] = "wrong-secret-value"
     monkeypatch.setenv("AIRFLOW_CONN_SELLING_PARTNER_DEFAULT", json.dumps(bad))
@@ -55,8 +65,3 @@ def test_unknown_region_is_rejected(emulator, monkeypatch):
         SellingPartnerHook().get_conn()
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, []), ("", []), ("A, B,,C", ["A", "B", "C"]), (["A", " B "], ["A", "B"]),
-])
-def test_parse_marketplace_ids(value, expected):
-    assert parse_marketplace_ids(value) == expected

@@ -10,6 +10,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from sp_reports.client import Credentials, SellingPartnerClient
+from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.operators.reports import REPORT_ID_KEY, RequestReportOperator
 from sp_reports.finished_report import ReportFatalError
 from support import EMULATOR_CREDENTIALS, MemoryTaskStateStore, first_event, rebuilt, run_deferred
@@ -169,7 +170,7 @@ def test_a_lost_create_response_adopts_the_matching_report(sp_conn, monkeypatch)
                                 lwa_endpoint=sp_conn.lwa_url)
     lost = LostResponseClient(real)
     monkeypatch.setattr(RequestReportOperator, "hook", property(lambda self: type("H", (), {
-        "get_conn": lambda _: lost, "default_marketplace_ids": lambda _: []})()))
+        "get_conn": lambda _: lost, "account": lambda _: SellingPartnerHook().account()})()))
     store = MemoryTaskStateStore()
     with pytest.raises(TaskDeferred) as deferred:
         operator().execute({"task_state_store": store})
