@@ -12,7 +12,7 @@ from sp_reports.settings import PACKAGED_REGISTRY, SettingsError, settings
 NAMES = (
     "SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL",
     "SP_REPORTS_DISABLE_SCHEDULES", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL", "SP_REPORTS_SQS_AWS_CONN_ID",
-    "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS",
+    "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "SP_REPORTS_ACCOUNTS",
 )
 
 
@@ -31,6 +31,7 @@ def test_defaults(env, tmp_path):
     assert s.registry == PACKAGED_REGISTRY and s.poll_interval == 30.0 and s.schedules_enabled
     assert (s.aws_conn_id, s.sqs_aws_conn_id, s.notifications_queue_url) == ("aws_default", "aws_default", None)
     assert s.notifications_poll_seconds == 20
+    assert s.accounts == ("selling_partner_default",)
 
 
 def test_the_lake_default_follows_airflow_home_or_its_own_default(env):
@@ -50,6 +51,7 @@ def test_every_variable_is_read(env, tmp_path):
         "SP_REPORTS_REGISTRY": str(tmp_path / "mine.yaml"), "SP_REPORTS_POLL_INTERVAL": "2.5",
         "SP_REPORTS_DISABLE_SCHEDULES": "true", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL": "http://q",
         "SP_REPORTS_SQS_AWS_CONN_ID": "sqs_aws", "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "5",
+        "SP_REPORTS_ACCOUNTS": " amazon_a_na, amazon_a_fe,,amazon_a_na ",
     }
     for name, value in values.items():
         env.setenv(name, value)
@@ -58,6 +60,7 @@ def test_every_variable_is_read(env, tmp_path):
         "s3://bucket/lake", "lake_aws", tmp_path / "mine.yaml", 2.5)
     assert (s.schedules_enabled, s.notifications_queue_url, s.sqs_aws_conn_id, s.notifications_poll_seconds) == (
         False, "http://q", "sqs_aws", 5)
+    assert s.accounts == ("amazon_a_na", "amazon_a_fe")
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -65,6 +68,7 @@ def test_every_variable_is_read(env, tmp_path):
     ("SP_REPORTS_POLL_INTERVAL", "0", "must be greater than 0"),
     ("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "30", "at most 20"),
     ("SP_REPORTS_DISABLE_SCHEDULES", "maybe", "SP_REPORTS_DISABLE_SCHEDULES='maybe' must be"),
+    ("SP_REPORTS_ACCOUNTS", " , ", "SP_REPORTS_ACCOUNTS must name at least one connection id"),
 ])
 def test_an_unusable_value_names_its_variable(env, name, value, message):
     env.setenv(name, value)
