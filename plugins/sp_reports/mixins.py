@@ -115,6 +115,7 @@ class ReportWaitMixin:
     def wait_for_report(self, client: SellingPartnerClient, report_id: str, max_wait: timedelta) -> FinishedReport:
         """The finished report; in deferrable mode, defer after the first check."""
         self._report_id = report_id
+        self.hook.account()  # a connection that cannot name the report's seller fails now, not after the wait
         deadline = time.time() + max_wait.total_seconds()
         while True:
             checked = self.check_report(client, report_id)
