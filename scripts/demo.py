@@ -2,8 +2,9 @@
 
 Starts the local SP-API emulator, moto_server (SQS) and `airflow standalone` (SQLite, LocalExecutor), then:
 
-1. requested reports: triggers the DAGs of three report types through Airflow's REST API, waits, prints
-   what landed and checks the emulator saw exactly one createReport per report;
+1. requested reports: triggers the DAGs of three report types through Airflow's REST API for two sellers
+   across the three regions (one seller in NA and FE, with two authorisations; one in EU), waits, prints
+   what landed under which seller and checks the emulator saw exactly one createReport per report;
 2. reports Amazon creates itself: subscribes the SQS queue to REPORT_PROCESSING_FINISHED, lets the
    report-schedules DAG create the registry's schedule, lets the notification DAG land what the
    notifications announce, and the generated-reports DAG land by listing what was never notified
@@ -52,11 +53,23 @@ LAKE = ROOT / "lake" / f"demo-{RUN_STAMP}"
 SEED = int(os.environ.get("SP_REPORTS_DEMO_SEED") or random.SystemRandom().randrange(1, 2**31))
 BIN = Path(sys.executable).parent
 
+# Two sellers across the three regions. Amazon authorises each region separately, so the global seller has two
+# authorisations (refresh tokens), hence two accounts (connections); the emulator serves each region's endpoint
+# under its own path and refuses a marketplace of another region, as Amazon's endpoints do.
+US, DE, JP = "ATVPDKIKX0DER", "A1PA6795UKMFR9", "A1VC38T7YXB528"
+GLOBAL_SELLER, EUROPE_SELLER = "A2DEMOGLOBALSELLER", "A3DEMOEUROPESELLER"
+ACCOUNTS = {
+    # connection id -> (seller, region, refresh token, marketplaces)
+    "amazon_global_na": (GLOBAL_SELLER, "NA", "Atzr|demo-global-na", [US]),
+    "amazon_global_fe": (GLOBAL_SELLER, "FE", "Atzr|demo-global-fe", [JP]),
+    "amazon_europe_eu": (EUROPE_SELLER, "EU", "Atzr|demo-europe-eu", [DE]),
+}
 DEMO_RUNS = {
-    # report type -> marketplaces (one report each): US in UTF-8, DE in Cp1252, JP in cp932
-    "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL": ["ATVPDKIKX0DER", "A1PA6795UKMFR9", "A1VC38T7YXB528"],
-    "GET_MERCHANT_LISTINGS_ALL_DATA": ["ATVPDKIKX0DER", "A1VC38T7YXB528"],
-    "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA": ["A1PA6795UKMFR9"],
+    # report type -> marketplaces (one report each, through the account serving it): US in UTF-8 (global seller,
+    # NA), DE in Cp1252 (europe seller, EU), JP in cp932 (global seller, FE)
+    "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL": [US, DE, JP],
+    "GET_MERCHANT_LISTINGS_ALL_DATA": [US, JP],
+    "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA": [DE],
 }
 STARTUP_TIMEOUT = 240
 RUN_TIMEOUT = 600
@@ -204,20 +217,8 @@ def main() -> int:
         # SQS (moto_server on loopback) through the amazon provider's AWS connection.
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
                                                 "extra": {"endpoint_url": sqs_url, "region_name": "us-east-1"}}),
-        "AIRFLOW_CONN_SELLING_PARTNER_DEFAULT": json.dumps(
-            {
-                "conn_type": "selling_partner",
-                "login": "emulator-client-id",
-                "password": "emulator-client-secret",
-                "extra": {
-                    "refresh_token": "Atzr|emulator-refresh-token",
-                    "region": "NA",
-                    "endpoint": emulator_url,
-                    "lwa_endpoint": f"{emulator_url}/auth/o2/token",
-                    "marketplace_ids": "ATVPDKIKX0DER",
-                },
-            }
-        ),
+        "SP_REPORTS_ACCOUNTS": ",".join(ACCOUNTS),
+        **{f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(connection(conn_id, emulator_url)) for conn_id in ACCOUNTS},
     }
     processes: list[subprocess.Popen] = []
     try:
@@ -232,7 +233,8 @@ def main() -> int:
         processes.append(start("emulator", [str(BIN / "sp-reports"), "emulator", "--port", str(emulator_port),
                                             "--speed", str(SPEED), "--processing-seconds", str(4 * SPEED),
                                             "--sqs-endpoint", sqs_url, "--settlement-period", "300",
-                                            "--seed", str(SEED)], env))
+                                            "--seed", str(SEED), "--config-json", json.dumps(emulator_sellers())],
+                                     env))
         wait_until("the emulator", lambda: http.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
 
         say(f"starting airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:{api_port}; logs in {DEMO}")
@@ -296,6 +298,9 @@ def main() -> int:
         print(f"  {operation:<24} {count}")
 
     print(f"  {'notifications published':<24} {stats['notifications']['notificationsPublished']}")
+    print("\nEmulator calls per seller:")
+    for seller, calls in sorted(stats.get("calls_by_seller", {}).items()):
+        print(f"  {seller:<24} " + ", ".join(f"{op} {n}" for op, n in sorted(calls.items())))
 
     problems = report_generated(generated)
     failed = [dag_id for dag_id, state in states.items() if state != "success"]
@@ -304,6 +309,7 @@ def main() -> int:
         problems.append(f"failed runs: {', '.join(failed)} (task logs under {DEMO / 'airflow' / 'logs'})")
     if created != landed or not rows:
         problems.append(f"the emulator saw {created} createReport calls for {landed} requested reports")
+    problems += wrong_sellers(rows, generated)
     for problem in problems:
         say(f"FAILED: {problem}")
     if problems:
@@ -312,6 +318,34 @@ def main() -> int:
     say(f"OK: {landed} requested reports, one createReport each; {amazon} Amazon-generated "
         f"reports landed once each; the lake is {LAKE}")
     return 0
+
+
+def connection(conn_id: str, emulator_url: str) -> dict:
+    """The Airflow connection of one account, at the emulator's endpoint for its region."""
+    seller, region, refresh_token, marketplaces = ACCOUNTS[conn_id]
+    return {
+        "conn_type": "selling_partner",
+        "login": "emulator-client-id",
+        "password": "emulator-client-secret",
+        "extra": {
+            "selling_partner_id": seller,
+            "refresh_token": refresh_token,
+            "region": region,
+            "endpoint": f"{emulator_url}/{region.lower()}",
+            "lwa_endpoint": f"{emulator_url}/auth/o2/token",
+            "marketplace_ids": ",".join(marketplaces),
+        },
+    }
+
+
+def emulator_sellers() -> dict:
+    """The emulator's sellers: one authorisation per account."""
+    return {
+        "sellers": [
+            {"seller_id": seller, "region": region, "refresh_token": token, "marketplace_ids": marketplaces}
+            for seller, region, token, marketplaces in ACCOUNTS.values()
+        ]
+    }
 
 
 def demo_registry() -> Path:
@@ -358,13 +392,15 @@ def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: 
     from sp_reports.lake import Lake
     from sp_reports.lake.ledger import Ledger
 
-    connection = json.loads(env["AIRFLOW_CONN_SELLING_PARTNER_DEFAULT"])
-    credentials = Credentials(client_id=connection["login"], client_secret=connection["password"],
-                              refresh_token=connection["extra"]["refresh_token"])
-    with SellingPartnerClient(credentials, endpoint=emulator_url, lwa_endpoint=connection["extra"]["lwa_endpoint"],
-                              scale_quotas=SPEED) as client:
-        ids = ensure_report_notifications(client, queue_arn)
-    say(f"subscribed the SQS queue to REPORT_PROCESSING_FINISHED (subscription {ids['subscription_id']})")
+    for conn_id in ACCOUNTS:
+        account = connection(conn_id, emulator_url)
+        credentials = Credentials(client_id=account["login"], client_secret=account["password"],
+                                  refresh_token=account["extra"]["refresh_token"])
+        with SellingPartnerClient(credentials, endpoint=account["extra"]["endpoint"],
+                                  lwa_endpoint=account["extra"]["lwa_endpoint"], scale_quotas=SPEED) as client:
+            ids = ensure_report_notifications(client, queue_arn)
+        say(f"subscribed the SQS queue to REPORT_PROCESSING_FINISHED for {conn_id} "
+            f"(subscription {ids['subscription_id']})")
     http.patch(f"{api}/dags/sp_reports_notifications", json={"is_paused": False}).raise_for_status()
     say("unpaused sp_reports_notifications (continuous: deferred on the queue between batches)")
 
@@ -392,9 +428,9 @@ def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: 
 def report_generated(generated: dict) -> list[str]:
     entries = sorted(generated["entries"].values(), key=lambda e: (e["via"], e["report_created_time"] or 0))
     print("\nReports Amazon created itself (the ledger, tables/_ledger):")
-    header = ("arrived by", "report type", "reportId", "status", "rows")
-    lines = [header] + [(e["via"], e["report_type"], e["report_id"], e["status"], str(e["rows_landed"]))
-                        for e in entries if e["via"] != "request"]
+    header = ("arrived by", "seller", "report type", "reportId", "status", "rows")
+    lines = [header] + [(e["via"], e["selling_partner_id"], e["report_type"], e["report_id"], e["status"],
+                         str(e["rows_landed"])) for e in entries if e["via"] != "request"]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for n, line in enumerate(lines):
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
@@ -412,11 +448,25 @@ def report_generated(generated: dict) -> list[str]:
     return problems
 
 
+def wrong_sellers(rows: list[dict], generated: dict) -> list[str]:
+    """Every report landed under the seller whose account serves its marketplace, and both sellers landed."""
+    seller_of = {m: seller for seller, _, _, marketplaces in ACCOUNTS.values() for m in marketplaces}
+    problems = [
+        f"report {r['report_id']} ({','.join(r['marketplace_ids'])}) landed under seller {r['selling_partner_id']}"
+        for r in rows
+        if {seller_of.get(m) for m in r["marketplace_ids"]} != {r["selling_partner_id"]}
+    ]
+    sellers = {r["selling_partner_id"] for r in rows} | {e["selling_partner_id"] for e in generated["entries"].values()}
+    if sellers != {GLOBAL_SELLER, EUROPE_SELLER}:
+        problems.append(f"reports landed for sellers {sorted(sellers)}, not for both demo sellers")
+    return problems
+
+
 def print_table(rows: list[dict]) -> None:
-    header = ("report type", "marketplace", "reportId", "status", "rows", "lake path")
+    header = ("seller", "report type", "marketplace", "reportId", "status", "rows", "lake path")
     lines = [header] + [
-        (r["report_type"], ",".join(r["marketplace_ids"]), r["report_id"], r["processing_status"],
-         str(r["rows"]), r.get("table_uri") or "-")
+        (r["selling_partner_id"], r["report_type"], ",".join(r["marketplace_ids"]), r["report_id"],
+         r["processing_status"], str(r["rows"]), r.get("table_uri") or "-")
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
