@@ -1,24 +1,32 @@
 """The nine Reports 2021-06-30 operations, and the request path every SP-API operation shares.
 
-Order of checks per call, as Amazon applies them: access token (403), injected faults (429/5xx),
-usage-plan quota (429), then request validation and the operation itself.
+Order of checks per call, as Amazon applies them: access token (403, also for a seller token of
+another region at a regional endpoint), injected faults (429/5xx), usage-plan quota (429, per seller
+and region), then request validation and the operation itself.
+
+The routes are served at `{base}` (any region, as before sellers existed) and at the regional
+endpoints `{base}/na`, `{base}/eu` and `{base}/fe` (see app.py); `endpoint_region` tells which.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from . import validation as v
+from .config import REGIONS, Authorisation
 from .downloads import presigned_url
 from .errors import ApiError, api_error_response, error_response, invalid_input, not_found
+from .marketplaces import MARKETPLACES
 
 if TYPE_CHECKING:
-    from .runtime import Emulator
+    from .runtime import Account, Emulator
+    from .state import Store
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -35,6 +43,58 @@ RETENTION_SECONDS = 90 * 86400
 
 Handler = Callable[["Emulator", Request, bytes], Response]
 
+# Path prefix of each regional endpoint; the app serves the SP-API routes under each (and unprefixed).
+REGION_PREFIXES = {"/" + region.lower(): region for region in REGIONS}
+
+
+def endpoint_region(request: Request) -> str | None:
+    """The region of the endpoint the call came to ("NA", "EU", "FE"), None for the unprefixed one."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    return REGION_PREFIXES.get("/" + path.split("/", 2)[1])
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called, where: set on `request.state.caller` once the access token is accepted."""
+
+    region: str | None  # the endpoint's region; None = the unprefixed, any-region endpoint
+    authorisation: Authorisation | None  # None for a grantless token
+    account: Account | None  # the seller's (and region's) state; None for a grantless token
+
+
+def caller(request: Request) -> Caller:
+    return request.state.caller
+
+
+def seller_store(request: Request) -> Store:
+    """The calling seller's store (seller operations only)."""
+    account = caller(request).account
+    assert account is not None, "a seller operation always has an account"
+    return account.store
+
+
+def check_marketplaces(request: Request, marketplace_ids: Iterable[str]) -> None:
+    """400 for a marketplace outside the endpoint's region or one the seller is not authorised for.
+    Ids the emulator does not know are left to the operation's own validation."""
+    who = caller(request)
+    for marketplace_id in marketplace_ids:
+        marketplace = MARKETPLACES.get(marketplace_id)
+        if marketplace is None:
+            continue
+        if who.region is not None and marketplace.region.upper() != who.region:
+            raise invalid_input(
+                f"Invalid marketplaceIds: {marketplace_id} ({marketplace.country}) is not served by the "
+                f"{who.region} endpoint.",
+                f"Call the {marketplace.region.upper()} endpoint for marketplace {marketplace_id}.",
+            )
+        granted = who.authorisation
+        if granted is not None and granted.region is not None and not granted.allows(marketplace_id):
+            raise invalid_input(
+                f"Invalid marketplaceIds: the seller is not authorised for marketplace {marketplace_id} "
+                f"({marketplace.country})."
+            )
+
 
 async def _operation(
     request: Request, operation: str, handler: Handler, grantless_scope: str | None = None
@@ -44,25 +104,39 @@ async def _operation(
     body = await request.body()
     with emu.lock:
         emu.stats.call(operation)
-        response = _respond(emu, request, operation, handler, body, grantless_scope)
-        emu.stats.response(operation, response.status_code)
+        response, seller_id = _respond(emu, request, operation, handler, body, grantless_scope)
+        emu.stats.response(operation, response.status_code, seller_id)
     return response
 
 
 def _respond(
     emu: Emulator, request: Request, operation: str, handler: Handler, body: bytes, grantless_scope: str | None
+) -> tuple[Response, str | None]:
+    """The response, and the seller it was for (None: a grantless call, or no valid token)."""
+    config, now = emu.config, emu.clock()
+    region = endpoint_region(request)
+    denial, issued = emu.tokens.check(request.headers.get("x-amz-access-token"), now, grantless_scope, region)
+    granted = issued.authorisation if issued is not None and issued.scope == grantless_scope else None
+    seller_id = None if granted is None else (granted.seller_id if granted.region else config.seller_id)
+    if denial:
+        return error_response(403, "Unauthorized", denial), seller_id
+    account = None if granted is None else emu.account(granted.key)
+    request.state.caller = Caller(region, granted, account)
+    return _respond_as(emu, request, operation, handler, body, account), seller_id
+
+
+def _respond_as(
+    emu: Emulator, request: Request, operation: str, handler: Handler, body: bytes, account: Account | None
 ) -> Response:
     config, now = emu.config, emu.clock()
-    denial = emu.tokens.denial(request.headers.get("x-amz-access-token"), now, grantless_scope)
-    if denial:
-        return error_response(403, "Unauthorized", denial)
+    quotas = emu.app_quotas if account is None else account.quotas
     if emu.roll(config.rate_5xx):
         if emu.faults.random() < 0.5:
             return error_response(500, "InternalFailure", "We encountered an internal error. Please try again.")
         return error_response(503, "ServiceUnavailable", "Service temporarily unavailable. Please try again.")
     throttled = emu.roll(config.rate_429)
     if not throttled and config.enforce_quotas:
-        throttled = not emu.quotas.take(operation, now, config.speed)
+        throttled = not quotas.take(operation, now, config.speed)
     if throttled:
         return error_response(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
     try:
@@ -73,7 +147,7 @@ def _respond(
         log.exception("%s failed", operation)
         return error_response(500, "InternalFailure", "We encountered an internal error. Please try again.")
     if response.status_code in (200, 201, 202, 400, 404):  # the statuses the models give this header
-        response.headers["x-amzn-RateLimit-Limit"] = emu.quotas.limit_header(operation, config.speed)
+        response.headers["x-amzn-RateLimit-Limit"] = quotas.limit_header(operation, config.speed)
     return response
 
 
@@ -86,6 +160,7 @@ async def get_reports(request: Request) -> Response:
 
 
 def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     params = request.query_params
     now = emu.clock()
     emu.advance(now)
@@ -93,7 +168,7 @@ def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
         extra = [name for name in GET_REPORTS_FILTERS if name in params]
         if extra:
             raise invalid_input(f"nextToken must be the only parameter; also got {', '.join(extra)}.")
-        stored = emu.store.pages.get(params["nextToken"])
+        stored = store.pages.get(params["nextToken"])
         if stored is None:
             raise invalid_input("Invalid nextToken.")
         remaining, page_size = stored
@@ -106,6 +181,7 @@ def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
         if bad:
             raise invalid_input("Invalid input in processingStatuses.", f"Unknown processing status: {', '.join(bad)}")
         marketplaces = v.query_list(params, "marketplaceIds", max_items=10)
+        check_marketplaces(request, marketplaces or [])
         page_size = v.query_int(params, "pageSize", 1, 100, default=10)
         since = (
             v.parse_date_time("createdSince", params["createdSince"])
@@ -114,7 +190,7 @@ def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
         )
         until = v.parse_date_time("createdUntil", params["createdUntil"]) if "createdUntil" in params else now
         matches = [
-            r for r in sorted(emu.store.reports.values(), key=lambda r: r.created, reverse=True)
+            r for r in sorted(store.reports.values(), key=lambda r: r.created, reverse=True)
             if r.report_type in report_types
             and (statuses is None or r.status(now) in statuses)
             and (marketplaces is None or set(marketplaces) & set(r.marketplace_ids))
@@ -122,9 +198,9 @@ def _get_reports(emu: Emulator, request: Request, body: bytes) -> Response:
         ]  # fmt: skip
         remaining = [r.report_id for r in matches]
     page, rest = remaining[:page_size], remaining[page_size:]
-    result: dict[str, Any] = {"reports": [emu.store.reports[rid].to_json(now) for rid in page]}
+    result: dict[str, Any] = {"reports": [store.reports[rid].to_json(now) for rid in page]}
     if rest:
-        result["nextToken"] = emu.store.new_page_token(rest, page_size, previous=params.get("nextToken"))
+        result["nextToken"] = store.new_page_token(rest, page_size, previous=params.get("nextToken"))
     return JSONResponse(result)
 
 
@@ -134,12 +210,14 @@ async def create_report(request: Request) -> Response:
 
 
 def _create_report(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     spec = v.json_body(body, request.headers.get("content-type"))
     config, now = emu.config, emu.clock()
     s = v.report_spec(spec, config, now)
+    check_marketplaces(request, s.marketplace_ids)
     if s.start > s.end:
         raise invalid_input("dataStartTime must not be after dataEndTime.")
-    report = emu.store.create_report(config, now, s.report_type, s.marketplace_ids, s.start, s.end, s.options)
+    report = store.create_report(config, now, s.report_type, s.marketplace_ids, s.start, s.end, s.options)
     return JSONResponse({"reportId": report.report_id}, status_code=202)
 
 
@@ -149,10 +227,11 @@ async def get_report(request: Request) -> Response:
 
 
 def _get_report(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     report_id = v.report_id(request.path_params["reportId"])
     now = emu.clock()
     emu.advance(now)
-    report = emu.store.reports.get(report_id)
+    report = store.reports.get(report_id)
     if report is None:
         raise not_found(f"Report {report_id} not found.")
     return JSONResponse(report.to_json(now))
@@ -164,9 +243,10 @@ async def cancel_report(request: Request) -> Response:
 
 
 def _cancel_report(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     report_id = v.report_id(request.path_params["reportId"])
     now = emu.clock()
-    report = emu.store.reports.get(report_id)
+    report = store.reports.get(report_id)
     if report is None:
         raise not_found(f"Report {report_id} not found.")
     status = report.status(now)
@@ -185,13 +265,14 @@ async def get_report_schedules(request: Request) -> Response:
 
 
 def _get_report_schedules(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     report_types = v.query_list(request.query_params, "reportTypes", max_items=10)
     if report_types is None:
         raise invalid_input("reportTypes is required.")
     for report_type in report_types:
         v.report_type(report_type, emu.config)
     emu.advance(emu.clock())
-    schedules = [s.to_json() for s in emu.store.schedules.values() if s.report_type in report_types]
+    schedules = [s.to_json() for s in store.schedules.values() if s.report_type in report_types]
     return JSONResponse({"reportSchedules": schedules})
 
 
@@ -201,10 +282,12 @@ async def create_report_schedule(request: Request) -> Response:
 
 
 def _create_report_schedule(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     spec = v.json_body(body, request.headers.get("content-type"))
     config, now = emu.config, emu.clock()
     report_type = v.requestable_report_type(spec.get("reportType"), config)
     marketplace_ids = v.marketplace_ids(spec.get("marketplaceIds"))
+    check_marketplaces(request, marketplace_ids)
     period = v.period(spec.get("period"))
     options = v.report_options(spec.get("reportOptions"))
     if "nextReportCreationTime" in spec:
@@ -212,7 +295,7 @@ def _create_report_schedule(emu: Emulator, request: Request, body: bytes) -> Res
     else:
         next_creation = now + v.PERIOD_SECONDS[period] / config.speed
     emu.advance(now)
-    schedule = emu.store.create_schedule(report_type, marketplace_ids, options, period, next_creation)
+    schedule = store.create_schedule(report_type, marketplace_ids, options, period, next_creation)
     return JSONResponse({"reportScheduleId": schedule.schedule_id}, status_code=201)
 
 
@@ -222,9 +305,10 @@ async def get_report_schedule(request: Request) -> Response:
 
 
 def _get_report_schedule(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     schedule_id = v.report_id(request.path_params["reportScheduleId"], "reportScheduleId")
     emu.advance(emu.clock())
-    schedule = emu.store.schedules.get(schedule_id)
+    schedule = store.schedules.get(schedule_id)
     if schedule is None:
         raise not_found(f"Report schedule {schedule_id} not found.")
     return JSONResponse(schedule.to_json())
@@ -236,9 +320,10 @@ async def cancel_report_schedule(request: Request) -> Response:
 
 
 def _cancel_report_schedule(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     schedule_id = v.report_id(request.path_params["reportScheduleId"], "reportScheduleId")
     emu.advance(emu.clock())
-    if emu.store.schedules.pop(schedule_id, None) is None:
+    if store.schedules.pop(schedule_id, None) is None:
         raise not_found(f"Report schedule {schedule_id} not found.")
     return Response(status_code=200)
 
@@ -252,10 +337,11 @@ async def get_report_document(request: Request) -> Response:
 
 
 def _get_report_document(emu: Emulator, request: Request, body: bytes) -> Response:
+    store = seller_store(request)
     document_id = v.document_id(request.path_params["reportDocumentId"])
     content_encoding = v.query_bool(request.query_params, "enableContentEncodingUrlHeader")
     now = emu.clock()
-    report = emu.store.reports.get(emu.store.documents.get(document_id, ""))
+    report = store.reports.get(store.documents.get(document_id, ""))
     if report is None or not report.document_ready(now):
         raise not_found(f"Report document {document_id} not found.")
     result: dict[str, Any] = {

@@ -48,6 +48,12 @@ def create_app(config: EmulatorConfig | None = None, clock: Callable[[], float] 
     app.state.emulator = Emulator(config or EmulatorConfig(), clock=clock)
     for module in (auth, api, notifications_api, downloads, control):
         app.include_router(module.router)
+    # The regional endpoints: the same SP-API routes under /na, /eu and /fe, where a seller token of
+    # another region is refused and marketplaces must be the region's (api.endpoint_region). LWA,
+    # document downloads and the control API stay unprefixed, like Amazon's global LWA and S3.
+    for prefix in api.REGION_PREFIXES:
+        for module in (api, notifications_api):
+            app.include_router(module.router, prefix=prefix)
     app.add_middleware(RequestIdMiddleware)
 
     @app.exception_handler(HTTPException)

@@ -11,6 +11,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from .config import Authorisation
+
 if TYPE_CHECKING:
     from .runtime import Emulator
 
@@ -22,35 +24,52 @@ GRANTLESS_SCOPES = frozenset(
 )
 
 
+ACCESS_DENIED = "Access to requested resource is denied."
+
+
 @dataclass
 class IssuedToken:
     expires_at: float
     scope: str | None  # the grantless scope; None for a selling partner's (refresh_token) token
+    # What the refresh token granted when this token was minted (None for a grantless token).
+    authorisation: Authorisation | None = None
 
 
 class TokenStore:
     def __init__(self) -> None:
         self.tokens: dict[str, IssuedToken] = {}
 
-    def issue(self, now: float, ttl: float, scope: str | None = None) -> str:
+    def issue(
+        self, now: float, ttl: float, scope: str | None = None, authorisation: Authorisation | None = None
+    ) -> str:
         token = "Atza|" + secrets.token_urlsafe(64)
-        self.tokens[token] = IssuedToken(now + ttl, scope)
+        self.tokens[token] = IssuedToken(now + ttl, scope, authorisation)
         return token
 
-    def denial(self, token: str | None, now: float, scope: str | None = None) -> str | None:
-        """Why a call with this access token is refused (Amazon's messages), or None.
+    def check(
+        self, token: str | None, now: float, scope: str | None = None, region: str | None = None
+    ) -> tuple[str | None, IssuedToken | None]:
+        """(why a call with this access token is refused, in Amazon's words, or None; the token).
 
         `scope` None: the operation needs a selling partner's authorization (refresh_token grant);
         otherwise it is grantless and needs a client_credentials token of exactly that scope.
+        `region` set: the call came to that region's endpoint, and a seller token of another region
+        is refused (grantless tokens and the default seller's are valid in every region).
         """
         issued = self.tokens.get(token or "")
         # The two kinds never stand in for each other: Amazon denies a seller token on a grantless
         # operation just as it denies a grantless token on the Reports API.
         if issued is None or issued.scope != scope:
-            return "Access to requested resource is denied."
+            return ACCESS_DENIED, issued
         if now >= issued.expires_at:
-            return "The access token you provided has expired."
-        return None
+            return "The access token you provided has expired.", issued
+        granted = issued.authorisation
+        if region is not None and granted is not None and granted.region not in (None, region):
+            return ACCESS_DENIED, issued
+        return None, issued
+
+    def denial(self, token: str | None, now: float, scope: str | None = None, region: str | None = None) -> str | None:
+        return self.check(token, now, scope, region)[0]
 
 
 def _lwa_error(status: int, error: str, description: str) -> JSONResponse:
@@ -98,9 +117,11 @@ async def _token_response(emu: Emulator, form: dict[str, str]) -> JSONResponse:
         refresh = form.get("refresh_token")
         if not refresh:
             return _lwa_error(400, "invalid_request", "The request is missing a required parameter : refresh_token")
-        if not secrets.compare_digest(refresh, config.refresh_token):
+        # Every authorisation is compared, so the time taken does not tell which token was close.
+        granted = [a for a in config.authorisations() if secrets.compare_digest(refresh, a.refresh_token)]
+        if not granted:
             return _lwa_error(400, "invalid_grant", "The request has an invalid grant parameter : refresh_token")
-        access = emu.tokens.issue(emu.clock(), ttl)
+        access = emu.tokens.issue(emu.clock(), ttl, authorisation=granted[0])
         return JSONResponse(
             {"access_token": access, "refresh_token": refresh, "token_type": "bearer", "expires_in": expires_in}
         )

@@ -60,7 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--settlement-marketplaces", metavar="IDS",
         help="comma-separated marketplace ids of the settlements (default ATVPDKIKX0DER)",
     )  # fmt: skip
-    parser.add_argument("--config-json", help="further EmulatorConfig fields as a JSON object")
+    parser.add_argument(
+        "--config-json",
+        help='further EmulatorConfig fields as a JSON object, e.g. {"sellers": [{"seller_id": "A1SELLER", '
+        '"region": "NA", "refresh_token": "Atzr|...", "marketplace_ids": ["ATVPDKIKX0DER"]}]}',
+    )
 
 
 def build_config(args: argparse.Namespace) -> EmulatorConfig:
@@ -100,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
     log.info(
         "SP-API emulator listening on %s (LWA %s/auth/o2/token, speed %g, seed %d)", url, url, config.speed, config.seed
     )
+    if config.sellers:
+        log.info(
+            "regional endpoints %s/na, %s/eu, %s/fe; sellers: %s", url, url, url,
+            ", ".join(f"{a.seller_id} ({a.region}: {','.join(a.marketplace_ids)})" for a in config.authorisations()),
+        )  # fmt: skip
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     # lifespan is off, so the ticker (schedules, settlements, notifications) is started here.

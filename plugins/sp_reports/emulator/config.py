@@ -14,6 +14,36 @@ COLUMN_DRIFTS = ("add", "drop")
 DEFAULT_CLIENT_ID = "emulator-client-id"
 DEFAULT_CLIENT_SECRET = "emulator-client-secret"
 DEFAULT_REFRESH_TOKEN = "Atzr|emulator-refresh-token"
+DEFAULT_SELLER_ID = "A3EMULATORSELLER"
+
+# SP-API regions, each served at its own path prefix: {base}/na, {base}/eu, {base}/fe.
+REGIONS = ("NA", "EU", "FE")
+SELLER_KEYS = ("seller_id", "region", "refresh_token", "marketplace_ids")
+
+# (seller_id, region) of a configured authorisation; None is the default seller's (no `sellers` configured).
+AccountKey = tuple[str, str] | None
+
+
+@dataclass(frozen=True)
+class Authorisation:
+    """One selling partner's authorisation of the application: what its refresh token grants.
+
+    ``region`` None is the default seller (``EmulatorConfig.sellers`` empty): valid at every regional
+    endpoint and for every marketplace, as the emulator behaved before it knew several sellers.
+    """
+
+    seller_id: str
+    region: str | None
+    refresh_token: str
+    marketplace_ids: tuple[str, ...]
+
+    @property
+    def key(self) -> AccountKey:
+        """Whose reports, schedules, documents, quotas and subscriptions a call works on."""
+        return None if self.region is None else (self.seller_id, self.region)
+
+    def allows(self, marketplace_id: str) -> bool:
+        return marketplace_id in self.marketplace_ids
 
 
 @dataclass(frozen=True)
@@ -81,8 +111,16 @@ class EmulatorConfig:
     notification_duplicate_rate: float = 0.0
     # ... and the share never delivered, so that a consumer's fallback polling can be exercised.
     notification_drop_rate: float = 0.0
-    # The selling partner the notifications are about (sellerId; accountId is derived from it).
-    seller_id: str = "A3EMULATORSELLER"
+    # The default selling partner (used when `sellers` is empty): its sellerId in notifications
+    # (accountId is derived from it) and in stats; `refresh_token` above is its authorisation.
+    seller_id: str = DEFAULT_SELLER_ID
+
+    # Several sellers: each entry is one authorisation, {"seller_id": str, "region": "NA"|"EU"|"FE",
+    # "refresh_token": str, "marketplace_ids": [str, ...]} (marketplaces of that region). A seller in two
+    # regions is two entries with the same seller_id and different refresh tokens. Reports, schedules,
+    # documents, quotas and subscriptions are kept per (seller_id, region). Empty = one default seller
+    # (`seller_id`, `refresh_token`) valid in every region for every marketplace.
+    sellers: list[dict[str, Any]] = field(default_factory=list)
 
     # Amazon creates settlement reports by itself, roughly every 14 days; here every this many
     # seconds (scaled by speed like schedule periods), one per marketplace. None = never.
@@ -120,9 +158,20 @@ class EmulatorConfig:
             )
         if not self.seller_id.strip():
             raise ValueError("seller_id must not be empty")
+        # Normalised (region upper case, a copy of every entry) so that to_dict shows what is in force.
+        object.__setattr__(self, "sellers", _checked_sellers(self.sellers))
         for report_type, outcome in self.outcomes.items():
             if outcome not in TERMINAL_OUTCOMES:
                 raise ValueError(f"outcomes[{report_type!r}] must be one of {TERMINAL_OUTCOMES}, got {outcome!r}")
+
+    def authorisations(self) -> tuple[Authorisation, ...]:
+        """Every refresh token the LWA endpoint accepts, and what it grants (the first is the default one)."""
+        if not self.sellers:
+            return (Authorisation(self.seller_id, None, self.refresh_token, tuple(MARKETPLACES)),)
+        return tuple(
+            Authorisation(s["seller_id"], s["region"], s["refresh_token"], tuple(s["marketplace_ids"]))
+            for s in self.sellers
+        )
 
     def quirks(self) -> DocumentQuirks:
         return DocumentQuirks(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DocumentQuirks)})
@@ -155,6 +204,55 @@ class DocumentQuirks:
     bad_bytes_rate: float = 0.0
 
 
+def _checked_sellers(sellers: Any) -> list[dict[str, Any]]:
+    if not isinstance(sellers, list):
+        raise ValueError("sellers must be a list of objects")
+    checked: list[dict[str, Any]] = []
+    tokens: set[str] = set()
+    accounts: set[tuple[str, str]] = set()
+    for index, entry in enumerate(sellers):
+        where = f"sellers[{index}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object with {', '.join(SELLER_KEYS)}")
+        unknown = sorted(set(entry) - set(SELLER_KEYS))
+        missing = [k for k in SELLER_KEYS if k not in entry]
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown keys {unknown}, missing keys {missing}")
+        seller_id, region, token, marketplace_ids = (entry[k] for k in SELLER_KEYS)
+        if not isinstance(seller_id, str) or not seller_id.strip():
+            raise ValueError(f"{where}.seller_id must be a non-empty string")
+        region = region.upper() if isinstance(region, str) else region
+        if region not in REGIONS:
+            raise ValueError(f"{where}.region must be one of {', '.join(REGIONS)}, got {entry['region']!r}")
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError(f"{where}.refresh_token must be a non-empty string")
+        if token in tokens:
+            raise ValueError(f"{where}.refresh_token is already another authorisation's; tokens must be unique")
+        if (seller_id, region) in accounts:
+            raise ValueError(f"{where}: seller {seller_id} already has an authorisation in {region}")
+        if (
+            not isinstance(marketplace_ids, list)
+            or not marketplace_ids
+            or not all(isinstance(m, str) for m in marketplace_ids)
+        ):
+            raise ValueError(f"{where}.marketplace_ids must be a non-empty list of marketplace ids")
+        for marketplace_id in marketplace_ids:
+            marketplace = MARKETPLACES.get(marketplace_id)
+            if marketplace is None:
+                raise ValueError(f"{where}.marketplace_ids: unknown marketplace {marketplace_id!r}")
+            if marketplace.region.upper() != region:
+                raise ValueError(
+                    f"{where}.marketplace_ids: {marketplace_id} ({marketplace.country}) is in "
+                    f"{marketplace.region.upper()}, not {region}"
+                )
+        tokens.add(token)
+        accounts.add((seller_id, region))
+        checked.append(
+            {"seller_id": seller_id, "region": region, "refresh_token": token, "marketplace_ids": list(marketplace_ids)}
+        )
+    return checked
+
+
 def _coerce(name: str, type_name: Any, value: Any) -> Any:
     # Annotations are strings because of `from __future__ import annotations`.
     expected = str(type_name)
@@ -185,6 +283,10 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
     if expected == "list[str]":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ValueError(f"{name} must be a list of strings")
+        return list(value)
+    if expected.startswith("list[dict"):
+        if not isinstance(value, list):
+            raise ValueError(f"{name} must be a list of objects")
         return list(value)
     if expected.startswith("dict"):
         if not isinstance(value, dict):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from . import validation as v
+from .config import AccountKey, EmulatorConfig
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -70,17 +71,34 @@ async def stats(request: Request) -> JSONResponse:
 async def seed_report(request: Request) -> JSONResponse:
     """Create a report the way Amazon does by itself (settlement reports, schedules): no quota, no stats.
 
-    Body: CreateReportSpecification fields, settlement report types allowed.
+    Body: CreateReportSpecification fields, settlement report types allowed; optional `sellerId` and
+    `region` name the configured seller it is for (default: the first authorisation's).
     """
     emu: Emulator = request.app.state.emulator
     try:
         spec = await _json(request)
+        seller_id, region = spec.pop("sellerId", None), spec.pop("region", None)
         config, now = emu.config, emu.clock()
         s = v.report_spec(spec, config, now, requestable=False)
+        key = _account_key(config, seller_id, region)
     except ApiError as error:
         return _bad_request(error.message)
     except ValueError as error:
         return _bad_request(str(error))
     with emu.lock:
-        report = emu.store.create_report(config, now, s.report_type, s.marketplace_ids, s.start, s.end, s.options)
+        store = emu.account(key).store
+        report = store.create_report(config, now, s.report_type, s.marketplace_ids, s.start, s.end, s.options)
         return JSONResponse(report.to_json(now), status_code=201)
+
+
+def _account_key(config: EmulatorConfig, seller_id: Any, region: Any) -> AccountKey:
+    authorisations = config.authorisations()
+    if seller_id is None and region is None:
+        return authorisations[0].key
+    matches = [
+        a for a in authorisations
+        if (seller_id is None or a.seller_id == seller_id) and (region is None or a.region in (None, region))
+    ]  # fmt: skip
+    if len(matches) != 1:
+        raise ValueError(f"sellerId {seller_id!r} / region {region!r} must name exactly one configured authorisation")
+    return matches[0].key

@@ -316,7 +316,7 @@ def served_bytes(report: Report) -> tuple[bytes, str]:
 
 def encode(document: Lines, codec: str, quirks: DocumentQuirks, report: Report) -> bytes:
     """Encode line by line, corrupting some lines (bad_bytes_rate), with the quirks' line ends and BOM."""
-    rng = random.Random(f"{report.seed}:{report.report_id}:bad-bytes")
+    rng = random.Random(f"{report.seed}:{report.content_key}:bad-bytes")
     newline = b"\r\n" if quirks.crlf else b"\n"
     out = bytearray(UTF8_BOM if quirks.bom and codec == "utf-8" else b"")
     for number, line in enumerate(document.lines):
@@ -365,7 +365,7 @@ class Generator:
         self.report = report
         self.mp = marketplace
         self.loc: Locale = LOCALES[marketplace.language]
-        self.rng = random.Random(f"{report.seed}:{report.report_id}:content")
+        self.rng = random.Random(f"{report.seed}:{report.content_key}:content")
         start, end = report.data_start, report.data_end
         if end <= start:  # both default to "now"; give the rows a day to spread over
             start = end - DAY

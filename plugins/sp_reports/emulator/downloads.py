@@ -18,6 +18,7 @@ from .documents import served_bytes
 
 if TYPE_CHECKING:
     from .runtime import Emulator
+    from .state import Report
 
 router = APIRouter()
 DOCUMENT_CACHE_SIZE = 8  # generated documents kept in memory for repeated downloads
@@ -99,11 +100,11 @@ def _download(emu: Emulator, request: Request, document_id: str) -> Response:
             "Request has expired",
             **{"X-Amz-Expires": params["X-Amz-Expires"], "Expires": _iso_z(expires_at), "ServerTime": _iso_z(now)},
         )
-    report = emu.store.reports.get(emu.store.documents.get(document_id, ""))
+    report = emu.find_document(document_id)
     if report is None or not report.document_ready(now):
         return s3_error(404, "NoSuchKey", "The specified key does not exist.", Key=document_id)
 
-    data, content_type = _cached_bytes(emu, document_id)
+    data, content_type = _cached_bytes(emu, document_id, report)
     etag = hashlib.md5(data).hexdigest()
     # A truncated gzip stream is what a flaky transfer leaves behind: well-formed HTTP, corrupt content.
     if emu.roll(emu.config.truncate_rate):
@@ -114,12 +115,11 @@ def _download(emu: Emulator, request: Request, document_id: str) -> Response:
     return StreamingResponse(_chunks(data, emu.config.download_chunk_size), headers=headers)
 
 
-def _cached_bytes(emu: Emulator, document_id: str) -> tuple[bytes, str]:
+def _cached_bytes(emu: Emulator, document_id: str, report: Report) -> tuple[bytes, str]:
     cache = emu.document_cache
     if document_id in cache:
         cache.move_to_end(document_id)
         return cache[document_id]
-    report = emu.store.reports[emu.store.documents[document_id]]
     cache[document_id] = served_bytes(report)
     while len(cache) > DOCUMENT_CACHE_SIZE:
         cache.popitem(last=False)

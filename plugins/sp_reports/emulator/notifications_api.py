@@ -3,7 +3,8 @@ subscriptions, and the notification a finished report produces.
 
 Destination and subscription-by-id operations are grantless (a client_credentials token with
 scope sellingpartnerapi::notifications); createSubscription and getSubscription act for a
-selling partner and take its token. Responses wrap their result in `payload`, as v1 does.
+selling partner and take its token: subscriptions are per seller and region (the token's
+authorisation), destinations per application. Responses wrap their result in `payload`, as v1 does.
 Delivery to SQS is the ticker's job (publisher.py), never the request's.
 """
 
@@ -21,12 +22,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from . import validation as v
-from .api import Handler, _operation
+from .api import Handler, _operation, caller
 from .auth import NOTIFICATIONS_SCOPE
 from .errors import ApiError, invalid_input, not_found
 
 if TYPE_CHECKING:
-    from .config import EmulatorConfig
+    from .config import AccountKey, EmulatorConfig
     from .runtime import Emulator
     from .state import Report
 
@@ -72,6 +73,7 @@ class Subscription:
     notification_type: str
     payload_version: str
     destination_id: str
+    account: AccountKey = None  # the seller (and region) it notifies about; None = the default seller
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,9 +87,9 @@ class Subscription:
 class NotificationState:
     seed: int
     destinations: dict[str, Destination] = field(default_factory=dict)
-    # notificationType -> its subscription: Amazon allows one per type and payload version, and
-    # the emulator knows one payload version.
-    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    # (seller account, notificationType) -> its subscription: Amazon allows one per seller, type and
+    # payload version, and the emulator knows one payload version.
+    subscriptions: dict[tuple[AccountKey, str], Subscription] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ids = random.Random(f"{self.seed}:notification-ids")
@@ -95,8 +97,11 @@ class NotificationState:
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
-    def destination_for(self, notification_type: str) -> tuple[Subscription, Destination] | None:
-        subscription = self.subscriptions.get(notification_type)
+    def destination_for(
+        self, notification_type: str, account: AccountKey = None
+    ) -> tuple[Subscription, Destination] | None:
+        """Where a notification about `account`'s report goes, if that seller subscribed."""
+        subscription = self.subscriptions.get((account, notification_type))
         destination = self.destinations.get(subscription.destination_id) if subscription else None
         return (subscription, destination) if subscription and destination else None
 
@@ -117,9 +122,10 @@ def report_notification(
     """A REPORT_PROCESSING_FINISHED notification, as ReportProcessingFinishedNotification.json shapes it."""
     finished = report.finished_at()
     state = report.to_json(publish_time)  # publish_time is never before the terminal status
+    seller_id = report.seller_id or config.seller_id  # the report's owner
     body: dict[str, Any] = {
-        "sellerId": config.seller_id,
-        "accountId": f"amzn1.merchant.o.{config.seller_id}",
+        "sellerId": seller_id,
+        "accountId": f"amzn1.merchant.o.{seller_id}",
         "reportId": report.report_id,
         "reportType": report.report_type,
         "processingStatus": state["processingStatus"],
@@ -158,6 +164,11 @@ def _notification_type(request: Request) -> str:
             f"Invalid notificationType: {value}. The emulator supports {REPORT_PROCESSING_FINISHED} only."
         )
     return value
+
+
+def _account_key(request: Request) -> AccountKey:
+    account = caller(request).account
+    return None if account is None else account.key
 
 
 def _string(spec: dict[str, Any], name: str, max_length: int | None = None) -> str:
@@ -238,17 +249,18 @@ def _create_subscription(emu: Emulator, request: Request, body: bytes) -> Respon
     state = emu.notifications
     if destination_id not in state.destinations:
         raise invalid_input(f"Invalid destinationId: {destination_id}.")
-    if notification_type in state.subscriptions:
+    account = _account_key(request)
+    if (account, notification_type) in state.subscriptions:
         raise conflict("Subscription for specified notification type and destination already exists.")
-    subscription = Subscription(state.new_id(), notification_type, payload_version, destination_id)
-    state.subscriptions[notification_type] = subscription
+    subscription = Subscription(state.new_id(), notification_type, payload_version, destination_id, account)
+    state.subscriptions[(account, notification_type)] = subscription
     return _payload(subscription.to_json())
 
 
 @_route("GET", "/subscriptions/{notificationType}", "getSubscription", seller=True)
 def _get_subscription(emu: Emulator, request: Request, body: bytes) -> Response:
     notification_type = _notification_type(request)
-    subscription = emu.notifications.subscriptions.get(notification_type)
+    subscription = emu.notifications.subscriptions.get((_account_key(request), notification_type))
     wanted = request.query_params.get("payloadVersion")
     if subscription is None or (wanted is not None and wanted != subscription.payload_version):
         raise not_found(f"No subscription for {notification_type} found.")
@@ -258,9 +270,14 @@ def _get_subscription(emu: Emulator, request: Request, body: bytes) -> Response:
 def _subscription_by_id(emu: Emulator, request: Request) -> Subscription:
     notification_type = _notification_type(request)
     subscription_id = request.path_params["subscriptionId"]
-    subscription = emu.notifications.subscriptions.get(notification_type)
-    if subscription is not None and subscription.subscription_id != subscription_id:
-        subscription = None
+    # Grantless: the application's subscriptions of every seller, found by id.
+    subscription = next(
+        (
+            s for (_, kind), s in emu.notifications.subscriptions.items()
+            if kind == notification_type and s.subscription_id == subscription_id
+        ),
+        None,
+    )  # fmt: skip
     return _found(subscription, f"Subscription {subscription_id} for {notification_type} not found.")
 
 
@@ -272,5 +289,5 @@ def _get_subscription_by_id(emu: Emulator, request: Request, body: bytes) -> Res
 @_route("DELETE", "/subscriptions/{notificationType}/{subscriptionId}", "deleteSubscriptionById")
 def _delete_subscription_by_id(emu: Emulator, request: Request, body: bytes) -> Response:
     subscription = _subscription_by_id(emu, request)
-    del emu.notifications.subscriptions[subscription.notification_type]
+    del emu.notifications.subscriptions[(subscription.account, subscription.notification_type)]
     return JSONResponse({})

@@ -127,7 +127,7 @@ class Ticker:
             unresolved = [
                 d.arn for d in emu.notifications.destinations.values() if not self.sender.knows(config.sqs_endpoint_url, d.arn)
             ]  # fmt: skip
-            next_due = emu.store.next_due()
+            next_due = min([t for a in emu.accounts.values() if (t := a.store.next_due()) is not None], default=None)
         for arn in unresolved:
             try:
                 self.sender.queue_url(config.sqs_endpoint_url, arn)
@@ -143,14 +143,15 @@ class Ticker:
     def _collect(self, now: float) -> None:
         """Queue a notification for every report that finished, if someone is subscribed."""
         emu, config = self.emu, self.emu.config
-        for report in emu.store.take_finished(now):
-            target = emu.notifications.destination_for(REPORT_PROCESSING_FINISHED)
+        finished = [(a.key, r) for a in emu.accounts.values() for r in a.store.take_finished(now)]
+        for account, report in sorted(finished, key=lambda item: item[1].finished_at()):
+            target = emu.notifications.destination_for(REPORT_PROCESSING_FINISHED, account)
             if target is None:
                 continue  # Amazon notifies the subscriptions that exist when the report finishes
             subscription, destination = target
             # Per-report dice: whether a report's notification is dropped or doubled does not depend
             # on what else happened in the run.
-            dice = random.Random(f"{config.seed}:{report.report_id}:notification")
+            dice = random.Random(f"{config.seed}:{report.content_key}:notification")
             notification_id = str(uuid.UUID(int=dice.getrandbits(128), version=4))
             if dice.random() < config.notification_drop_rate:
                 emu.stats.notification("notificationsDropped")

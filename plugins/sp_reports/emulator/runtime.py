@@ -1,4 +1,5 @@
-"""The emulator's mutable world: config, stores, quotas, tokens, stats and the fault dice."""
+"""The emulator's mutable world: config, accounts (a store and quotas per seller and region), tokens,
+stats and the fault dice."""
 
 from __future__ import annotations
 
@@ -8,14 +9,25 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .auth import TokenStore
-from .config import EmulatorConfig
+from .config import AccountKey, EmulatorConfig
 from .notifications_api import NotificationState
 from .quotas import Quotas
-from .state import Store
+from .state import Report, Store
 from .stats import Stats
+
+
+@dataclass
+class Account:
+    """One seller in one region (`key`; None = the default seller): its own reports, schedules,
+    documents and report-id space, and its own usage-plan buckets."""
+
+    key: AccountKey
+    store: Store
+    quotas: Quotas
 
 
 class Emulator:
@@ -41,30 +53,91 @@ class Emulator:
             if restore_config:
                 self.config = self.initial_config
             now = self.clock()
-            self.store = Store(seed=self.config.seed)
-            self.store.run_settlements(self.config, now)  # starts the settlement cycle now, if on
+            self.accounts: dict[AccountKey, Account] = {}
+            for authorisation in self.config.authorisations():
+                self.account(authorisation.key)  # starts its settlement cycle now, if on
             self.notifications = NotificationState(seed=self.config.seed)
-            self.quotas = Quotas(now)
+            # Grantless operations (notification destinations) are metered per application.
+            self.app_quotas = Quotas(now)
             self.stats.reset()
             self.faults = random.Random(f"{self.config.seed}:faults")
             self.document_cache: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
             self.generation += 1
 
+    def account(self, key: AccountKey) -> Account:
+        """The account of `key`, created on first use (caller holds the lock). Every store starts from
+        the same seed, so two sellers' first reports get the same reportId."""
+        account = self.accounts.get(key)
+        if account is None:
+            now = self.clock()
+            if key is None:
+                store = Store(seed=self.config.seed)
+            else:
+                store = Store(seed=self.config.seed, seller_id=key[0], owner=f"{key[0]}.{key[1]}")
+            account = self.accounts[key] = Account(key, store, Quotas(now))
+            self._run_settlements(account, now)
+        return account
+
+    @property
+    def default_account(self) -> Account:
+        """The first authorisation's account (the default seller's when no sellers are configured)."""
+        return self.account(self.config.authorisations()[0].key)
+
+    @property
+    def store(self) -> Store:
+        """The default account's store."""
+        return self.default_account.store
+
+    @property
+    def quotas(self) -> Quotas:
+        """The default account's buckets."""
+        return self.default_account.quotas
+
+    def all_quotas(self) -> list[Quotas]:
+        return [self.app_quotas, *(a.quotas for a in self.accounts.values())]
+
+    def find_document(self, document_id: str) -> Report | None:
+        """The report a document id belongs to, whoever owns it (pre-signed URLs are not per seller)."""
+        for account in list(self.accounts.values()):  # the download route does not hold the lock
+            report_id = account.store.documents.get(document_id)
+            if report_id is not None:
+                return account.store.reports.get(report_id)
+        return None
+
     def update_config(self, changes: dict[str, Any]) -> EmulatorConfig:
         with self.lock:
             new = self.config.updated(changes)
             # Tokens earned so far were earned at the old speed.
-            self.quotas.settle(self.clock(), self.config.speed)
+            for quotas in self.all_quotas():
+                quotas.settle(self.clock(), self.config.speed)
             if (new.settlement_period_seconds, new.speed) != (self.config.settlement_period_seconds, self.config.speed):
-                self.store.next_settlement = None  # a new cycle starts from now
+                for account in self.accounts.values():
+                    account.store.next_settlement = None  # a new cycle starts from now
             self.config = new
-            self.store.run_settlements(new, self.clock())
+            for authorisation in new.authorisations():
+                self.account(authorisation.key)  # sellers added at run time
+            for account in list(self.accounts.values()):
+                self._run_settlements(account, self.clock())
             return new
 
     def advance(self, now: float) -> None:
         """Create the reports schedules and settlements owe by `now` (caller holds the lock)."""
-        self.store.run_schedules(self.config, now)
-        self.store.run_settlements(self.config, now)
+        for account in list(self.accounts.values()):
+            account.store.run_schedules(self.config, now)
+            self._run_settlements(account, now)
+
+    def _run_settlements(self, account: Account, now: float) -> None:
+        """Settlements per authorisation, for its marketplaces (the default seller's: the configured
+        settlement_marketplace_ids); an account whose authorisation was removed gets none."""
+        if account.key is None:
+            if self.config.sellers:
+                return
+            account.store.run_settlements(self.config, now)
+            return
+        for authorisation in self.config.authorisations():
+            if authorisation.key == account.key:
+                account.store.run_settlements(self.config, now, list(authorisation.marketplace_ids))
+                return
 
     def roll(self, probability: float) -> bool:
         """A seeded coin flip for injected faults; never consumes randomness when disabled."""

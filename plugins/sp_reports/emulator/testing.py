@@ -15,9 +15,46 @@ import httpx
 import uvicorn
 
 from .app import create_app
-from .config import EmulatorConfig
+from .config import REGIONS, Authorisation, EmulatorConfig
 
 STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+class EmulatorCredentials(dict[str, str]):
+    """client_id / client_secret / refresh_token of the first authorisation (a plain dict, as
+    ``emu.credentials`` always was); call it to get another seller's: ``emu.credentials("A2SELLER", "EU")``
+    or ``emu.credentials(refresh_token=...)``."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self._config = config
+        super().__init__(self._for(config.authorisations()[0]))
+
+    def __call__(
+        self, seller_id: str | None = None, region: str | None = None, refresh_token: str | None = None
+    ) -> dict[str, str]:
+        return self._for(authorisation(self._config, seller_id, region, refresh_token))
+
+    def _for(self, granted: Authorisation) -> dict[str, str]:
+        c = self._config
+        return {"client_id": c.client_id, "client_secret": c.client_secret, "refresh_token": granted.refresh_token}
+
+
+def authorisation(
+    config: EmulatorConfig, seller_id: str | None = None, region: str | None = None, refresh_token: str | None = None
+) -> Authorisation:
+    """The one authorisation of `config` matching the arguments (none given: the first)."""
+    region = region.upper() if region else None
+    matches = [
+        a for a in config.authorisations()
+        if (seller_id is None or a.seller_id == seller_id)
+        and (region is None or a.region in (None, region))
+        and (refresh_token is None or a.refresh_token == refresh_token)
+    ]  # fmt: skip
+    if seller_id is None and region is None and refresh_token is None:
+        matches = matches[:1]
+    if len(matches) != 1:
+        raise ValueError(f"no single authorisation for seller_id={seller_id!r} region={region!r}: {len(matches)} match")
+    return matches[0]
 
 
 class RunningEmulator:
@@ -29,11 +66,20 @@ class RunningEmulator:
         self.initial_config = config
         self._http = httpx.Client(base_url=base_url, timeout=10.0)
 
+    def endpoint(self, region: str | None = None) -> str:
+        """The SP-API base URL: `base_url` (any region) for None, else the regional endpoint
+        (``{base_url}/na``, ``/eu``, ``/fe``) that refuses other regions' tokens and marketplaces."""
+        if region is None:
+            return self.base_url
+        if region.upper() not in REGIONS:
+            raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {region!r}")
+        return f"{self.base_url}/{region.lower()}"
+
     @property
-    def credentials(self) -> dict[str, str]:
-        """client_id / client_secret / refresh_token the emulator accepts (as started)."""
-        c = self.initial_config
-        return {"client_id": c.client_id, "client_secret": c.client_secret, "refresh_token": c.refresh_token}
+    def credentials(self) -> EmulatorCredentials:
+        """client_id / client_secret / refresh_token the emulator accepts (as started): the first
+        authorisation's; ``emu.credentials(seller_id, region)`` for another's."""
+        return EmulatorCredentials(self.initial_config)
 
     def config(self, **changes: Any) -> dict[str, Any]:
         """Apply `changes` (none: just read) and return the full config."""
@@ -53,9 +99,12 @@ class RunningEmulator:
         restores the starting config."""
         self._http.post("/_emulator/reset", json={"config": config}).raise_for_status()
 
-    def access_token(self) -> str:
-        """A fresh access token from the LWA endpoint (refresh_token grant)."""
-        return self._token({"grant_type": "refresh_token", **self.credentials})
+    def access_token(
+        self, seller_id: str | None = None, region: str | None = None, refresh_token: str | None = None
+    ) -> str:
+        """A fresh access token from the LWA endpoint (refresh_token grant), for the first
+        authorisation or the one named (a seller, in a region, or by its refresh token)."""
+        return self._token({"grant_type": "refresh_token", **self.credentials(seller_id, region, refresh_token)})
 
     def grantless_token(self, scope: str = "sellingpartnerapi::notifications") -> str:
         """A fresh grantless access token (client_credentials grant), e.g. for createDestination."""
@@ -112,6 +161,8 @@ def sqs_queue(endpoint_url: str, region: str = "us-east-1") -> Iterator[SqsQueue
 
 @contextlib.contextmanager
 def running_emulator(**config_overrides: Any) -> Iterator[RunningEmulator]:
+    """Serve an emulator with these EmulatorConfig fields, e.g. ``running_emulator(speed=100,
+    sellers=[{"seller_id": ..., "region": "NA", "refresh_token": ..., "marketplace_ids": [...]}])``."""
     config = EmulatorConfig(**config_overrides)
     # Binding here (port 0) gives a free port with no race against other processes.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
