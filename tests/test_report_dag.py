@@ -158,12 +158,59 @@ def test_a_run_lands_in_s3_through_the_aws_connection(airflow_db, sp_conn, moto_
     }))
 
     returns = "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA"
-    run = run_dag(returns, {**CONF, "marketplace_ids": ["A1VC38T7YXB528"]})
+    run = run_dag(returns, {**CONF, "marketplace_ids": ["ATVPDKIKX0DER"]})
 
     assert run.state == "success", task_states(run)
     lake = lake_from_airflow()
     table = read_table(lake, returns.lower())
     assert table.num_rows == 20
-    assert set(table.column("marketplace_id").to_pylist()) == {"A1VC38T7YXB528"}
+    assert set(table.column("marketplace_id").to_pylist()) == {"ATVPDKIKX0DER"}
     assert lake.list("raw/" + returns)  # the raw document stays in the bucket for replay
     assert not lake.list("staging")  # intermediate Parquet is cleaned up after the commit
+
+
+SELLER = "A1GLOBALSELLER"
+JP = "A1VC38T7YXB528"
+
+
+@pytest.fixture
+def global_seller(monkeypatch):
+    """One seller authorised in NA (US) and FE (JP): two refresh tokens, two connections, two endpoints."""
+    from sp_reports.emulator.testing import running_emulator
+
+    sellers = [
+        {"seller_id": SELLER, "region": "NA", "refresh_token": "Atzr|global-na", "marketplace_ids": ["ATVPDKIKX0DER"]},
+        {"seller_id": SELLER, "region": "FE", "refresh_token": "Atzr|global-fe", "marketplace_ids": [JP]},
+    ]
+    with running_emulator(processing_seconds=0.3, rows_per_report=20, sellers=sellers) as emu:
+        for seller in sellers:
+            region = seller["region"]
+            monkeypatch.setenv(f"AIRFLOW_CONN_AMAZON_GLOBAL_{region}", connection_json(
+                emu, selling_partner_id=SELLER, region=region, refresh_token=seller["refresh_token"],
+                endpoint=emu.endpoint(region), marketplace_ids=",".join(seller["marketplace_ids"])))
+        yield emu
+
+
+def test_us_and_jp_of_one_seller_go_to_two_endpoints_with_two_tokens(airflow_db, global_seller, lake_dir):
+    """The NA endpoint refuses JP (and the FE one US), so a run that lands both sent each to its own region,
+    each with that region's authorisation."""
+    run = run_dag(ORDERS, {**CONF, "marketplace_ids": ["ATVPDKIKX0DER", JP]},
+                  accounts=("amazon_global_na", "amazon_global_fe"))
+
+    assert run.state == "success", task_states(run)
+    rows = read_table(lake_from_airflow(), ORDERS.lower())
+    assert sorted(set(rows.column("marketplace_id").to_pylist())) == sorted(["ATVPDKIKX0DER", JP])
+    stats = global_seller.stats()
+    assert stats["calls_by_seller"][SELLER]["createReport"] == 2
+    assert stats["calls"]["lwaToken"] == 2  # one access token per refresh token (region)
+    assert "400" not in stats["by_operation_status"]["createReport"]
+
+
+def test_planning_refuses_a_marketplace_no_account_covers(airflow_db, global_seller, lake_dir, capfd):
+    run = run_dag(ORDERS, {**CONF, "marketplace_ids": ["A1PA6795UKMFR9"]},
+                  accounts=("amazon_global_na", "amazon_global_fe"))
+
+    assert run.state == "failed" and task_states(run)["plan"] == ["failed"]
+    out, err = capfd.readouterr()
+    assert "no account covers marketplace DE A1PA6795UKMFR9 (served by region EU)" in out + err
+    assert global_seller.stats()["calls"].get("createReport", 0) == 0

@@ -27,3 +27,10 @@ def test_an_unknown_marketplace_is_named_with_the_known_ones():
     with pytest.raises(UnknownMarketplaceError, match=r"unknown marketplace id 'A1PA6795UKMFR';.*DE A1PA6795UKMFR9"):
         region_of("A1PA6795UKMFR")
     assert describe("A1VC38T7YXB528") == "JP A1VC38T7YXB528" and describe("X") == "X"
+
+
+def test_the_emulator_serves_amazons_marketplaces_from_the_same_regions():
+    from sp_reports.emulator.marketplaces import MARKETPLACES as EMULATED
+
+    assert set(EMULATED) == set(MARKETPLACES)
+    assert {m.id: m.region.upper() for m in EMULATED.values()} == {m: region for m, (_, region) in MARKETPLACES.items()}

@@ -149,24 +149,26 @@ def test_a_marketplace_the_seller_is_not_authorised_for_is_invalid_input(emu, cl
 
 
 def test_two_sellers_get_the_same_report_id_for_different_reports(emu, client_for, model, http):
-    a_na, b_eu = client_for(SELLER_A, "NA"), client_for(SELLER_B, "EU")
+    """Two sellers in one region share reportIds (unique only with the seller); one seller's regions do not."""
+    a_na, c_na = client_for(SELLER_A, "NA"), client_for(SELLER_C, "NA")
     report_a = model.validate("createReport", _create(a_na, ORDERS, [US]))["reportId"]
-    report_b = model.validate("createReport", _create(b_eu, LISTINGS, [DE]))["reportId"]
+    report_b = model.validate("createReport", _create(c_na, LISTINGS, [CA]))["reportId"]
     assert report_a == report_b
+    assert _create(client_for(SELLER_A, "FE"), ORDERS, [JP]).json()["reportId"] != report_a
 
-    finished_a, finished_b = _finished(a_na, report_a), _finished(b_eu, report_b)
+    finished_a, finished_b = _finished(a_na, report_a), _finished(c_na, report_b)
     assert (finished_a["reportType"], finished_a["marketplaceIds"]) == (ORDERS, [US])
-    assert (finished_b["reportType"], finished_b["marketplaceIds"]) == (LISTINGS, [DE])
+    assert (finished_b["reportType"], finished_b["marketplaceIds"]) == (LISTINGS, [CA])
     assert finished_a["reportDocumentId"] != finished_b["reportDocumentId"]
     documents = []
-    for client, report in ((a_na, finished_a), (b_eu, finished_b)):
+    for client, report in ((a_na, finished_a), (c_na, finished_b)):
         document = model.validate("getReportDocument", client.get(f"{DOCUMENTS}/{report['reportDocumentId']}"))
         download = http.get(document["url"])
         assert download.status_code == 200
         documents.append(download.content)
     assert documents[0] != documents[1]
     # Each seller lists only its own report.
-    for client, report_type in ((a_na, ORDERS), (b_eu, LISTINGS)):
+    for client, report_type in ((a_na, ORDERS), (c_na, LISTINGS)):
         listed = client.get(REPORTS, params={"reportTypes": f"{ORDERS},{LISTINGS}"}).json()["reports"]
         assert [(r["reportId"], r["reportType"]) for r in listed] == [(report_a, report_type)]
 
@@ -268,20 +270,20 @@ def test_notifications_name_the_reports_owner(emu, client_for, moto_server, noti
             emu.base_url + DESTINATIONS, headers=grantless,
             json={"name": "q", "resourceSpecification": {"sqs": {"arn": queue.arn}}},
         ).json()["payload"]["destinationId"]  # fmt: skip
-        a_na, b_eu, a_fe = client_for(SELLER_A, "NA"), client_for(SELLER_B, "EU"), client_for(SELLER_A, "FE")
-        # Subscriptions are per seller and region: A in NA and B in EU subscribe, A in FE does not.
-        for client in (a_na, b_eu):
+        a_na, c_na, a_fe = client_for(SELLER_A, "NA"), client_for(SELLER_C, "NA"), client_for(SELLER_A, "FE")
+        # Subscriptions are per seller and region: A and C in NA subscribe, A in FE does not.
+        for client in (a_na, c_na):
             subscribed = client.post(SUBSCRIPTION, json={"destinationId": destination, "payloadVersion": "1.0"})
             notifications_model.validate("createSubscription", subscribed)
         assert a_fe.get(SUBSCRIPTION).status_code == 404
         report_a = _create(a_na, ORDERS, [US]).json()["reportId"]
-        report_b = _create(b_eu, LISTINGS, [DE]).json()["reportId"]
+        report_b = _create(c_na, LISTINGS, [CA]).json()["reportId"]
         _create(a_fe, ORDERS, [JP])
         assert report_a == report_b
         messages = queue.receive(2, timeout=10)
     events = {m["payload"]["reportProcessingFinishedNotification"]["reportType"]: m for m in messages}
     assert len(messages) == 2 and set(events) == {ORDERS, LISTINGS}
-    for report_type, seller_id in ((ORDERS, SELLER_A), (LISTINGS, SELLER_B)):
+    for report_type, seller_id in ((ORDERS, SELLER_A), (LISTINGS, SELLER_C)):
         event = events[report_type]["payload"]["reportProcessingFinishedNotification"]
         assert event["sellerId"] == seller_id and event["accountId"] == f"amzn1.merchant.o.{seller_id}"
         assert event["reportId"] == report_a

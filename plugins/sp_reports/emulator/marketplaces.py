@@ -53,7 +53,7 @@ MARKETPLACES: dict[str, Marketplace] = {
         _mp("A1PA6795UKMFR9", "DE", "Amazon.de", "EUR", "eu", "de", "cp1252", 1, "MEZ", "dmy_dot", comma=True),
         _mp("A13V1IB3VIYZZH", "FR", "Amazon.fr", "EUR", "eu", "fr", "cp1252", 1, "MET"),
         _mp("A1F83G8C2ARO7P", "GB", "Amazon.co.uk", "GBP", "eu", "en_GB", "cp1252", 0, "GMT"),
-        _mp("APJ6JRA9NGTQCU", "IT", "Amazon.it", "EUR", "eu", "it", "cp1252", 1, "MET"),
+        _mp("APJ6JRA9NG5V4", "IT", "Amazon.it", "EUR", "eu", "it", "cp1252", 1, "MET"),
         _mp("A1RKKUPIHCS9HS", "ES", "Amazon.es", "EUR", "eu", "es", "cp1252", 1, "MET"),
         _mp("A1805IZSGTT6HS", "NL", "Amazon.nl", "EUR", "eu", "en_GB", "cp1252", 1, "MET"),
         _mp("AMEN7PMS3EDWL", "BE", "Amazon.com.be", "EUR", "eu", "fr", "cp1252", 1, "MET"),

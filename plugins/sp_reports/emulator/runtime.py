@@ -65,15 +65,15 @@ class Emulator:
             self.generation += 1
 
     def account(self, key: AccountKey) -> Account:
-        """The account of `key`, created on first use (caller holds the lock). Every store starts from
-        the same seed, so two sellers' first reports get the same reportId."""
+        """The account of `key`, created on first use (caller holds the lock). Every store of a region starts
+        from the same seed, so two sellers' first reports there get the same reportId."""
         account = self.accounts.get(key)
         if account is None:
             now = self.clock()
             if key is None:
                 store = Store(seed=self.config.seed)
             else:
-                store = Store(seed=self.config.seed, seller_id=key[0], owner=f"{key[0]}.{key[1]}")
+                store = Store(seed=self.config.seed, seller_id=key[0], owner=f"{key[0]}.{key[1]}", region=key[1])
             account = self.accounts[key] = Account(key, store, Quotas(now))
             self._run_settlements(account, now)
         return account

@@ -138,8 +138,9 @@ class Schedule:
 class Store:
     """The reports, schedules and documents of one seller in one region (see runtime.Account).
 
-    Ids come from the seed alone, so two sellers' stores hand out the same reportIds, as Amazon's
-    separate id spaces may; `owner` keeps their outcomes, document ids and content apart.
+    Ids come from the seed and the region alone, so two sellers' stores in one region hand out the same
+    reportIds, as Amazon's per-seller id spaces may, while one seller's regions never do (a reportId is unique
+    together with its seller); `owner` keeps their outcomes, document ids and content apart.
     """
 
     seed: int
@@ -154,9 +155,10 @@ class Store:
     next_settlement: float | None = None
     seller_id: str | None = None  # None: the default seller
     owner: str = ""  # e.g. "A1SELLER.NA"; "" for the default seller
+    region: str = ""  # "" for the default seller, which every region serves
 
     def __post_init__(self) -> None:
-        self._ids = random.Random(f"{self.seed}:ids")
+        self._ids = random.Random(f"{self.seed}:ids" if not self.region else f"{self.seed}:{self.region}:ids")
         self._page_tokens = random.Random(f"{self.seed}:pages")
         # Amazon's report and schedule ids are 11-digit numbers that grow over time.
         self._next_report_id = 50_000_000_000 + self._ids.randrange(10**9)

@@ -43,7 +43,7 @@ DECIMAL_COMMA_MARKETPLACES = frozenset(
     {
         "A1PA6795UKMFR9",  # DE
         "A13V1IB3VIYZZH",  # FR
-        "APJ6JRA9NGTQCU",  # IT
+        "APJ6JRA9NG5V4",  # IT
         "A1RKKUPIHCS9HS",  # ES
         "A1805IZSGTT6HS",  # NL
         "AMEN7PMS3EDWL",  # BE
