@@ -24,8 +24,10 @@ DAY = 86400
 
 
 def test_the_dag_module_loads_no_data_library():
-    code = ("import sys, sp_reports.maintenance_dag as m; m.build_lake_maintenance_dag(); "
-            "print([name for name in ('pyarrow', 'deltalake', 'numpy', 'pandas') if name in sys.modules])")
+    code = (
+        "import sys, sp_reports.maintenance_dag as m; m.build_lake_maintenance_dag(); "
+        "print([name for name in ('pyarrow', 'deltalake', 'numpy', 'pandas') if name in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
@@ -78,10 +80,17 @@ def land(lake, report_id: str, orders: list[tuple[str, int]], hour: int) -> None
 
     report = load_registry()[ORDERS]
     text = "amazon-order-id\tpurchase-date\tsku\tquantity\n" + "".join(
-        f"{order}\t2026-11-20T10:00:00+00:00\tSKU\t{quantity}\n" for order, quantity in orders)
-    finished = {"report_type": ORDERS, "report_id": report_id, "report_document_id": f"doc-{report_id}",
-               "marketplace_ids": [DE], "processing_status": "DONE", "created_time": f"2026-11-22T{hour:02d}:00:00Z",
-               "data_end_time": "2026-11-22T00:00:00Z"}
+        f"{order}\t2026-11-20T10:00:00+00:00\tSKU\t{quantity}\n" for order, quantity in orders
+    )
+    finished = {
+        "report_type": ORDERS,
+        "report_id": report_id,
+        "report_document_id": f"doc-{report_id}",
+        "marketplace_ids": [DE],
+        "processing_status": "DONE",
+        "created_time": f"2026-11-22T{hour:02d}:00:00Z",
+        "data_end_time": "2026-11-22T00:00:00Z",
+    }
     fetched = pipeline.store_raw_document(lake, finished, io.BytesIO(text.encode()), content_type="text/plain")
     pipeline.land_and_record(lake, pipeline.parse_raw_document(lake, fetched, report), report, "request")
 
@@ -98,8 +107,9 @@ def summary(run) -> dict:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=DAG_ID, task_ids="summarize",
-                                                 key="return_value")).one()
+        row = session.scalars(
+            XComModel.get_many(run_id=run.run_id, dag_ids=DAG_ID, task_ids="summarize", key="return_value")
+        ).one()
         return XComModel.deserialize_value(row)
 
 

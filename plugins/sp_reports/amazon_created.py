@@ -64,11 +64,15 @@ def find_unlanded_reports(
     lake: Lake,
     reports: Iterable[ReportType],
     *,
+    selling_partner_id: str,
+    selling_partner_conn_id: str,
     overlap: timedelta = DEFAULT_OVERLAP,
     now: datetime | None = None,
     page_size: int = PAGE_SIZE,
 ) -> list[FinishedReport]:
-    """The DONE reports of these (Amazon-generated) types that the lake does not hold yet."""
+    """The DONE reports of these (Amazon-generated) types that the lake does not hold yet, listed with
+    ``client`` (the account of ``selling_partner_id``, through ``selling_partner_conn_id``): each carries
+    both, and the watermark is this seller's."""
     by_type = {report.report_type: report for report in reports}
     if not by_type:
         return []
@@ -78,14 +82,19 @@ def find_unlanded_reports(
 
     ledger = Ledger(lake)
     oldest_allowed = now - RETENTION + timedelta(minutes=5)
-    since = max(ledger.watermark(by_type, overlap) or oldest_allowed, oldest_allowed)
-    listed = list_done_reports(client, sorted(by_type), since, page_size)
-    landed = ledger.landed(o["report_id"] for o in listed)
-    unlanded = [o for o in listed if o["report_id"] not in landed]
+    watermark = ledger.watermark(by_type, overlap, selling_partner_id=selling_partner_id)
+    since = max(watermark or oldest_allowed, oldest_allowed)
+    seller: dict = {"selling_partner_id": selling_partner_id, "selling_partner_conn_id": selling_partner_conn_id}
+    listed: list[FinishedReport] = [
+        {**o, **seller} for o in list_done_reports(client, sorted(by_type), since, page_size)
+    ]
+    landed = ledger.landed((selling_partner_id, o["report_id"]) for o in listed)
+    unlanded = [o for o in listed if (selling_partner_id, o["report_id"]) not in landed]
     unlanded = [o for o in unlanded if not recover_landed(lake, o, by_type[o["report_type"]])]
     ledger.mark_listed(unlanded)
     log.info(
-        "Listed %d DONE report(s) created since %s: %d already landed, %d to land",
+        "Seller %s: listed %d DONE report(s) created since %s: %d already landed, %d to land",
+        selling_partner_id,
         len(listed),
         since.isoformat(timespec="seconds"),
         len(listed) - len(unlanded),

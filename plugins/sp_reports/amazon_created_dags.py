@@ -53,6 +53,15 @@ def _landing_group(finished_reports, conn_id: str, via: str):
     return one_report.expand(finished=finished_reports)
 
 
+def _selling_partner_id(hook: SellingPartnerHook, conn_id: str) -> str:
+    """The seller whose account the connection reaches: its extra ``selling_partner_id`` (a listing's
+    reports and watermark are that seller's)."""
+    seller = hook.get_connection(conn_id).extra_dejson.get("selling_partner_id")
+    if not seller:
+        raise ValueError(f"connection {conn_id!r} names no selling_partner_id (extra): whose reports would these be?")
+    return str(seller)
+
+
 def build_generated_reports_dag(
     registry: Mapping[str, ReportType],
     *,
@@ -82,8 +91,17 @@ def build_generated_reports_dag(
         @task
         def list_reports() -> list[FinishedReport]:
             overlap = timedelta(hours=get_current_context()["params"]["overlap_hours"])
-            with SellingPartnerHook(selling_partner_conn_id).get_conn() as client:
-                found = find_unlanded_reports(client, lake_from_airflow(), reports, overlap=overlap)
+            hook = SellingPartnerHook(selling_partner_conn_id)
+            seller = _selling_partner_id(hook, selling_partner_conn_id)
+            with hook.get_conn() as client:
+                found = find_unlanded_reports(
+                    client,
+                    lake_from_airflow(),
+                    reports,
+                    selling_partner_id=seller,
+                    selling_partner_conn_id=selling_partner_conn_id,
+                    overlap=overlap,
+                )
             print(
                 f"{len(found)} report(s) to land: " + ", ".join(f"{o['report_type']} {o['report_id']}" for o in found)
             )

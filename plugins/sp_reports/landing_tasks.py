@@ -36,6 +36,7 @@ def table_asset(report: ReportType) -> Asset:
 def asset_extra(manifest: Manifest) -> dict[str, Any]:
     main = manifest["tables"][""]
     return {
+        "selling_partner_id": manifest["selling_partner_id"],
         "report_id": manifest["report_id"],
         "rows": manifest["rows_landed"],
         "rows_quarantined": manifest["rows_quarantined"],
@@ -63,8 +64,10 @@ def landing_tasks(finished, *, selling_partner_conn_id: str, via: str, report: R
 
         lake = lake_from_airflow()
         ledger = Ledger(lake)
-        if report is None and ledger.landed([finished["report_id"]]):
-            raise AirflowSkipException(f"report {finished['report_id']} was landed already (ledger)")
+        if report is None and ledger.landed([(finished["selling_partner_id"], finished["report_id"])]):
+            raise AirflowSkipException(
+                f"report {finished['report_id']} of seller {finished['selling_partner_id']} was landed already (ledger)"
+            )
         if finished["processing_status"] == "CANCELLED":
             ledger.record(finished, "CANCELLED", via)
             raise AirflowSkipException(f"report {finished['report_id']}: Amazon had no data; nothing to fetch")
@@ -95,14 +98,18 @@ def landing_tasks(finished, *, selling_partner_conn_id: str, via: str, report: R
 
 @task(trigger_rule="none_failed")
 def summarize(finished_task_id: str, finished_key: str = "return_value", group_id: str = "report") -> list[dict]:
-    """Log and return one row per report the run handled: reportId, marketplace, status, rows, table."""
+    """Log and return one row per report the run handled: seller, reportId, marketplace, status, rows, table."""
     from sp_reports import pipeline
 
     ti = get_current_context()["ti"]
     finished_reports = _as_list(ti.xcom_pull(task_ids=finished_task_id, key=finished_key))
-    landed = {m["report_id"]: m for m in _as_list(ti.xcom_pull(task_ids=f"{group_id}.land")) if m}
+    landed = {
+        (m["selling_partner_id"], m["report_id"]): m for m in _as_list(ti.xcom_pull(task_ids=f"{group_id}.land")) if m
+    }
     rows = [
-        pipeline.summary_row(finished, landed.get(finished["report_id"])) for finished in finished_reports if finished
+        pipeline.summary_row(finished, landed.get((finished["selling_partner_id"], finished["report_id"])))
+        for finished in finished_reports
+        if finished
     ]
     print(pipeline.format_summary(rows))
     return rows

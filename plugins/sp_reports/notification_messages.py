@@ -37,6 +37,8 @@ def parse_notification(body: str) -> dict:
         report = message["payload"]["reportProcessingFinishedNotification"]
         status = report["processingStatus"]
         finished = {
+            # The seller the report is of (vendors' notifications have none): a reportId is unique only per seller.
+            "selling_partner_id": report.get("sellerId"),
             "report_id": str(report["reportId"]),
             "report_type": str(report["reportType"]),
             "processing_status": status,
@@ -69,7 +71,7 @@ def triage_notifications(
     "ignored": [{"message_id", "reason"}]}: each report once, whatever SQS redelivered, and none the
     ledger already holds."""
     ignored: list[dict] = []
-    reports: dict[str, dict] = {}
+    reports: dict[tuple[str, str], dict] = {}  # by (selling_partner_id, report_id)
     for message in messages:
         try:
             finished = parse_notification(message.get("Body", ""))
@@ -84,26 +86,23 @@ def triage_notifications(
                 }
             )
             continue
-        if finished["report_id"] in reports:
+        key = (finished["selling_partner_id"], finished["report_id"])
+        if key in reports:
             log.info("Report %s was notified more than once in this batch; landing it once", finished["report_id"])
-        reports.setdefault(finished["report_id"], finished)
+        reports.setdefault(key, finished)
 
     from sp_reports.lake.ledger import Ledger
 
     ledger = Ledger(lake)
     entries = ledger.entries(reports)
-    for report_id, entry in entries.items():
+    for key, entry in entries.items():
         if entry["status"] != "LISTED":
-            log.info(
-                "Report %s is in the ledger already (%s via %s): skipped", report_id, entry["status"], entry["via"]
-            )
-            del reports[report_id]
+            log.info("Report %s is in the ledger already (%s via %s): skipped", key[1], entry["status"], entry["via"])
+            del reports[key]
     result: dict[str, list[dict]] = {"land": [], "fatal": [], "ignored": ignored}
-    for report_id, finished in reports.items():
+    for key, finished in reports.items():
         if finished["processing_status"] == "DONE":
-            finished = _with_marketplaces(
-                finished, entries.get(report_id), registry[finished["report_type"]], get_report
-            )
+            finished = _with_marketplaces(finished, entries.get(key), registry[finished["report_type"]], get_report)
         result["fatal" if finished["processing_status"] == "FATAL" else "land"].append(finished)
     for entry in ignored:
         log.warning("Ignored SQS message %s: %s", entry["message_id"], entry["reason"])
@@ -118,4 +117,9 @@ def _with_marketplaces(
     if report.amazon_schedule and len(report.amazon_schedule.marketplace_ids) == 1:
         return {**finished, "marketplace_ids": list(report.amazon_schedule.marketplace_ids)}
     log.info("Report %s: the notification names no marketplace; asking getReport once", finished["report_id"])
-    return {**finished_report(get_report(finished["report_id"])), "notification_id": finished["notification_id"]}
+    seller = {k: finished[k] for k in ("selling_partner_id", "selling_partner_conn_id") if k in finished}
+    return {
+        **finished_report(get_report(finished["report_id"])),
+        **seller,
+        "notification_id": finished["notification_id"],
+    }

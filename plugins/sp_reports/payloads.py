@@ -13,8 +13,10 @@ from typing import Any, NotRequired, TypedDict
 
 class FinishedReport(TypedDict):
     """A report Amazon has finished (DONE, CANCELLED or FATAL): the operator's and sensor's result, what a
-    notification or a listing announces."""
+    notification or a listing announces. ``report_id`` is unique only together with ``selling_partner_id``."""
 
+    selling_partner_id: str  # the seller's id, e.g. "A3EMULATORSELLER": part of every key of the lake
+    selling_partner_conn_id: str  # the Airflow connection the report was requested / fetched with
     report_id: str
     report_type: str
     processing_status: str
@@ -48,8 +50,10 @@ class ParsedDocument(FetchedDocument):
 
 
 class Manifest(TypedDict):
-    """What one landing committed; written to ``manifests/<table>/<report_id>.json`` once every table is."""
+    """What one landing committed; written to ``manifests/<table>/<selling_partner_id>/<report_id>.json``
+    once every table is."""
 
+    selling_partner_id: str
     report_id: str
     report_type: str
     marketplace_ids: list[str]

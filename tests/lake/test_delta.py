@@ -25,8 +25,14 @@ def stage(lake, report_id: str, rows: list[tuple[str, str, str]], *, header: str
     with lake.open_output(raw) as f:
         f.write((header + "".join("\t".join(r) + "\n" for r in rows)).encode())
     result = parse_document(
-        lake, raw, lake.staging_dir(TABLE, report_id), report=REPORT, marketplace_id=marketplace, charset=None,
-        compressed=None, extra_columns={"report_id": report_id, "marketplace_id": marketplace},
+        lake,
+        raw,
+        lake.staging_dir(TABLE, report_id),
+        report=REPORT,
+        marketplace_id=marketplace,
+        charset=None,
+        compressed=None,
+        extra_columns={"report_id": report_id, "marketplace_id": marketplace},
     )
     assert result.rows_parsed == len(rows) and result.rows_quarantined == 0
     return result.tables[""]
@@ -71,8 +77,9 @@ def test_relanding_the_same_report_is_idempotent(lake):
 
 def test_different_reports_accumulate(lake):
     land_report(lake, TABLE, stage(lake, "r1", rows_of("r1", 3)), report_id="r1")
-    land_report(lake, TABLE, stage(lake, "r2", rows_of("r2", 2, day="2026-11-21"), marketplace="ATVPDKIKX0DER"),
-                report_id="r2")
+    land_report(
+        lake, TABLE, stage(lake, "r2", rows_of("r2", 2, day="2026-11-21"), marketplace="ATVPDKIKX0DER"), report_id="r2"
+    )
     counts = table_rows(lake).group_by("report_id").aggregate([("sku", "count")]).to_pylist()
     assert sorted((c["report_id"], c["sku_count"]) for c in counts) == [("r1", 3), ("r2", 2)]
 

@@ -27,12 +27,18 @@ from sp_reports.parsing.result import StagedDataFiles, read_staged
 from sp_reports.registry import ReportType
 
 TABLE = "get_test_orders"
-ORDERS = ReportType("GET_TEST_ORDERS", natural_keys=("amazon-order-id", "sku"),
-                    header_aliases={"Bestellnummer": "amazon-order-id"})
+ORDERS = ReportType(
+    "GET_TEST_ORDERS", natural_keys=("amazon-order-id", "sku"), header_aliases={"Bestellnummer": "amazon-order-id"}
+)
 SNAPSHOT = ReportType("GET_TEST_SNAPSHOT")  # no natural keys: replace by report
 DE, FR = "A1PA6795UKMFR9", "A13V1IB3VIYZZH"
-HEADERS = {"amazon_order_id": "amazon-order-id", "sku": "sku", "quantity": "quantity", "price": "item-price",
-           "gift_message": "gift-message"}
+HEADERS = {
+    "amazon_order_id": "amazon-order-id",
+    "sku": "sku",
+    "quantity": "quantity",
+    "price": "item-price",
+    "gift_message": "gift-message",
+}
 SYSTEM = {"report_id", "marketplace_id", "report_created_time", "report_date", "source_line"}
 
 
@@ -51,8 +57,18 @@ def created(report_id: str) -> str:
     return f"2026-11-{int(report_id[-2:]) % 28 + 1:02d}T10:00:00Z"
 
 
-def stage_file(lake, table: str, report_id: str, rows: list[dict], *, marketplace: str = DE,
-               created_time: str | None = None, name: str = "part-0", first_line: int = 2, lines=None) -> str:
+def stage_file(
+    lake,
+    table: str,
+    report_id: str,
+    rows: list[dict],
+    *,
+    marketplace: str = DE,
+    created_time: str | None = None,
+    name: str = "part-0",
+    first_line: int = 2,
+    lines=None,
+) -> str:
     """A staging Parquet file of typed rows (dicts of document columns) plus the system columns."""
     n = len(rows)
     columns: dict[str, pa.Array] = {}
@@ -73,8 +89,13 @@ def stage_file(lake, table: str, report_id: str, rows: list[dict], *, marketplac
         {"sp_reports.source_columns": json.dumps({c: HEADERS.get(c, c) for c in names})}
     )
     if STAGING["style"] == "data files":  # as the flat-file parser stages them (and the landing adopts them)
-        writer = StagedDataFiles(lake, f"staging/{table}/{report_id}/{name}-{uuid.uuid4().hex[:8]}", data.schema,
-                                 ("marketplace_id", "report_date"), key_columns=natural_key_columns(ORDERS))
+        writer = StagedDataFiles(
+            lake,
+            f"staging/{table}/{report_id}/{name}-{uuid.uuid4().hex[:8]}",
+            data.schema,
+            ("marketplace_id", "report_date"),
+            key_columns=natural_key_columns(ORDERS),
+        )
         for batch in data.to_batches():
             writer.write(batch)
         return writer.close(always=True)
@@ -151,8 +172,9 @@ def test_merge_same_created_time_orders_by_report_id_numerically(lake):
 
 
 def test_merge_keeps_the_last_line_of_in_document_duplicates(lake):
-    result = land(lake, "r01", [order("o1", quantity=1), order("o2", quantity=2), order("o1", quantity=3)],
-                  lines=[5, 6, 9])
+    result = land(
+        lake, "r01", [order("o1", quantity=1), order("o2", quantity=2), order("o1", quantity=3)], lines=[5, 6, 9]
+    )
     assert result.tables[""].duplicates == 1 and result.tables[""].rows == 2
     assert rows(lake) == [(DE, "o1", "SKU-1", 3, "r01"), (DE, "o2", "SKU-1", 2, "r01")]
     # The line number decides, not the order of the rows in the staging files.
@@ -164,8 +186,10 @@ def test_merge_relanding_is_idempotent(lake):
     land(lake, "r01", [order("o1"), order("o2", sku="SKU-2")])
     land(lake, "r02", [order("o2", sku="SKU-2", quantity=5), order("o3")])
     before = read_table(lake, TABLE).sort_by([("amazon_order_id", "ascending"), ("sku", "ascending")])
-    for report_id, batch in (("r01", [order("o1"), order("o2", sku="SKU-2")]),
-                             ("r02", [order("o2", sku="SKU-2", quantity=5), order("o3")])):
+    for report_id, batch in (
+        ("r01", [order("o1"), order("o2", sku="SKU-2")]),
+        ("r02", [order("o2", sku="SKU-2", quantity=5), order("o3")]),
+    ):
         land(lake, report_id, batch)
         after = read_table(lake, TABLE).sort_by([("amazon_order_id", "ascending"), ("sku", "ascending")])
         assert after.select(before.column_names).equals(before)
@@ -225,12 +249,12 @@ def test_merge_in_spilled_buckets_matches_the_in_memory_merge(lake, monkeypatch,
     monkeypatch.setattr(datafiles, "BUFFER_BYTES", 16384)  # many small pools and row groups
     first = [order(f"o{i}", sku=f"S{i % 7}", quantity=i, _date=dt.date(2026, 11, 1 + i % 9)) for i in range(600)]
     land(lake, "r01", first + first[:50], lines=list(range(2, 652)))  # 50 in-document duplicates
-    second = [order(f"o{i}", sku=f"S{i % 7}", quantity=-i, _date=dt.date(2026, 11, 1 + i % 9))
-              for i in range(300, 900)]
+    second = [order(f"o{i}", sku=f"S{i % 7}", quantity=-i, _date=dt.date(2026, 11, 1 + i % 9)) for i in range(300, 900)]
     spill = tmp_path / "spill"
     spill.mkdir()
-    result = land_tables(lake, TABLE, staged_result(lake, "r02", second), report=ORDERS, report_id="r02",
-                         spill_dir=str(spill))
+    result = land_tables(
+        lake, TABLE, staged_result(lake, "r02", second), report=ORDERS, report_id="r02", spill_dir=str(spill)
+    )
     assert result.tables[""].replaced == 300 and result.tables[""].rows == 600
     late = land(lake, "r00", [order(f"o{i}", sku=f"S{i % 7}", quantity=0) for i in range(850, 1000)])
     assert late.tables[""].superseded == 50 and late.tables[""].rows == 100
@@ -274,8 +298,9 @@ def test_extra_and_quarantine_tables(lake):
     main = stage_file(lake, TABLE, "r01", [order("o1"), order("o2")], name="main")
     summary = stage_file(lake, TABLE, "r01", [{"total": "12.50", "currency": "EUR"}], name="summary")
     quarantine = _write(lake, "staging/x/r01/quarantine.parquet", _quarantine("r01", [7, 9]))
-    result = land_tables(lake, TABLE, StagedResult({"": main, "summary": summary}, [quarantine]),
-                         report=ORDERS, report_id="r01")
+    result = land_tables(
+        lake, TABLE, StagedResult({"": main, "summary": summary}, [quarantine]), report=ORDERS, report_id="r01"
+    )
     assert set(result.tables) == {"", "summary"}
     assert result.tables["summary"].name == f"{TABLE}__summary" and result.tables["summary"].mode == "replace"
     assert result.quarantine.name == f"{TABLE}__quarantine" and result.quarantine.rows == 2
@@ -288,8 +313,7 @@ def test_extra_and_quarantine_tables(lake):
     # Relanding replaces the report's summary and quarantine records; a clean document clears them.
     main = stage_file(lake, TABLE, "r01", [order("o1")], name="main")
     summary = stage_file(lake, TABLE, "r01", [{"total": "10.00", "currency": "EUR"}], name="summary")
-    result = land_tables(lake, TABLE, StagedResult({"": main, "summary": summary}, []), report=ORDERS,
-                         report_id="r01")
+    result = land_tables(lake, TABLE, StagedResult({"": main, "summary": summary}, []), report=ORDERS, report_id="r01")
     assert read_table(lake, f"{TABLE}__summary").column("total").to_pylist() == ["10.00"]
     assert result.quarantine.rows == 0 and read_table(lake, f"{TABLE}__quarantine").num_rows == 0
     assert rows(lake) == [(DE, "o1", "SKU-1", 1, "r01"), (DE, "o2", "SKU-1", 1, "r01")]  # merged, not replaced
@@ -297,17 +321,25 @@ def test_extra_and_quarantine_tables(lake):
 
 def test_no_quarantine_table_without_quarantine_records(lake):
     result = land(lake, "r01", [order("o1")])
-    assert result.quarantine is None and not lake.exists(f"tables/{TABLE}__quarantine/_delta_log/00000000000000000000.json")
+    assert result.quarantine is None and not lake.exists(
+        f"tables/{TABLE}__quarantine/_delta_log/00000000000000000000.json"
+    )
 
 
 def _quarantine(report_id: str, lines: list[int]) -> pa.Table:
     n = len(lines)
-    return pa.table({
-        "report_id": pa.array([report_id] * n), "report_type": pa.array(["GET_TEST_ORDERS"] * n),
-        "marketplace_id": pa.array([DE] * n), "line": pa.array(lines, pa.int64()), "kind": pa.array(["row"] * n),
-        "reason": pa.array(["undecodable"] * n), "column": pa.array([None] * n, pa.string()),
-        "raw": pa.array([b"\xff\xfe"] * n, pa.binary()),
-    })
+    return pa.table(
+        {
+            "report_id": pa.array([report_id] * n),
+            "report_type": pa.array(["GET_TEST_ORDERS"] * n),
+            "marketplace_id": pa.array([DE] * n),
+            "line": pa.array(lines, pa.int64()),
+            "kind": pa.array(["row"] * n),
+            "reason": pa.array(["undecodable"] * n),
+            "column": pa.array([None] * n, pa.string()),
+            "raw": pa.array([b"\xff\xfe"] * n, pa.binary()),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------------------- columns
@@ -322,8 +354,13 @@ def test_columns_added_and_missing_exclude_system_columns(lake):
 
 def test_source_column_names_are_kept_in_the_column_metadata(lake):
     paths = stage_file(lake, TABLE, "r01", [order("o1")])
-    land_tables(lake, TABLE, StagedResult({"": paths}, source_columns={"amazon_order_id": "Bestellnummer"}),
-                report=ORDERS, report_id="r01")
+    land_tables(
+        lake,
+        TABLE,
+        StagedResult({"": paths}, source_columns={"amazon_order_id": "Bestellnummer"}),
+        report=ORDERS,
+        report_id="r01",
+    )
     names = source_columns(lake, TABLE)
     # Localised headers are recorded as Amazon's canonical header (through the report's header_aliases).
     assert names["amazon_order_id"] == "amazon-order-id" and names["quantity"] == "quantity"
@@ -373,8 +410,14 @@ def test_rows_of_another_report_are_rejected(lake):
 
 
 def test_data_file_statistics(lake):
-    land(lake, "r01", [order("o2", quantity=5, price=Decimal("1.25"), gift_message="hi"),
-                       order("o1", quantity=None, price=Decimal("-3"), gift_message="yo")])
+    land(
+        lake,
+        "r01",
+        [
+            order("o2", quantity=5, price=Decimal("1.25"), gift_message="hi"),
+            order("o1", quantity=None, price=Decimal("-3"), gift_message="yo"),
+        ],
+    )
     actions = pa.table(DeltaTable(lake.table_uri(TABLE)).get_add_actions(flatten=True)).to_pylist()
     assert len(actions) == 1
     stats = actions[0]
@@ -465,8 +508,10 @@ def test_commit_conflicts_are_retried_against_the_new_snapshot(lake, monkeypatch
 
 
 def test_concurrent_merges_lose_nothing_and_keep_keys_unique(lake):
-    staged = {f"r{i:02d}": staged_result(lake, f"r{i:02d}", [order(f"o{j}", quantity=i) for j in range(i, i + 6)])
-              for i in range(1, 7)}
+    staged = {
+        f"r{i:02d}": staged_result(lake, f"r{i:02d}", [order(f"o{j}", quantity=i) for j in range(i, i + 6)])
+        for i in range(1, 7)
+    }
     errors = []
     barrier = threading.Barrier(len(staged))
 
@@ -486,9 +531,7 @@ def test_concurrent_merges_lose_nothing_and_keep_keys_unique(lake):
     data = read_table(lake, TABLE)
     assert keys_once(lake) and data.num_rows == 11
     # Whatever the commit order, every key holds the row of the most recent report that carried it.
-    assert {r["amazon_order_id"]: r["quantity"] for r in data.to_pylist()} == {
-        f"o{j}": min(j, 6) for j in range(1, 12)
-    }
+    assert {r["amazon_order_id"]: r["quantity"] for r in data.to_pylist()} == {f"o{j}": min(j, 6) for j in range(1, 12)}
 
 
 def test_concurrent_landings_with_new_columns(lake):

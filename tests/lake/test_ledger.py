@@ -15,8 +15,12 @@ OVERLAP = timedelta(days=2)
 
 
 def report(report_id: str, created: str, report_type: str = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE") -> dict:
-    return {"report_id": report_id, "report_type": report_type, "marketplace_ids": ["ATVPDKIKX0DER"],
-            "created_time": created}
+    return {
+        "report_id": report_id,
+        "report_type": report_type,
+        "marketplace_ids": ["ATVPDKIKX0DER"],
+        "created_time": created,
+    }
 
 
 @pytest.fixture

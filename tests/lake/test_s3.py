@@ -76,11 +76,18 @@ def test_raw_parse_land_and_reland_on_s3(s3_lake, s3_client, s3_bucket):
         f"028-{i}\t2026-11-{20 + i % 2}T14:03:12+00:00\tSKU-{i}\tCafé {i} €\r\n" for i in range(1000)
     )
     document = gzip.compress(text.encode("cp1252"))
-    parse_result = {"report_type": report.report_type, "report_id": report_id, "report_document_id": "amzn1.tortuga.doc",
-               "marketplace_ids": ["A1PA6795UKMFR9"], "processing_status": "DONE",
-               "created_time": "2026-11-22T01:00:00Z", "data_end_time": "2026-11-22T00:00:00Z"}
-    fetched = pipeline.store_raw_document(s3_lake, parse_result, io.BytesIO(document),
-                                          content_type="text/tab-separated-values;charset=Cp1252")
+    parse_result = {
+        "report_type": report.report_type,
+        "report_id": report_id,
+        "report_document_id": "amzn1.tortuga.doc",
+        "marketplace_ids": ["A1PA6795UKMFR9"],
+        "processing_status": "DONE",
+        "created_time": "2026-11-22T01:00:00Z",
+        "data_end_time": "2026-11-22T00:00:00Z",
+    }
+    fetched = pipeline.store_raw_document(
+        s3_lake, parse_result, io.BytesIO(document), content_type="text/tab-separated-values;charset=Cp1252"
+    )
     raw = fetched["raw_path"]
     assert raw == raw_document_path(report.report_type, report_id, "amzn1.tortuga.doc")
     assert fetched["compressed"] and fetched["charset"] == "Cp1252" and fetched["size"] == len(document)
@@ -119,8 +126,14 @@ def test_concurrent_landings_on_s3(s3_lake):
         with s3_lake.open_output(raw) as f:
             f.write(b"sku\tpurchase-date\n" + b"".join(b"s%d\t2026-11-20\n" % j for j in range(10)))
         staged[f"r{i}"] = parse_document(
-            s3_lake, raw, s3_lake.staging_dir("get_test_report", f"r{i}"), report=REPORT, marketplace_id="A1PA",
-            charset=None, compressed=None, extra_columns={"report_id": f"r{i}", "marketplace_id": "A1PA"},
+            s3_lake,
+            raw,
+            s3_lake.staging_dir("get_test_report", f"r{i}"),
+            report=REPORT,
+            marketplace_id="A1PA",
+            charset=None,
+            compressed=None,
+            extra_columns={"report_id": f"r{i}", "marketplace_id": "A1PA"},
         ).tables[""]
     errors = []
     barrier = threading.Barrier(len(staged))

@@ -103,8 +103,10 @@ def test_json_roundtrip(lake):
 def test_raw_document_and_sidecar(lake):
     path = raw_document_path("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "12345", "amzn1.tortuga.4.na.X")
     assert path == "raw/GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/12345/amzn1.tortuga.4.na.X.bin"
-    assert lake.raw_document_path("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "12345",
-                                  "amzn1.tortuga.4.na.X") == path
+    assert (
+        lake.raw_document_path("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "12345", "amzn1.tortuga.4.na.X")
+        == path
+    )
     assert raw_metadata_path(path) == path + ".json"
     for bad in (("GET_X", "../1", "d"), ("GET_X", "1", "a/b")):
         with pytest.raises(ValueError):
@@ -138,6 +140,8 @@ def test_staging_dir(lake):
 def test_lake_pickles_without_its_clients():
     import pickle
 
-    lake = Lake("s3://bucket/prefix", {"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
+    lake = Lake(
+        "s3://bucket/prefix", {"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    )
     copy = pickle.loads(pickle.dumps(lake))
     assert copy.root == lake.root and copy.storage_options == lake.storage_options
