@@ -26,7 +26,6 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
 @pytest.fixture
 def emulator():
     """A fresh local SP-API emulator over real HTTP, fast enough for tests."""
@@ -46,9 +45,8 @@ def sp_conn(emulator, monkeypatch):
 @pytest.fixture(scope="session")
 def airflow_db():
     """A migrated SQLite metadata DB for tests that run DAGs (dag.test())."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env={**os.environ}
-    )
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env={**os.environ})
     return _AIRFLOW_HOME
 
 

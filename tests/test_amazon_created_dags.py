@@ -74,13 +74,8 @@ def test_settlements_land_exactly_once_across_reruns(airflow_db, sp_conn, lake_d
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        events = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetEvent.source_run_id == first.run_id)
-            .with_entities(AssetModel.name, AssetEvent.extra)
-            .all()
-        )
+        events = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                  .filter(AssetEvent.source_run_id == first.run_id).with_entities(AssetModel.name, AssetEvent.extra).all())
     assert {name for name, _ in events} == {f"sp_reports.{SETTLEMENT.lower()}"}
     assert sorted(extra["report_id"] for _, extra in events) == sorted(landed)
 
@@ -118,9 +113,8 @@ def test_a_crash_between_landing_and_recording_is_not_landed_again(airflow_db, s
     with SellingPartnerHook().get_conn() as client:
         (finished, *others) = find_unlanded_reports(client, lake, [report])
         # The landing task committed and wrote the manifest, then died before the ledger row.
-        pipeline.land_parsed_document(
-            lake, pipeline.parse_raw_document(lake, pipeline.fetch_document(client, lake, finished), report), report
-        )
+        pipeline.land_parsed_document(lake, pipeline.parse_raw_document(
+            lake, pipeline.fetch_document(client, lake, finished), report), report)
     before = rows_of(lake, finished["report_id"])
     downloads = sp_conn.stats()["calls"]["downloadDocument"]
     assert before > 0

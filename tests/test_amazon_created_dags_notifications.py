@@ -28,17 +28,10 @@ US = "ATVPDKIKX0DER"
 def queue(airflow_db, sp_conn, moto_server, tmp_path, monkeypatch):
     """A queue on moto_server the emulator notifies, an AWS connection to it, and a fresh lake."""
     monkeypatch.setenv("SP_REPORTS_LAKE", str(tmp_path / "lake"))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
-            }
-        ),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
+    }))
     sp_conn.config(sqs_endpoint_url=moto_server)
     with sqs_queue(moto_server) as q:
         # dag.test() serialises the DAG from the dags folder, where it exists once a queue is configured.
@@ -109,10 +102,7 @@ def test_cancelled_is_no_data_and_fatal_fails_the_run_after_the_others_land(queu
     lake = lake_from_airflow()
     ledger = Ledger(lake).entries()
     assert {rid: ledger[rid]["status"] for rid in (done, cancelled, fatal)} == {
-        done: "DONE",
-        cancelled: "CANCELLED",
-        fatal: "FATAL",
-    }
+        done: "DONE", cancelled: "CANCELLED", fatal: "FATAL"}
     assert read_table(lake, INVENTORY.lower()).num_rows == 20
     assert sp_conn.stats()["calls"]["getReport"] == 0
 
@@ -123,32 +113,17 @@ def test_cancelled_is_no_data_and_fatal_fails_the_run_after_the_others_land(queu
 
 def _queue_depth(queue) -> int:
     attributes = queue.client.get_queue_attributes(
-        QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )
+        QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
     return sum(int(v) for v in attributes["Attributes"].values())
 
 
 def _notification_of(report_id: str, report_type: str, status: str) -> str:
-    return json.dumps(
-        {
-            "notificationVersion": "2020-09-04",
-            "notificationType": "REPORT_PROCESSING_FINISHED",
-            "payloadVersion": "2020-09-04",
-            "eventTime": "2026-11-30T10:00:00Z",
-            "payload": {
-                "reportProcessingFinishedNotification": {
-                    "sellerId": "A3EMULATORSELLER",
-                    "accountId": "amzn1.merchant.o.A3EMULATORSELLER",
-                    "reportId": report_id,
-                    "reportType": report_type,
-                    "processingStatus": status,
-                }
-            },
-            "notificationMetadata": {
-                "applicationId": "amzn1.sellerapps.app.test",
-                "subscriptionId": "s",
-                "publishTime": "2026-11-30T10:00:01Z",
-                "notificationId": "n-redelivered",
-            },
-        }
-    )
+    return json.dumps({
+        "notificationVersion": "2020-09-04", "notificationType": "REPORT_PROCESSING_FINISHED",
+        "payloadVersion": "2020-09-04", "eventTime": "2026-11-30T10:00:00Z",
+        "payload": {"reportProcessingFinishedNotification": {
+            "sellerId": "A3EMULATORSELLER", "accountId": "amzn1.merchant.o.A3EMULATORSELLER",
+            "reportId": report_id, "reportType": report_type, "processingStatus": status}},
+        "notificationMetadata": {"applicationId": "amzn1.sellerapps.app.test", "subscriptionId": "s",
+                                 "publishTime": "2026-11-30T10:00:01Z", "notificationId": "n-redelivered"},
+    })

@@ -26,17 +26,14 @@ ROWS = 20  # rows_per_report of the emulator fixture
 def fetch(emu, tmp_path, report_type, marketplace, seeded=False, **knobs) -> tuple[Path, str | None]:
     """A document exactly as the emulator (Amazon) serves it, saved to a file, and its Content-Type."""
     emu.config(**knobs)
-    with SellingPartnerClient(
-        Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url, lwa_endpoint=emu.lwa_url
-    ) as client:
+    with SellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url,
+                              lwa_endpoint=emu.lwa_url) as client:
         if seeded:  # Amazon-generated (settlements): cannot be requested
-            report_id = httpx.post(
-                f"{emu.base_url}/_emulator/reports", json={"reportType": report_type, "marketplaceIds": [marketplace]}
-            ).json()["reportId"]
+            report_id = httpx.post(f"{emu.base_url}/_emulator/reports",
+                                   json={"reportType": report_type, "marketplaceIds": [marketplace]}).json()["reportId"]
         else:
-            report_id = client.create_report(
-                report_type, [marketplace], data_start_time="2026-11-01T00:00:00Z", data_end_time="2026-11-03T00:00:00Z"
-            )
+            report_id = client.create_report(report_type, [marketplace], data_start_time="2026-11-01T00:00:00Z",
+                                             data_end_time="2026-11-03T00:00:00Z")
         deadline = time.time() + 20
         while (report := client.get_report(report_id))["processingStatus"] not in ("DONE", "FATAL", "CANCELLED"):
             assert time.time() < deadline
@@ -78,25 +75,14 @@ def test_each_marketplace_encoding_lands_readable_text(emulator, tmp_path, capsy
         assert sample in text
     assert "Ã" not in text and "\ufffd" not in text  # no mojibake, no replacement characters
     # The manifest is kept in the lake too.
-    assert (
-        json.loads(
-            Path(
-                manifest["manifest_path"]
-                if Path(manifest["manifest_path"]).is_absolute()
-                else tmp_path / "lake" / manifest["manifest_path"]
-            ).read_text()
-        )["sha256"]
-        == manifest["sha256"]
-    )
+    assert json.loads(Path(manifest["manifest_path"] if Path(manifest["manifest_path"]).is_absolute()
+                           else tmp_path / "lake" / manifest["manifest_path"]).read_text())["sha256"] == manifest["sha256"]
 
 
-@pytest.mark.parametrize(
-    "marketplace, label, codec, sample",
-    [(DE, "UTF-8", "cp1252", "ö"), (JP, "Cp1252", "cp932", "市"), (JP, "UTF-8", "cp932", "市")],
-)
-def test_a_charset_label_that_contradicts_the_bytes_is_overridden(
-    emulator, tmp_path, capsys, marketplace, label, codec, sample
-):
+@pytest.mark.parametrize("marketplace, label, codec, sample", [(DE, "UTF-8", "cp1252", "ö"), (JP, "Cp1252", "cp932", "市"),
+                                                              (JP, "UTF-8", "cp932", "市")])
+def test_a_charset_label_that_contradicts_the_bytes_is_overridden(emulator, tmp_path, capsys, marketplace, label,
+                                                                  codec, sample):
     path, content_type = fetch(emulator, tmp_path, ORDERS, marketplace, mislabel_charset=label)
     assert f"charset={label}" in content_type
     manifest = land(capsys, path, ORDERS, marketplace, tmp_path / "lake", content_type)
@@ -106,10 +92,8 @@ def test_a_charset_label_that_contradicts_the_bytes_is_overridden(
     assert sample in text and "Ã" not in text
 
 
-@pytest.mark.parametrize(
-    "knobs",
-    [{"bom": True}, {"crlf": True}, {"trailing_tabs": True}, {"gzip_mislabel": True}, {"gzip_documents": False}],
-)
+@pytest.mark.parametrize("knobs", [{"bom": True}, {"crlf": True}, {"trailing_tabs": True}, {"gzip_mislabel": True},
+                                   {"gzip_documents": False}])
 def test_document_quirks_land_every_row(emulator, tmp_path, capsys, knobs):
     path, content_type = fetch(emulator, tmp_path, ORDERS, US, **knobs)
     manifest = land(capsys, path, ORDERS, US, tmp_path / "lake", content_type)
@@ -170,9 +154,7 @@ def test_settlement_summary_row_lands_apart(emulator, tmp_path, capsys):
     assert table(tmp_path / "lake", settlement).num_rows == ROWS
 
 
-@pytest.mark.parametrize(
-    "report_type", ["GET_XML_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "GET_SALES_AND_TRAFFIC_REPORT"]
-)
+@pytest.mark.parametrize("report_type", ["GET_XML_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "GET_SALES_AND_TRAFFIC_REPORT"])
 def test_xml_and_json_reports_land(emulator, tmp_path, capsys, report_type):
     path, content_type = fetch(emulator, tmp_path, report_type, US)
     manifest = land(capsys, path, report_type, US, tmp_path / "lake", content_type)
@@ -189,61 +171,20 @@ def test_replaying_a_document_is_idempotent(emulator, tmp_path, capsys):
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "land",
-                str(tmp_path / "missing.tsv"),
-                "--report-type",
-                ORDERS,
-                "--marketplace-id",
-                US,
-                "--lake",
-                str(tmp_path / "lake"),
-            ]
-        )
-        == 2
-    )
+    assert main(["land", str(tmp_path / "missing.tsv"), "--report-type", ORDERS, "--marketplace-id", US,
+                 "--lake", str(tmp_path / "lake")]) == 2
     assert "no such file" in capsys.readouterr().err
     (tmp_path / "doc.tsv").write_text("a\tb\n1\t2\n")
-    assert (
-        main(
-            [
-                "land",
-                str(tmp_path / "doc.tsv"),
-                "--report-type",
-                "GET_NOPE",
-                "--marketplace-id",
-                US,
-                "--lake",
-                str(tmp_path / "lake"),
-            ]
-        )
-        == 2
-    )
+    assert main(["land", str(tmp_path / "doc.tsv"), "--report-type", "GET_NOPE", "--marketplace-id", US,
+                 "--lake", str(tmp_path / "lake")]) == 2
     assert "unknown report type 'GET_NOPE'" in capsys.readouterr().err
 
 
 def test_the_installed_command(emulator, tmp_path):
     path, content_type = fetch(emulator, tmp_path, ORDERS, JP)
     command = Path(sys.executable).parent / "sp-reports"
-    result = subprocess.run(
-        [
-            str(command),
-            "land",
-            str(path),
-            "--report-type",
-            ORDERS,
-            "--marketplace-id",
-            JP,
-            "--content-type",
-            content_type,
-            "--lake",
-            str(tmp_path / "lake"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = subprocess.run([str(command), "land", str(path), "--report-type", ORDERS, "--marketplace-id", JP,
+                             "--content-type", content_type, "--lake", str(tmp_path / "lake")],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["encoding"]["codec"] == "cp932"

@@ -22,14 +22,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 
 REQUIRED_SERVICES = {
-    "postgres",
-    "redis",
-    "airflow-apiserver",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-worker",
-    "airflow-triggerer",
-    "airflow-init",
+    "postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+    "airflow-worker", "airflow-triggerer", "airflow-init",
 }
 # Long-running Airflow components and the command each runs.
 COMPONENT_COMMANDS = {
@@ -102,17 +96,14 @@ def _var_refs(text: str) -> list[re.Match]:
 def _resolve(value: str) -> str:
     """``value`` as compose would interpolate it, with ``__NAME__`` standing for a variable from .env
     (and a variable's default when it has one), so that URLs can be parsed."""
-
     def one(ref: re.Match) -> str:
         if ref["op"] in ("-", ":-"):
             return ref["arg"]
         return f"__{ref['name']}__"
-
     return VAR_REF.sub(one, value)
 
 
 # --- services ---------------------------------------------------------------------------------------
-
 
 def test_required_services_present(services):
     assert REQUIRED_SERVICES <= set(services), f"missing: {sorted(REQUIRED_SERVICES - set(services))}"
@@ -198,7 +189,6 @@ def test_optional_services_are_behind_profiles(services):
 
 # --- volumes and package configuration ---------------------------------------------------------------
 
-
 def test_volumes_mount_project_folders_that_exist(compose, airflow_services):
     named = set(compose.get("volumes") or {})
     for name, svc in airflow_services.items():
@@ -233,7 +223,6 @@ def test_package_env_vars_are_set(airflow_services):
 
 # --- secrets --------------------------------------------------------------------------------------------
 
-
 def test_no_literal_secret_values(services):
     for name, svc in services.items():
         for key, value in _env(svc).items():
@@ -263,13 +252,8 @@ def test_env_example_documents_every_variable(services):
 
 def test_env_example_holds_placeholders_only():
     values = _env_example()
-    for key in (
-        "POSTGRES_PASSWORD",
-        "AIRFLOW_FERNET_KEY",
-        "AIRFLOW_JWT_SECRET",
-        "AIRFLOW_API_SECRET_KEY",
-        "_AIRFLOW_WWW_USER_PASSWORD",
-    ):
+    for key in ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
+                "_AIRFLOW_WWW_USER_PASSWORD"):
         assert values[key] == "", f"{key} must be left empty in .env.example"
     for key, value in values.items():
         if key.startswith("AIRFLOW_CONN_"):
@@ -294,14 +278,10 @@ def test_env_example_connections_are_valid_airflow_connections():
 
 # --- image --------------------------------------------------------------------------------------------
 
-
 def _dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with comments dropped and continuation lines joined."""
-    joined = re.sub(
-        r"\\\n",
-        " ",
-        "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")),
-    )
+    joined = re.sub(r"\\\n", " ", "\n".join(
+        line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")))
     out = []
     for line in joined.splitlines():
         if line.strip():
@@ -346,9 +326,8 @@ def test_dockerfile_installs_the_project_with_the_constraints():
 
 
 def test_dockerignore_allows_only_the_build_inputs():
-    patterns = [
-        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
-    ]
+    patterns = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*"  # allow-list: .env, .venv, lake data and .git never reach the build context
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     assert not any(p.startswith(".env") for p in allowed)
@@ -356,7 +335,6 @@ def test_dockerignore_allows_only_the_build_inputs():
 
 
 # --- docker compose itself (only where the plugin exists) ------------------------------------------------
-
 
 def _compose_command() -> list[str] | None:
     """`docker compose` (the plugin), else a standalone `docker-compose`; None when neither works."""
@@ -368,11 +346,8 @@ def _compose_command() -> list[str] | None:
     return None
 
 
-@pytest.mark.skipif(
-    _compose_command() is None,
-    reason="no docker compose plugin (`docker compose version` "
-    "fails) nor docker-compose; the static checks above still ran",
-)
+@pytest.mark.skipif(_compose_command() is None, reason="no docker compose plugin (`docker compose version` "
+                    "fails) nor docker-compose; the static checks above still ran")
 def test_docker_compose_config_is_valid(tmp_path):
     """Compose's own validation and interpolation (needs no engine), fed .env.example with its empty
     required values filled with dummies."""
@@ -382,19 +357,7 @@ def test_docker_compose_config_is_valid(tmp_path):
         lines.append(line + "dummy" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=", line) else line)
     env_file.write_text("\n".join(lines) + "\n")
     result = subprocess.run(
-        [
-            *_compose_command(),
-            "--project-directory",
-            str(ROOT),
-            "--env-file",
-            str(env_file),
-            "-f",
-            str(COMPOSE_FILE),
-            "config",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+        [*_compose_command(), "--project-directory", str(ROOT), "--env-file", str(env_file),
+         "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -16,9 +16,8 @@ PROBE = "import sp_reports, pyarrow as pa; print(pa.default_memory_pool().backen
 
 def _backend(code: str, **env: str) -> str:
     environ = {k: v for k, v in os.environ.items() if k not in (ENV, JEMALLOC_ENV)} | env
-    return subprocess.run(
-        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="jemalloc is chosen on x86-64 only")

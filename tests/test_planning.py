@@ -40,15 +40,8 @@ def test_plan_is_one_request_per_marketplace_and_chunk_with_merged_options():
 
 def test_snapshot_reports_take_no_date_range():
     plan = plan_requests(ReportType("GET_SNAP"), ["M1"], None, None)
-    assert plan == [
-        {
-            "report_type": "GET_SNAP",
-            "marketplace_ids": ["M1"],
-            "data_start_time": None,
-            "data_end_time": None,
-            "report_options": {},
-        }
-    ]
+    assert plan == [{"report_type": "GET_SNAP", "marketplace_ids": ["M1"], "data_start_time": None,
+                     "data_end_time": None, "report_options": {}}]
 
 
 def test_plan_needs_marketplaces_and_a_range():

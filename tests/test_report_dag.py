@@ -57,12 +57,8 @@ def test_a_run_lands_every_marketplace_once_and_says_so(airflow_db, sp_conn, lak
     # No secret in anything the run printed or logged.
     out, err = capfd.readouterr()
     captured = out + err + caplog.text
-    for secret in (
-        EMULATOR_CREDENTIALS["client_secret"],
-        EMULATOR_CREDENTIALS["refresh_token"],
-        "Atza|",
-        "X-Amz-Signature=",
-    ):
+    for secret in (EMULATOR_CREDENTIALS["client_secret"], EMULATOR_CREDENTIALS["refresh_token"], "Atza|",
+                   "X-Amz-Signature="):
         assert secret not in captured, f"{secret!r} leaked into the logs"
     assert "Landed report" in captured
 
@@ -120,25 +116,13 @@ def test_fatal_report_fails_the_run(airflow_db, sp_conn, lake_dir):
 def test_a_run_lands_in_s3_through_the_aws_connection(airflow_db, sp_conn, moto_server, monkeypatch):
     import boto3
 
-    boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket="dag-lake")
+    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="dag-lake")
     monkeypatch.setenv("SP_REPORTS_LAKE", "s3://dag-lake/lake")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
-            }
-        ),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
+    }))
 
     returns = "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA"
     run = run_dag(returns, {**CONF, "marketplace_ids": ["A1VC38T7YXB528"]})

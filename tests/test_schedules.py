@@ -17,9 +17,8 @@ LISTINGS = "GET_MERCHANT_LISTINGS_ALL_DATA"
 
 @pytest.fixture
 def client(emulator):
-    with SellingPartnerClient(
-        Credentials(**emulator.credentials), endpoint=emulator.base_url, lwa_endpoint=emulator.lwa_url
-    ) as c:
+    with SellingPartnerClient(Credentials(**emulator.credentials), endpoint=emulator.base_url,
+                              lwa_endpoint=emulator.lwa_url) as c:
         yield c
 
 
@@ -40,11 +39,7 @@ def test_reconcile_creates_replaces_cancels_and_leaves_foreign_schedules_alone(c
     assert counts(reconcile_schedules(client, lake, registry.values(), dry_run=True))["created"] == 1
     assert emulator.stats()["calls"]["createReportSchedule"] == 1  # a dry run changes nothing
     assert counts(reconcile_schedules(client, lake, registry.values())) == {
-        "created": 1,
-        "replaced": 0,
-        "cancelled": 0,
-        "unchanged": 0,
-    }
+        "created": 1, "replaced": 0, "cancelled": 0, "unchanged": 0}
     assert counts(reconcile_schedules(client, lake, registry.values()))["unchanged"] == 1
 
     changed = with_schedule(registry, INVENTORY, period="PT12H", report_options={"a": "b"})
@@ -56,11 +51,7 @@ def test_reconcile_creates_replaces_cancels_and_leaves_foreign_schedules_alone(c
     assert counts(reconcile_schedules(client, lake, removed.values()))["cancelled"] == 1
     assert client.get_report_schedules([INVENTORY])["reportSchedules"] == []
     assert counts(reconcile_schedules(client, lake, removed.values())) == {
-        "created": 0,
-        "replaced": 0,
-        "cancelled": 0,
-        "unchanged": 0,
-    }
+        "created": 0, "replaced": 0, "cancelled": 0, "unchanged": 0}
     assert [s["reportScheduleId"] for s in client.get_report_schedules([LISTINGS])["reportSchedules"]] == [foreign]
 
 

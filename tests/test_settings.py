@@ -10,13 +10,8 @@ from sp_reports.registry import load_registry
 from sp_reports.settings import PACKAGED_REGISTRY, SettingsError, settings
 
 NAMES = (
-    "SP_REPORTS_LAKE",
-    "SP_REPORTS_AWS_CONN_ID",
-    "SP_REPORTS_REGISTRY",
-    "SP_REPORTS_POLL_INTERVAL",
-    "SP_REPORTS_DISABLE_SCHEDULES",
-    "SP_REPORTS_NOTIFICATIONS_QUEUE_URL",
-    "SP_REPORTS_SQS_AWS_CONN_ID",
+    "SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL",
+    "SP_REPORTS_DISABLE_SCHEDULES", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL", "SP_REPORTS_SQS_AWS_CONN_ID",
     "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS",
 )
 
@@ -51,41 +46,26 @@ def test_the_packaged_registry_is_package_data_and_loads():
 
 def test_every_variable_is_read(env, tmp_path):
     values = {
-        "SP_REPORTS_LAKE": "s3://bucket/lake",
-        "SP_REPORTS_AWS_CONN_ID": "lake_aws",
-        "SP_REPORTS_REGISTRY": str(tmp_path / "mine.yaml"),
-        "SP_REPORTS_POLL_INTERVAL": "2.5",
-        "SP_REPORTS_DISABLE_SCHEDULES": "true",
-        "SP_REPORTS_NOTIFICATIONS_QUEUE_URL": "http://q",
-        "SP_REPORTS_SQS_AWS_CONN_ID": "sqs_aws",
-        "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "5",
+        "SP_REPORTS_LAKE": "s3://bucket/lake", "SP_REPORTS_AWS_CONN_ID": "lake_aws",
+        "SP_REPORTS_REGISTRY": str(tmp_path / "mine.yaml"), "SP_REPORTS_POLL_INTERVAL": "2.5",
+        "SP_REPORTS_DISABLE_SCHEDULES": "true", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL": "http://q",
+        "SP_REPORTS_SQS_AWS_CONN_ID": "sqs_aws", "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "5",
     }
     for name, value in values.items():
         env.setenv(name, value)
     s = settings()
     assert (s.lake, s.aws_conn_id, s.registry, s.poll_interval) == (
-        "s3://bucket/lake",
-        "lake_aws",
-        tmp_path / "mine.yaml",
-        2.5,
-    )
+        "s3://bucket/lake", "lake_aws", tmp_path / "mine.yaml", 2.5)
     assert (s.schedules_enabled, s.notifications_queue_url, s.sqs_aws_conn_id, s.notifications_poll_seconds) == (
-        False,
-        "http://q",
-        "sqs_aws",
-        5,
-    )
+        False, "http://q", "sqs_aws", 5)
 
 
-@pytest.mark.parametrize(
-    "name, value, message",
-    [
-        ("SP_REPORTS_POLL_INTERVAL", "soon", "SP_REPORTS_POLL_INTERVAL='soon' is not a number"),
-        ("SP_REPORTS_POLL_INTERVAL", "0", "must be greater than 0"),
-        ("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "30", "at most 20"),
-        ("SP_REPORTS_DISABLE_SCHEDULES", "maybe", "SP_REPORTS_DISABLE_SCHEDULES='maybe' must be"),
-    ],
-)
+@pytest.mark.parametrize("name, value, message", [
+    ("SP_REPORTS_POLL_INTERVAL", "soon", "SP_REPORTS_POLL_INTERVAL='soon' is not a number"),
+    ("SP_REPORTS_POLL_INTERVAL", "0", "must be greater than 0"),
+    ("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "30", "at most 20"),
+    ("SP_REPORTS_DISABLE_SCHEDULES", "maybe", "SP_REPORTS_DISABLE_SCHEDULES='maybe' must be"),
+])
 def test_an_unusable_value_names_its_variable(env, name, value, message):
     env.setenv(name, value)
     with pytest.raises(SettingsError, match=message):

@@ -49,13 +49,8 @@ class FakeAmazon:
     def route(self, method: str, path: str, reply: Reply) -> None:
         self.routes[(method, path)] = reply
 
-    def document(
-        self,
-        document_id: str,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        compression: str | None = None,
-    ) -> None:
+    def document(self, document_id: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                 compression: str | None = None) -> None:
         """getReportDocument returns a freshly signed URL on each call; storage serves ``body``."""
         counter = itertools.count(1)
 
@@ -86,13 +81,8 @@ class FakeAmazon:
             token = f"Atza|access-token-{next(self._counter)}"
             self.tokens_issued.append(token)
             return httpx.Response(
-                200,
-                json={
-                    "access_token": token,
-                    "token_type": "bearer",
-                    "expires_in": self.expires_in,
-                    "refresh_token": REFRESH_TOKEN,
-                },
+                200, json={"access_token": token, "token_type": "bearer", "expires_in": self.expires_in,
+                           "refresh_token": REFRESH_TOKEN}
             )
         if request.url.host == SP_HOST:
             self.api_requests.append(request)
@@ -176,9 +166,8 @@ def sleeps(monkeypatch, clock) -> list[float]:
 
 @pytest.fixture
 def credentials() -> Credentials:
-    return Credentials(
-        client_id="amzn1.application-oa2-client.test", client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN
-    )
+    return Credentials(client_id="amzn1.application-oa2-client.test", client_secret=CLIENT_SECRET,
+                       refresh_token=REFRESH_TOKEN)
 
 
 @pytest.fixture

@@ -130,8 +130,7 @@ async def test_server_side_errors_are_typed(emu):
     # The token cached for the right secret must not be lent to a client with a wrong one.
     async with AsyncSellingPartnerClient(
         Credentials(emu.credentials["client_id"], "wrong-secret", emu.credentials["refresh_token"]),
-        endpoint=emu.base_url,
-        lwa_endpoint=emu.lwa_url,
+        endpoint=emu.base_url, lwa_endpoint=emu.lwa_url,
     ) as client:
         with pytest.raises(AuthError) as auth:
             await client.get_report("R")

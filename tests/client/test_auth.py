@@ -133,9 +133,8 @@ def test_coalescing_locks_survive_event_loops(amazon, credentials):
 
 
 async def test_expired_token_403_refreshes_once_and_retries(amazon, client, fake, caplog):
-    expired = fake.error_response(
-        403, "Unauthorized", "Access to requested resource is denied.", "The access token you provided has expired."
-    )
+    expired = fake.error_response(403, "Unauthorized", "Access to requested resource is denied.",
+                                  "The access token you provided has expired.")
     amazon.queue(*GET_R1, expired, httpx.Response(200, json=REPORT))
     assert await client.get_report("R1") == REPORT
     assert len(amazon.lwa_requests) == 2
@@ -164,15 +163,9 @@ async def test_403_with_a_fresh_token_is_not_retried(amazon, client, fake):
 
 
 async def test_lwa_rejection_is_auth_error_with_lwa_code(amazon, client, fake):
-    amazon.lwa_replies.append(
-        httpx.Response(
-            400,
-            json={
-                "error": "invalid_grant",
-                "error_description": "The request has an invalid grant parameter : refresh_token",
-            },
-        )
-    )
+    amazon.lwa_replies.append(httpx.Response(
+        400, json={"error": "invalid_grant", "error_description": "The request has an invalid grant parameter : refresh_token"}
+    ))
     with pytest.raises(AuthError) as info:
         await client.get_report("R1")
     err = info.value
@@ -184,9 +177,9 @@ async def test_lwa_rejection_is_auth_error_with_lwa_code(amazon, client, fake):
 
 
 async def test_lwa_error_echoing_a_secret_is_scrubbed(amazon, client, fake):
-    amazon.lwa_replies.append(
-        httpx.Response(401, json={"error": "invalid_client", "error_description": f"bad secret {fake.CLIENT_SECRET}"})
-    )
+    amazon.lwa_replies.append(httpx.Response(
+        401, json={"error": "invalid_client", "error_description": f"bad secret {fake.CLIENT_SECRET}"}
+    ))
     with pytest.raises(AuthError) as info:
         await client.get_report("R1")
     assert fake.CLIENT_SECRET not in str(info.value)

@@ -31,9 +31,8 @@ async def test_gzip_detected_by_magic_bytes_though_not_labelled(amazon, client):
 
 
 async def test_plain_body_labelled_gzip_is_not_compressed(amazon, client):
-    amazon.document(
-        "D1", TSV, headers={"content-type": "text/tab-separated-values; charset=windows-31j"}, compression="GZIP"
-    )
+    amazon.document("D1", TSV, headers={"content-type": "text/tab-separated-values; charset=windows-31j"},
+                    compression="GZIP")
     sink = io.BytesIO()
     result = await client.download_document("D1", sink)
     assert (result.compressed, result.charset, result.size, result.sha256) == (False, "windows-31j", len(TSV), sha(TSV))
@@ -46,16 +45,13 @@ async def test_no_content_type_and_empty_body(amazon, client):
     assert (result.compressed, result.content_type, result.charset, result.size) == (False, None, None, 0)
 
 
-@pytest.mark.parametrize(
-    ("header", "charset"),
-    [
-        ("text/plain;charset=Cp1252", "Cp1252"),
-        ('text/plain; Charset="UTF-8"', "UTF-8"),
-        ("text/plain", None),
-        ("text/plain; charset=", None),
-        (None, None),
-    ],
-)
+@pytest.mark.parametrize(("header", "charset"), [
+    ("text/plain;charset=Cp1252", "Cp1252"),
+    ('text/plain; Charset="UTF-8"', "UTF-8"),
+    ("text/plain", None),
+    ("text/plain; charset=", None),
+    (None, None),
+])
 def test_charset_parsing(header, charset):
     assert charset_of(header) == charset
 

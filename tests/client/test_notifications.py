@@ -43,13 +43,7 @@ def test_quotas_and_grantless_operations_follow_the_model():
         for method, op in methods.items():
             if isinstance(op, dict) and "operationId" in op:
                 rate, burst = re.search(r"\|\s*([\d.]+)\s*\|\s*(\d+)\s*\|", op["description"]).groups()
-                declared[op["operationId"]] = (
-                    method.upper(),
-                    path,
-                    float(rate),
-                    int(burst),
-                    "is grantless" in op["description"],
-                )
+                declared[op["operationId"]] = (method.upper(), path, float(rate), int(burst), "is grantless" in op["description"])
     for op in operations.NOTIFICATION_OPERATIONS:
         method, path, rate, burst, grantless = declared[op.name]
         assert (op.method, op.path, op.rate, op.burst) == (method, path, rate, burst), op.name
@@ -167,11 +161,11 @@ def test_ensure_report_notifications_is_idempotent(sync_client, emu, queue):
     calls = emu.stats()["calls"]
     assert calls["createDestination"] == 1 and calls["createSubscription"] == 1  # the second call only read
     assert calls["getDestinations"] == 2 and calls["getSubscription"] == 2
-    (destination,) = sync_client.get_destinations()
+    destination, = sync_client.get_destinations()
     assert destination["name"] == "sp-reports" and destination["destinationId"] == first["destination_id"]
 
     report_id = sync_client.create_report("GET_MERCHANT_LISTINGS_ALL_DATA", [US])
-    (body,) = queue.receive(1)
+    body, = queue.receive(1)
     assert body["payload"]["reportProcessingFinishedNotification"]["reportId"] == report_id
     assert body["notificationMetadata"]["subscriptionId"] == first["subscription_id"]
 

@@ -8,12 +8,7 @@ import httpx
 import pytest
 
 BASE = "/reports/2021-06-30"
-REPORT = {
-    "reportId": "R1",
-    "reportType": "GET_X",
-    "processingStatus": "IN_QUEUE",
-    "createdTime": "2024-01-01T00:00:00Z",
-}
+REPORT = {"reportId": "R1", "reportType": "GET_X", "processingStatus": "IN_QUEUE", "createdTime": "2024-01-01T00:00:00Z"}
 SCHEDULE = {"reportScheduleId": "S1", "reportType": "GET_X", "period": "P1D"}
 
 
@@ -107,19 +102,13 @@ async def test_get_report_schedules(amazon, client):
 async def test_create_report_schedule(amazon, client, fake):
     amazon.route("POST", f"{BASE}/schedules", httpx.Response(201, json={"reportScheduleId": "S1"}))
     schedule_id = await client.create_report_schedule(
-        "GET_X",
-        ["M1"],
-        "PT12H",
-        report_options={"a": "b"},
+        "GET_X", ["M1"], "PT12H", report_options={"a": "b"},
         next_report_creation_time=datetime(2024, 3, 1, 12, tzinfo=timezone.utc),
     )
     assert schedule_id == "S1"
     assert fake.body_of(only(amazon.api_requests)) == {
-        "reportType": "GET_X",
-        "marketplaceIds": ["M1"],
-        "period": "PT12H",
-        "reportOptions": {"a": "b"},
-        "nextReportCreationTime": "2024-03-01T12:00:00Z",
+        "reportType": "GET_X", "marketplaceIds": ["M1"], "period": "PT12H",
+        "reportOptions": {"a": "b"}, "nextReportCreationTime": "2024-03-01T12:00:00Z",
     }
 
 
@@ -164,12 +153,8 @@ async def test_region_and_endpoint(amazon, make_client):
         (lambda c: c.create_report("GET_X", ["M1"], data_start_time=datetime(2024, 1, 1)), "timezone-aware"),
         (lambda c: c.create_report("GET_X", ["M1"], data_start_time="2024-01-01T00:00:00"), "UTC offset"),
         (lambda c: c.create_report("GET_X", ["M1"], data_start_time="yesterday"), "ISO 8601"),
-        (
-            lambda c: c.create_report(
-                "GET_X", ["M1"], data_start_time="2024-01-02T00:00:00Z", data_end_time="2024-01-01T00:00:00Z"
-            ),
-            "is after data_end_time",
-        ),
+        (lambda c: c.create_report("GET_X", ["M1"], data_start_time="2024-01-02T00:00:00Z",
+                                   data_end_time="2024-01-01T00:00:00Z"), "is after data_end_time"),
         (lambda c: c.create_report("GET_X", ["M1"], report_options={"days": 3}), "strings to strings"),
         (lambda c: c.get_reports(report_types=[f"T{i}" for i in range(11)]), "between 1 and 10"),
         (lambda c: c.get_reports(report_types=[]), "between 1 and 10"),
@@ -185,10 +170,8 @@ async def test_region_and_endpoint(amazon, make_client):
         (lambda c: c.get_reports(report_types=["A"], created_since=datetime(2024, 1, 1)), "timezone-aware"),
         (lambda c: c.get_report_schedules([]), "between 1 and 10"),
         (lambda c: c.create_report_schedule("GET_X", ["M1"], "P2W"), "period must be one of"),
-        (
-            lambda c: c.create_report_schedule("GET_X", ["M1"], "P1D", next_report_creation_time=datetime(2024, 1, 1)),
-            "timezone-aware",
-        ),
+        (lambda c: c.create_report_schedule("GET_X", ["M1"], "P1D", next_report_creation_time=datetime(2024, 1, 1)),
+         "timezone-aware"),
         (lambda c: c.get_report(""), "report_id"),
         (lambda c: c.cancel_report(None), "report_id"),
         (lambda c: c.get_report_schedule(" "), "schedule_id"),

@@ -29,11 +29,8 @@ CREATE = ("POST", f"{BASE}/reports")
 
 async def test_429_honours_retry_after_and_logs(amazon, client, sleeps, caplog, fake):
     caplog.set_level(logging.WARNING, logger="sp_reports.client")
-    amazon.queue(
-        *GET_R1,
-        fake.error_response(429, "QuotaExceeded", "You exceeded your quota", **{"Retry-After": "3"}),
-        httpx.Response(200, json=REPORT),
-    )
+    amazon.queue(*GET_R1, fake.error_response(429, "QuotaExceeded", "You exceeded your quota", **{"Retry-After": "3"}),
+                 httpx.Response(200, json=REPORT))
     assert await client.get_report("R1") == REPORT
     assert 3.0 in sleeps
     (record,) = [r for r in caplog.records if r.name == "sp_reports.client"]
@@ -51,15 +48,8 @@ async def test_429_without_retry_after_waits_one_refill(amazon, client, sleeps, 
 
 async def test_429_on_every_attempt_raises_quota_exceeded(amazon, make_client, fake):
     client = make_client(max_attempts=3)
-    amazon.route(
-        *GET_R1,
-        fake.error_response(
-            429,
-            "QuotaExceeded",
-            "You exceeded your quota for the requested resource.",
-            **{"x-amzn-RequestId": "req-429"},
-        ),
-    )
+    amazon.route(*GET_R1, fake.error_response(429, "QuotaExceeded", "You exceeded your quota for the requested resource.",
+                                              **{"x-amzn-RequestId": "req-429"}))
     with pytest.raises(QuotaExceededError) as info:
         await client.get_report("R1")
     assert len(amazon.api_requests) == 3
@@ -90,20 +80,15 @@ def test_backoff_ceiling_distribution():
 
 
 async def test_5xx_then_success(amazon, client, sleeps):
-    amazon.queue(
-        *GET_R1,
-        httpx.Response(500),
-        httpx.Response(502, text="<html>bad gateway</html>"),
-        httpx.Response(200, json=REPORT),
-    )
+    amazon.queue(*GET_R1, httpx.Response(500), httpx.Response(502, text="<html>bad gateway</html>"),
+                 httpx.Response(200, json=REPORT))
     assert await client.get_report("R1") == REPORT
     assert len(sleeps) == 2
 
 
 async def test_network_errors_are_retried_for_reads(amazon, client, sleeps):
-    amazon.queue(
-        *GET_R1, httpx.ReadTimeout("timed out"), httpx.RemoteProtocolError("reset"), httpx.Response(200, json=REPORT)
-    )
+    amazon.queue(*GET_R1, httpx.ReadTimeout("timed out"), httpx.RemoteProtocolError("reset"),
+                 httpx.Response(200, json=REPORT))
     assert await client.get_report("R1") == REPORT
     assert len(sleeps) == 2
 
@@ -130,41 +115,22 @@ async def test_create_report_not_resent_when_outcome_unknown(amazon, client, sle
 async def test_create_report_retried_when_not_accepted(amazon, client, fake):
     # 429 and 5xx are answers: Amazon did not accept the request, so resending is safe.
     # A connect error means the request never left.
-    amazon.queue(
-        *CREATE,
-        fake.error_response(429, "QuotaExceeded", "slow"),
-        httpx.Response(503),
-        httpx.ConnectError("refused"),
-        httpx.Response(202, json={"reportId": "R2"}),
-    )
+    amazon.queue(*CREATE, fake.error_response(429, "QuotaExceeded", "slow"), httpx.Response(503),
+                 httpx.ConnectError("refused"), httpx.Response(202, json={"reportId": "R2"}))
     assert await client.create_report("GET_X", ["M1"]) == "R2"
     assert len(amazon.api_requests) == 4
 
 
 async def test_error_list_parsing(amazon, client, fake):
-    amazon.queue(
-        *CREATE,
-        httpx.Response(
-            400,
-            headers={"x-amzn-RequestId": "abc-123"},
-            json={
-                "errors": [
-                    {"code": "InvalidInput", "message": "Invalid reportType", "details": "GET_NOPE"},
-                    {"code": "InvalidInput", "message": "second"},
-                ]
-            },
-        ),
-    )
+    amazon.queue(*CREATE, httpx.Response(400, headers={"x-amzn-RequestId": "abc-123"}, json={"errors": [
+        {"code": "InvalidInput", "message": "Invalid reportType", "details": "GET_NOPE"},
+        {"code": "InvalidInput", "message": "second"},
+    ]}))
     with pytest.raises(InvalidInputError) as info:
         await client.create_report("GET_NOPE", ["M1"])
     err = info.value
     assert (err.status, err.code, err.message, err.operation, err.request_id, err.details) == (
-        400,
-        "InvalidInput",
-        "Invalid reportType",
-        "createReport",
-        "abc-123",
-        "GET_NOPE",
+        400, "InvalidInput", "Invalid reportType", "createReport", "abc-123", "GET_NOPE"
     )
     assert len(err.errors) == 2
     assert str(err) == "createReport failed: HTTP 400 InvalidInput: Invalid reportType [GET_NOPE] (request id abc-123)"

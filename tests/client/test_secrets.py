@@ -41,17 +41,10 @@ async def test_no_secret_anywhere_in_a_rough_session(amazon, make_client, caplog
         except SellingPartnerError as exc:
             errors.append(exc)
 
-    expired = fake.error_response(
-        403, "Unauthorized", "Access to requested resource is denied.", "The access token you provided has expired."
-    )
-    amazon.queue(
-        "POST",
-        f"{BASE}/reports",
-        fake.error_response(429, "QuotaExceeded", "slow"),
-        httpx.Response(503),
-        expired,
-        httpx.Response(202, json={"reportId": "R1"}),
-    )
+    expired = fake.error_response(403, "Unauthorized", "Access to requested resource is denied.",
+                                  "The access token you provided has expired.")
+    amazon.queue("POST", f"{BASE}/reports", fake.error_response(429, "QuotaExceeded", "slow"), httpx.Response(503),
+                 expired, httpx.Response(202, json={"reportId": "R1"}))
     await attempt(client.create_report("GET_X", ["M1"]))
     amazon.route("GET", f"{BASE}/reports/R1", fake.error_response(403, "Unauthorized", "denied"))
     await attempt(client.get_report("R1"))
@@ -72,9 +65,7 @@ async def test_no_secret_anywhere_in_a_rough_session(amazon, make_client, caplog
     amazon.route("GET", "/D2", httpx.Response(500))
     await attempt(client.download_document("D2", io.BytesIO()))
 
-    amazon.lwa_replies.append(
-        httpx.Response(401, json={"error": "invalid_client", "error_description": "Client authentication failed"})
-    )
+    amazon.lwa_replies.append(httpx.Response(401, json={"error": "invalid_client", "error_description": "Client authentication failed"}))
     from sp_reports.client import TOKEN_CACHE
 
     TOKEN_CACHE.clear()

@@ -22,11 +22,8 @@ def sync_client(amazon, credentials):
 
 
 def test_methods_mirror_the_async_client():
-    names = [
-        n
-        for n, f in inspect.getmembers(AsyncSellingPartnerClient, inspect.iscoroutinefunction)
-        if not n.startswith("_") and n != "aclose"
-    ]
+    names = [n for n, f in inspect.getmembers(AsyncSellingPartnerClient, inspect.iscoroutinefunction)
+             if not n.startswith("_") and n != "aclose"]
     # 9 Reports, cancel_if_in_queue, 6 Notifications, get_grantless_access_token, download_document
     assert len(names) == 18
     for name in names:
@@ -37,20 +34,10 @@ def test_methods_mirror_the_async_client():
 
 def test_workflow_from_plain_sync_code(amazon, sync_client, fake):
     amazon.route("POST", f"{BASE}/reports", httpx.Response(202, json={"reportId": "R1"}))
-    amazon.route(
-        "GET",
-        f"{BASE}/reports/R1",
-        httpx.Response(
-            200,
-            json={
-                "reportId": "R1",
-                "reportType": "GET_X",
-                "processingStatus": "DONE",
-                "createdTime": "2024-01-01T00:00:00Z",
-                "reportDocumentId": "D1",
-            },
-        ),
-    )
+    amazon.route("GET", f"{BASE}/reports/R1", httpx.Response(200, json={
+        "reportId": "R1", "reportType": "GET_X", "processingStatus": "DONE", "createdTime": "2024-01-01T00:00:00Z",
+        "reportDocumentId": "D1",
+    }))
     amazon.document("D1", b"a\tb\n")
     report_id = sync_client.create_report("GET_X", ["M1"])
     report = sync_client.get_report(report_id)

@@ -44,11 +44,7 @@ def test_no_notification_dag_without_a_queue():
 def test_every_report_dag_has_the_report_path(dagbag):
     for dag in (dagbag.dags[dag_id] for dag_id in requestable()):
         assert set(dag.task_ids) == {
-            "plan",
-            "report.request_report",
-            "report.fetch_document",
-            "report.parse_document",
-            "report.land",
+            "plan", "report.request_report", "report.fetch_document", "report.parse_document", "report.land",
             "summarize",
         }, dag.dag_id
         assert dag.get_task("report.request_report").upstream_task_ids == {"plan"}

@@ -23,13 +23,7 @@ def test_config_partial_update_and_validation(emulator, http):
     updated = emulator.config(speed=5, outcomes={ORDERS: "FATAL"})
     assert updated["speed"] == 5.0 and updated["outcomes"] == {ORDERS: "FATAL"}
     assert updated["rows_per_report"] == 50
-    for bad in (
-        {"no_such_knob": 1},
-        {"fatal_rate": 2},
-        {"speed": 0},
-        {"outcomes": {ORDERS: "DONE!"}},
-        {"rows_per_report": "many"},
-    ):
+    for bad in ({"no_such_knob": 1}, {"fatal_rate": 2}, {"speed": 0}, {"outcomes": {ORDERS: "DONE!"}}, {"rows_per_report": "many"}):
         response = http.post(emulator.base_url + "/_emulator/config", json=bad)
         assert response.status_code == 400, bad
         assert response.json()["error"]
@@ -97,9 +91,7 @@ def test_unknown_route_answers_error_list(api):
 
 def test_seed_settlement_report(emulator, api, http, model):
     settlement = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"
-    response = http.post(
-        emulator.base_url + "/_emulator/reports", json={"reportType": settlement, "marketplaceIds": [US]}
-    )
+    response = http.post(emulator.base_url + "/_emulator/reports", json={"reportType": settlement, "marketplaceIds": [US]})
     assert response.status_code == 201
     report_id = response.json()["reportId"]
     body = model.validate("getReports", api.get(REPORTS, params={"reportTypes": settlement}))

@@ -76,10 +76,7 @@ def test_content_encoding_header_on_request(http, api, model, document_id):
     assert served.headers["content-encoding"] == "gzip"
     assert served.text.startswith("amazon-order-id\t")  # httpx decoded it
     response = api.get(f"{DOCUMENTS}/{document_id}", params={"enableContentEncodingUrlHeader": "yes"})
-    assert (response.status_code, model.validate("getReportDocument", response)["errors"][0]["code"]) == (
-        400,
-        "InvalidInput",
-    )
+    assert (response.status_code, model.validate("getReportDocument", response)["errors"][0]["code"]) == (400, "InvalidInput")
 
 
 def test_uncompressed_documents(fast, api, model, finished_report, download):
@@ -127,15 +124,9 @@ def test_truncated_document_is_corrupt(fast, download, finished_report):
 
 def test_unknown_and_malformed_document_ids(api, model):
     response = api.get(f"{DOCUMENTS}/amzn1.spdoc.1.4.na.00000000-0000-4000-8000-000000000000")
-    assert (response.status_code, model.validate("getReportDocument", response)["errors"][0]["code"]) == (
-        404,
-        "NotFound",
-    )
+    assert (response.status_code, model.validate("getReportDocument", response)["errors"][0]["code"]) == (404, "NotFound")
     response = api.get(f"{DOCUMENTS}/badDocumentId1")
-    assert (response.status_code, model.validate("getReportDocument", response)["errors"][0]["code"]) == (
-        400,
-        "InvalidInput",
-    )
+    assert (response.status_code, model.validate("getReportDocument", response)["errors"][0]["code"]) == (400, "InvalidInput")
 
 
 def test_document_id_is_hidden_until_done(emulator, api, create_report):

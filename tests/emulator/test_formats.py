@@ -158,9 +158,7 @@ def test_sales_and_traffic_validates_against_amazons_schema(fetch, sales_and_tra
     data, content_type = fetch(SALES_AND_TRAFFIC, marketplace, reportOptions=options)
     assert content_type == "application/json;charset=UTF-8"
     document = json.loads(data.decode("utf-8"))
-    jsonschema.Draft7Validator(
-        sales_and_traffic_schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
-    ).validate(document)
+    jsonschema.Draft7Validator(sales_and_traffic_schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER).validate(document)
 
     spec = document["reportSpecification"]
     assert spec["reportType"] == SALES_AND_TRAFFIC and spec["marketplaceIds"] == [marketplace]
@@ -223,21 +221,12 @@ def _amount(text: str) -> float:
     ],
 )
 def test_injected_settlement_downloads(settlement, marketplace, date_re, amount_re, label):
-    rows, content_type = settlement(
-        marketplace, dataStartTime="2026-11-06T00:00:00Z", dataEndTime="2026-11-20T00:00:00Z"
-    )
+    rows, content_type = settlement(marketplace, dataStartTime="2026-11-06T00:00:00Z", dataEndTime="2026-11-20T00:00:00Z")
     assert content_type == f"text/plain;charset={label}"
     summary, transactions = rows[0], rows[1:]
     assert len(transactions) == 50
     filled = {k for k, v in summary.items() if v}
-    assert filled == {
-        "settlement-id",
-        "settlement-start-date",
-        "settlement-end-date",
-        "deposit-date",
-        "total-amount",
-        "currency",
-    }
+    assert filled == {"settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date", "total-amount", "currency"}
     assert re.fullmatch(rf"{date_re} 00:00:00 UTC", summary["settlement-start-date"])
     assert re.fullmatch(rf"{date_re} \d\d:\d\d:\d\d UTC", summary["deposit-date"])
     assert re.fullmatch(amount_re, summary["total-amount"])

@@ -28,8 +28,7 @@ def test_refresh_token_grant_returns_bearer_token(emulator, http):
 def test_client_credentials_grant_has_no_refresh_token(emulator, http):
     creds = emulator.credentials
     response = _token(
-        http,
-        emulator,
+        http, emulator,
         grant_type="client_credentials",
         scope="sellingpartnerapi::notifications",
         client_id=creds["client_id"],
@@ -53,9 +52,7 @@ def test_wrong_client_id_is_invalid_client(emulator, http):
 
 
 def test_bad_refresh_token_is_invalid_grant(emulator, http):
-    response = _token(
-        http, emulator, **{**emulator.credentials, "refresh_token": "Atzr|revoked"}, grant_type="refresh_token"
-    )
+    response = _token(http, emulator, **{**emulator.credentials, "refresh_token": "Atzr|revoked"}, grant_type="refresh_token")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -65,11 +62,7 @@ def test_request_errors(emulator, http):
     assert _token(http, emulator, **creds).json()["error"] == "invalid_request"  # no grant_type
     assert _token(http, emulator, grant_type="password", **creds).json()["error"] == "unsupported_grant_type"
     response = _token(
-        http,
-        emulator,
-        grant_type="client_credentials",
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
+        http, emulator, grant_type="client_credentials", client_id=creds["client_id"], client_secret=creds["client_secret"]
     )
     assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
     response = _token(
@@ -81,17 +74,8 @@ def test_request_errors(emulator, http):
 
 def test_configured_credentials_replace_defaults(http):
     with running_emulator(client_id="cid", client_secret="sec", refresh_token="Atzr|r") as emu:
-        assert (
-            _token(
-                http, emu, grant_type="refresh_token", client_id="cid", client_secret="sec", refresh_token="Atzr|r"
-            ).status_code
-            == 200
-        )
-        defaults = {
-            "client_id": "emulator-client-id",
-            "client_secret": "emulator-client-secret",
-            "refresh_token": "Atzr|r",
-        }
+        assert _token(http, emu, grant_type="refresh_token", client_id="cid", client_secret="sec", refresh_token="Atzr|r").status_code == 200
+        defaults = {"client_id": "emulator-client-id", "client_secret": "emulator-client-secret", "refresh_token": "Atzr|r"}
         assert _token(http, emu, grant_type="refresh_token", **defaults).status_code == 401
 
 

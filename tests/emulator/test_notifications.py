@@ -38,9 +38,7 @@ def notification_schema():
     schema = json.loads(SCHEMA_PATH.read_text())
     # Strict: a field the schema does not know (say, a misspelt reportDocumentId) must fail.
     schema["additionalProperties"] = False
-    schema["properties"]["payload"]["properties"]["reportProcessingFinishedNotification"]["additionalProperties"] = (
-        False
-    )
+    schema["properties"]["payload"]["properties"]["reportProcessingFinishedNotification"]["additionalProperties"] = False
     return schema
 
 
@@ -98,10 +96,7 @@ def test_destinations_lifecycle(grantless, notifications_model):
     deleted = grantless.delete(f"{DESTINATIONS}/{destination_id}")
     assert notifications_model.validate("deleteDestination", deleted) == {}
     gone = grantless.get(f"{DESTINATIONS}/{destination_id}")
-    assert (
-        gone.status_code == 404
-        and notifications_model.validate("getDestination", gone)["errors"][0]["code"] == "NotFound"
-    )
+    assert gone.status_code == 404 and notifications_model.validate("getDestination", gone)["errors"][0]["code"] == "NotFound"
     assert grantless.delete(f"{DESTINATIONS}/{destination_id}").status_code == 404
     assert grantless.get(DESTINATIONS).json() == {"payload": []}
 
@@ -373,9 +368,7 @@ def test_settlements_appear_on_their_cycle(emulator, api, subscribed, model, dow
     listed = model.validate("getReports", api.get(REPORTS, params={"reportTypes": SETTLEMENT}))["reports"]
     assert {r["reportId"] for r in listed} >= {e["reportId"] for e in events}
     assert {tuple(r["marketplaceIds"]) for r in listed} == {(US,), (DE,)}
-    created = sorted(
-        {datetime.fromisoformat(r["createdTime"]).timestamp() for r in listed if r["marketplaceIds"] == [US]}
-    )
+    created = sorted({datetime.fromisoformat(r["createdTime"]).timestamp() for r in listed if r["marketplaceIds"] == [US]})
     assert created[0] >= int(started) and all(0 <= b - a <= 1 for a, b in zip(created, created[1:]))
     for report in listed:
         assert report["processingStatus"] == "DONE" and "reportScheduleId" not in report

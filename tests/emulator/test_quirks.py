@@ -125,9 +125,7 @@ def test_gzip_mislabel(fetch, fast):
 
 def test_gzip_mislabel_with_content_encoding_requested(fetch, api, http):
     served = fetch(gzip_mislabel=True)
-    url = api.get(
-        f"{DOCUMENTS}/{served.document['reportDocumentId']}", params={"enableContentEncodingUrlHeader": "true"}
-    ).json()["url"]
+    url = api.get(f"{DOCUMENTS}/{served.document['reportDocumentId']}", params={"enableContentEncodingUrlHeader": "true"}).json()["url"]
     response = http.get(url)
     assert "content-encoding" not in response.headers  # the bytes are plain: no gzip header on them
     assert response.content.startswith(b"amazon-order-id\t")

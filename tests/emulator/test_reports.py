@@ -118,10 +118,7 @@ def test_create_report_rejects_invalid_input(api, model, body, detail):
 
 def test_create_report_rejects_bad_bodies(api, model):
     response = api.post(REPORTS, content=b"{not json", headers={"content-type": "application/json"})
-    assert (response.status_code, model.validate("createReport", response)["errors"][0]["code"]) == (
-        400,
-        "InvalidInput",
-    )
+    assert (response.status_code, model.validate("createReport", response)["errors"][0]["code"]) == (400, "InvalidInput")
     response = api.post(REPORTS, json=[ORDERS])
     assert response.status_code == 400
     response = api.post(REPORTS, content=b"reportType=X", headers={"content-type": "application/x-www-form-urlencoded"})
@@ -241,10 +238,7 @@ def test_get_reports_filters(fast, api, model, create_report):
     assert ids(reportTypes=f"{ORDERS},{LISTINGS}") == [listings, orders_de, orders_us]
     assert ids(reportTypes=[ORDERS, LISTINGS], marketplaceIds=JP) == [listings]
     assert ids(reportTypes=f"{ORDERS},{LISTINGS}", processingStatuses="CANCELLED") == [listings]
-    assert set(ids(reportTypes=f"{ORDERS},{LISTINGS}", processingStatuses="IN_QUEUE,DONE,IN_PROGRESS")) == {
-        orders_us,
-        orders_de,
-    }
+    assert set(ids(reportTypes=f"{ORDERS},{LISTINGS}", processingStatuses="IN_QUEUE,DONE,IN_PROGRESS")) == {orders_us, orders_de}
     assert ids(reportTypes=ORDERS, marketplaceIds=f"{DE},{JP}") == [orders_de]
     future = _iso(datetime.now(timezone.utc) + timedelta(hours=1))
     past = _iso(datetime.now(timezone.utc) - timedelta(hours=1))

@@ -55,9 +55,7 @@ def test_model_has_sandbox_examples():
 def test_sandbox_example(fast, api, model, operation_id, path, method, parameters, status, example):
     if "response" in example:
         schema = model.schema(operation_id, int(status))
-        jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER).validate(
-            example["response"]
-        )
+        jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER).validate(example["response"])
     if (operation_id, status) in SANDBOX_ID_EXAMPLES:
         return  # its request names the sandbox's invented ids: only the response shape above applies
 

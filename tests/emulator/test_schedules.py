@@ -64,15 +64,9 @@ def test_cancel_schedule(api, model):
     model.validate("cancelReportSchedule", response)
     assert response.status_code == 200 and response.content == b""
     response = api.get(f"{SCHEDULES}/{schedule_id}")
-    assert (response.status_code, model.validate("getReportSchedule", response)["errors"][0]["code"]) == (
-        404,
-        "NotFound",
-    )
+    assert (response.status_code, model.validate("getReportSchedule", response)["errors"][0]["code"]) == (404, "NotFound")
     response = api.delete(f"{SCHEDULES}/{schedule_id}")
-    assert (response.status_code, model.validate("cancelReportSchedule", response)["errors"][0]["code"]) == (
-        404,
-        "NotFound",
-    )
+    assert (response.status_code, model.validate("cancelReportSchedule", response)["errors"][0]["code"]) == (404, "NotFound")
 
 
 @pytest.mark.parametrize(
@@ -95,10 +89,7 @@ def test_create_schedule_rejects_invalid_input(api, model, body, detail):
 def test_schedule_errors(api, model):
     for params in ({}, {"reportTypes": ",".join([INVENTORY] * 11)}, {"reportTypes": "NOT_A_TYPE"}):
         response = api.get(SCHEDULES, params=params)
-        assert (response.status_code, model.validate("getReportSchedules", response)["errors"][0]["code"]) == (
-            400,
-            "InvalidInput",
-        )
+        assert (response.status_code, model.validate("getReportSchedules", response)["errors"][0]["code"]) == (400, "InvalidInput")
     response = api.get(f"{SCHEDULES}/badReportId1")
     assert model.validate("getReportSchedule", response) and response.status_code == 400
 

@@ -55,14 +55,8 @@ def test_unknown_region_is_rejected(emulator, monkeypatch):
         SellingPartnerHook().get_conn()
 
 
-@pytest.mark.parametrize(
-    "value, expected",
-    [
-        (None, []),
-        ("", []),
-        ("A, B,,C", ["A", "B", "C"]),
-        (["A", " B "], ["A", "B"]),
-    ],
-)
+@pytest.mark.parametrize("value, expected", [
+    (None, []), ("", []), ("A, B,,C", ["A", "B", "C"]), (["A", " B "], ["A", "B"]),
+])
 def test_parse_marketplace_ids(value, expected):
     assert parse_marketplace_ids(value) == expected

@@ -31,6 +31,7 @@ from sp_reports.registry import load_registry
 
 REGISTRY_PATH = PACKAGED_REGISTRY
 REGISTRY = load_registry(REGISTRY_PATH)
+SELLER = "A3EMULATORSELLER"
 US = "ATVPDKIKX0DER"
 
 # The child: lands (or fetches, or parses) one report and kills itself at ``stage``.
@@ -135,83 +136,45 @@ def tsv(*lines: str) -> bytes:
 ORDERS_HEADER = "amazon-order-id\tsku\tpurchase-date\tquantity\titem-price"
 MERGE = Case(
     "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
-    (
-        "100",
-        "2026-11-20T06:00:00Z",
-        tsv(
-            ORDERS_HEADER,
-            *[f"o{i}\tSKU-{i}\t2026-11-{18 + i % 2}T10:00:00Z\t{i}\t{i}.50" for i in range(1, 6)],
-        ),
-    ),
-    (
-        "200",
-        "2026-11-21T06:00:00Z",
-        tsv(
-            ORDERS_HEADER + "\tproduct-name",  # a new column
-            *[f"o{i}\tSKU-{i}\t2026-11-{18 + i % 3}T12:00:00Z\t{10 * i}\t{i}.75\tWidget {i}" for i in range(3, 10)],
-            "o9\tSKU-9\t2026-11-20T13:00:00Z\t99\t9.99\tWidget 9 again",  # in-document duplicate: the last line wins
-            "o10\tSKU-10\t2026-11-20T13:00:00Z\tmany\t1.00\tWidget 10",  # a value quarantined
-            "o11\tSKU-11\t2026-11-20T13:00:00Z\t1\t1.00\tWidget 11\tstray field",  # a row quarantined
-        ),
-    ),
+    ("100", "2026-11-20T06:00:00Z", tsv(
+        ORDERS_HEADER,
+        *[f"o{i}\tSKU-{i}\t2026-11-{18 + i % 2}T10:00:00Z\t{i}\t{i}.50" for i in range(1, 6)],
+    )),
+    ("200", "2026-11-21T06:00:00Z", tsv(
+        ORDERS_HEADER + "\tproduct-name",  # a new column
+        *[f"o{i}\tSKU-{i}\t2026-11-{18 + i % 3}T12:00:00Z\t{10 * i}\t{i}.75\tWidget {i}" for i in range(3, 10)],
+        "o9\tSKU-9\t2026-11-20T13:00:00Z\t99\t9.99\tWidget 9 again",  # in-document duplicate: the last line wins
+        "o10\tSKU-10\t2026-11-20T13:00:00Z\tmany\t1.00\tWidget 10",  # a value quarantined
+        "o11\tSKU-11\t2026-11-20T13:00:00Z\t1\t1.00\tWidget 11\tstray field",  # a row quarantined
+    )),
 )
 
-SETTLEMENT_HEADER = (
-    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
-    "transaction-type\torder-id\tamount-description\tamount\tposted-date\tquantity-purchased"
-)
+SETTLEMENT_HEADER = ("settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
+                     "transaction-type\torder-id\tamount-description\tamount\tposted-date\tquantity-purchased")
 
 
 def settlement(settlement_id: str, total: str, rows: list[str], extra_header: str = "") -> bytes:
-    return tsv(
-        SETTLEMENT_HEADER + extra_header,
-        f"{settlement_id}\t2026-11-01 00:00:00 UTC\t2026-11-15 00:00:00 UTC\t2026-11-17 00:00:00 UTC\t{total}\t"
-        f"EUR\t\t\t\t\t\t" + ("\t" if extra_header else ""),
-        *rows,
-    )
+    return tsv(SETTLEMENT_HEADER + extra_header,
+               f"{settlement_id}\t2026-11-01 00:00:00 UTC\t2026-11-15 00:00:00 UTC\t2026-11-17 00:00:00 UTC\t{total}\t"
+               f"EUR\t\t\t\t\t\t" + ("\t" if extra_header else ""),
+               *rows)
 
 
 REPLACE = Case(
     "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE",
-    (
-        "300",
-        "2026-11-17T06:00:00Z",
-        settlement(
-            "S1",
-            "40.00",
-            [f"S1\t\t\t\t\t\tOrder\t111-{i}\tPrincipal\t{i}.00\t2026-11-0{2 + i % 2}\t1" for i in range(1, 5)],
-        ),
-    ),
-    (
-        "400",
-        "2026-12-01T06:00:00Z",
-        settlement(
-            "S2",
-            "75.00",
-            [
-                *[
-                    f"S2\t\t\t\t\t\tOrder\t222-{i}\tPrincipal\t{i}.00\t2026-11-{16 + i % 3}\t{i}\tpromo {i}"
-                    for i in range(1, 8)
-                ],
-                "S2\t\t\t\t\t\tRefund\t222-1\tPrincipal\t-1.00\t2026-11-18\tnone\t",  # a value quarantined
-                "S2\t\t\t\t\t\tOrder\t222-9\tPrincipal\t9.00\t2026-11-18\t1\t\tstray",  # a row quarantined
-            ],
-            extra_header="\tpromotion-id",
-        ),
-    ),
+    ("300", "2026-11-17T06:00:00Z", settlement("S1", "40.00", [
+        f"S1\t\t\t\t\t\tOrder\t111-{i}\tPrincipal\t{i}.00\t2026-11-0{2 + i % 2}\t1" for i in range(1, 5)
+    ])),
+    ("400", "2026-12-01T06:00:00Z", settlement("S2", "75.00", [
+        *[f"S2\t\t\t\t\t\tOrder\t222-{i}\tPrincipal\t{i}.00\t2026-11-{16 + i % 3}\t{i}\tpromo {i}"
+          for i in range(1, 8)],
+        "S2\t\t\t\t\t\tRefund\t222-1\tPrincipal\t-1.00\t2026-11-18\tnone\t",  # a value quarantined
+        "S2\t\t\t\t\t\tOrder\t222-9\tPrincipal\t9.00\t2026-11-18\t1\t\tstray",  # a row quarantined
+    ], extra_header="\tpromotion-id")),
 )
 
-STAGES = [
-    "fetch",
-    "parse",
-    "staged",
-    "writing",
-    "committed",
-    "committed_by_older_version",
-    "manifest",
-    "ledger",
-    "cleaning",
-]
+STAGES = ["fetch", "parse", "staged", "writing", "committed", "committed_by_older_version", "manifest", "ledger",
+          "cleaning"]
 
 
 # ----------------------------------------------------------------------------------------- the steps
@@ -219,15 +182,9 @@ STAGES = [
 
 def finished_report(case: Case, which: str = "report") -> dict:
     report_id, created, _ = getattr(case, which)
-    return {
-        "report_type": case.report_type,
-        "report_id": report_id,
-        "report_document_id": f"doc-{report_id}",
-        "marketplace_ids": [US],
-        "processing_status": "DONE",
-        "created_time": created,
-        "data_end_time": created,
-    }
+    return {"selling_partner_id": SELLER, "selling_partner_conn_id": "selling_partner_default", "report_type": case.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
+            "marketplace_ids": [US], "processing_status": "DONE", "created_time": created,
+            "data_end_time": created}
 
 
 def document(case: Case, which: str = "report") -> bytes:
@@ -235,9 +192,7 @@ def document(case: Case, which: str = "report") -> bytes:
 
 
 def fetch(lake: Lake, case: Case, which: str = "report") -> dict:
-    return pipeline.store_raw_document(
-        lake, finished_report(case, which), BytesIO(document(case, which)), content_type=None
-    )
+    return pipeline.store_raw_document(lake, finished_report(case, which), BytesIO(document(case, which)), content_type=None)
 
 
 def parse(lake: Lake, case: Case, fetched: dict) -> dict:
@@ -256,9 +211,8 @@ def killed(lake: Lake, case: Case, stage: str, job: dict, tmp_path: Path) -> Non
     script, job_path = tmp_path / "child.py", tmp_path / "job.json"
     script.write_text(CHILD)
     job_path.write_text(json.dumps({**job, "registry": str(REGISTRY_PATH), "report_type": case.report_type}))
-    child = subprocess.run(
-        [sys.executable, str(script), lake.root, str(job_path), stage], capture_output=True, text=True, timeout=120
-    )
+    child = subprocess.run([sys.executable, str(script), lake.root, str(job_path), stage],
+                           capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr
 
 
@@ -304,11 +258,9 @@ def ledger_rows(lake: Lake, report_id: str) -> list[dict]:
 def comparable(manifest: dict) -> dict:
     """A manifest without what differs between two lakes (table locations) and two runs (time)."""
     strip = lambda landing: {k: v for k, v in landing.items() if k != "uri"} if landing else landing  # noqa: E731
-    return {
-        **{k: v for k, v in manifest.items() if k != "landed_at"},
-        "tables": {suffix: strip(t) for suffix, t in manifest["tables"].items()},
-        "quarantine_table": strip(manifest["quarantine_table"]),
-    }
+    return {**{k: v for k, v in manifest.items() if k != "landed_at"},
+            "tables": {suffix: strip(t) for suffix, t in manifest["tables"].items()},
+            "quarantine_table": strip(manifest["quarantine_table"])}
 
 
 @pytest.fixture(scope="module")
@@ -329,8 +281,8 @@ def assert_the_crash_happened_at(stage: str, lake: Lake, case: Case, before: dic
     """What the killed attempt left, so that the test is about the stage it says."""
     report_id = case.report[0]
     main = case.tables[0]
-    manifest = Path(lake.fs_path(pipeline.manifest_path(lake, REGISTRY[case.report_type], report_id)))
-    staging = Path(lake.fs_path(lake.staging_dir(case.report_type.lower(), report_id)))
+    manifest = Path(lake.fs_path(pipeline.manifest_path(lake, REGISTRY[case.report_type], {"selling_partner_id": SELLER, "report_id": report_id})))
+    staging = Path(lake.fs_path(lake.staging_dir(case.report_type.lower(), SELLER, report_id)))
     if stage == "fetch":
         assert any(".tmp" in p for p in temporary_files(lake)) and not staging.exists()
     elif stage == "parse":
@@ -349,7 +301,7 @@ def assert_the_crash_happened_at(stage: str, lake: Lake, case: Case, before: dic
     elif stage == "ledger":
         assert [r["status"] for r in ledger_rows(lake, report_id)] == ["DONE"] and staging.exists()
     elif stage == "cleaning":
-        assert lake.list(lake.staging_dir(case.report_type.lower(), report_id))
+        assert lake.list(lake.staging_dir(case.report_type.lower(), SELLER, report_id))
 
 
 @pytest.mark.parametrize("case", [MERGE, REPLACE], ids=["merge", "replace"])
@@ -364,13 +316,7 @@ def test_a_landing_killed_at_any_stage_lands_exactly_once_on_retry(lake, tmp_pat
     # The attempt that is killed, then its retry (and the steps after it, as a DAG run's retry runs them).
     if stage == "fetch":
         (tmp_path / "document").write_bytes(document(case))
-        killed(
-            lake,
-            case,
-            stage,
-            {"finished_report": finished_report(case), "document": str(tmp_path / "document")},
-            tmp_path,
-        )
+        killed(lake, case, stage, {"finished_report": finished_report(case), "document": str(tmp_path / "document")}, tmp_path)
         assert_the_crash_happened_at(stage, lake, case, before, versions(clean_lake, case))
         parsed = parse(lake, case, fetch(lake, case))
     elif stage == "parse":
@@ -396,16 +342,13 @@ def test_a_landing_killed_at_any_stage_lands_exactly_once_on_retry(lake, tmp_pat
     # One ledger row, DONE; the manifest, the same as the uninterrupted landing's.
     [entry] = ledger_rows(lake, report_id)
     assert entry["status"] == "DONE" and entry["manifest"] == manifest["manifest_path"]
-    assert lake.read_json(pipeline.manifest_path(lake, report, report_id)) == manifest
+    assert lake.read_json(pipeline.manifest_path(lake, report, {"selling_partner_id": SELLER, "report_id": report_id})) == manifest
     assert comparable(manifest) == comparable(clean_manifest)
     # Nothing left behind.
     assert lake.list("staging", hidden=True) == []
     assert temporary_files(lake) == []
     assert {table: unreferenced(lake, table) for table in case.tables} == {table: set() for table in case.tables}
-    if stage in ("committed", "committed_by_older_version") or (stage, case) == (
-        "writing",
-        REPLACE,
-    ):  # the killed attempt's commits found
+    if stage in ("committed", "committed_by_older_version") or (stage, case) == ("writing", REPLACE):  # the killed attempt's commits found
         assert "was committed by an earlier attempt" in caplog.text
     if stage in ("manifest", "ledger", "cleaning"):
         assert "was landed already" in caplog.text
@@ -432,18 +375,12 @@ def test_dead_landings_of_other_hosts_and_other_reports_are_left_alone(lake, tmp
     table = case.tables[0]
     left = unreferenced(lake, table)
     assert left
-    markers_dir = Path(lake.fs_path(lake.staging_dir(table, case.report[0]))) / "_landings"
+    markers_dir = Path(lake.fs_path(lake.staging_dir(table, SELLER, case.report[0]))) / "_landings"
     for marker in markers_dir.iterdir():  # as if the landing ran on another machine
         marker.write_text(json.dumps({**json.loads(marker.read_text()), "host": "elsewhere"}))
     other = {**parsed, "report_id": "999"}  # another report: its landing must not touch report 200's files
-    other["parse"] = {
-        **parsed["parse"],
-        "tables": {},
-        "quarantine_files": [],
-        "rows_read": 0,
-        "rows_parsed": 0,
-        "rows_quarantined": 0,
-    }
+    other["parse"] = {**parsed["parse"], "tables": {}, "quarantine_files": [], "rows_read": 0, "rows_parsed": 0,
+                      "rows_quarantined": 0}
     land(lake, case, other)
     assert unreferenced(lake, table) == left
     manifest = land(lake, case, parsed)  # the report itself: lands, the other host's files stay (VACUUM's)

@@ -28,7 +28,9 @@ from sp_reports.registry import ReportType
 
 def test_natural_key_columns_are_snake_cased_like_the_parser_does():
     report = ReportType("GET_X", natural_keys=("amazon-order-id", "Seller SKU", "order.item_id"))
-    assert natural_key_columns(report) == ("marketplace_id", "amazon_order_id", "seller_sku", "order_item_id")
+    assert natural_key_columns(report) == (
+        "selling_partner_id", "marketplace_id", "amazon_order_id", "seller_sku", "order_item_id"
+    )
     assert natural_key_columns(ReportType("GET_Y")) == ()
     assert snake_case("  Händler-SKU ") == "händler_sku"
 
@@ -41,9 +43,8 @@ def test_partition_directories_escape_values():
 
 
 def test_sort_by_partition_keeps_document_order_within_a_partition():
-    table = pa.table(
-        {"m": ["a", "b", "a", None, "b"], "d": pa.array([1, 2, 1, 3, 2]).cast(pa.int32()), "v": [0, 1, 2, 3, 4]}
-    )
+    table = pa.table({"m": ["a", "b", "a", None, "b"], "d": pa.array([1, 2, 1, 3, 2]).cast(pa.int32()),
+                      "v": [0, 1, 2, 3, 4]})
     ordered, groups = sort_by_partition(table, ["m", "d"])
     assert groups == [(("a", "1"), 0, 2), (("b", "2"), 2, 2), ((None, "3"), 4, 1)]
     assert ordered.column("v").to_pylist() == [0, 2, 1, 4, 3]
@@ -83,20 +84,15 @@ def test_bucket_store_spills_and_reads_back(tmp_path):
     schema = pa.schema([("key", pa.string()), ("n", pa.int64())])
     store = BucketStore(schema, 4, str(tmp_path), "t", buffer_bytes=100)
     for start in range(0, 1000, 100):
-        batch = pa.record_batch(
-            {"key": [f"k{i}" for i in range(start, start + 100)], "n": pa.array(range(start, start + 100), pa.int64())},
-            schema=schema,
-        )
+        batch = pa.record_batch({"key": [f"k{i}" for i in range(start, start + 100)],
+                                 "n": pa.array(range(start, start + 100), pa.int64())}, schema=schema)
         store.add(batch, key_hashes(batch.column(0)))
     assert list(tmp_path.iterdir())  # spilled
     parts = [store.read(b) for b in range(4)]
     assert sum(p.num_rows for p in parts) == 1000
     assert sorted(n for p in parts for n in p.column("n").to_pylist()) == list(range(1000))
-    hashes_of = {
-        b: set((key_hashes(p.column("key").combine_chunks()) % np.uint64(4)).tolist())
-        for b, p in enumerate(parts)
-        if p.num_rows
-    }
+    hashes_of = {b: set((key_hashes(p.column("key").combine_chunks()) % np.uint64(4)).tolist()) for b, p in
+                 enumerate(parts) if p.num_rows}
     assert all(h == {b} for b, h in hashes_of.items())
     # Each bucket's hashes on their own: the same multiset as its rows' keys give.
     for b, p in enumerate(parts):
@@ -132,7 +128,6 @@ def test_a_merge_into_an_empty_table_indexes_key_hashes_only_until_a_key_repeats
             first = sum(len(keys) for keys in keys_by_file[:n])
             keys = keys_by_file[n]
             yield pa.record_batch({"order": keys, "line": pa.array(range(first, first + len(keys)), pa.int64())})
-
         return [(n, str(n), {}) for n in range(len(keys_by_file))], read_file
 
     distinct, read_file = files([[f"o{i}" for i in range(0, 300)], [f"o{i}" for i in range(300, 600)]])
@@ -156,9 +151,8 @@ def test_partitioned_writer_bounds_open_files(lake):
     storage = TableStorage(lake, "t")
     writer = PartitionedWriter(storage, ["d"], "landing1", file_rows=4, buffer_bytes=1, max_open=2)
     for start in range(0, 30, 5):
-        writer.write(
-            pa.record_batch({"d": [f"day{i % 3}" for i in range(start, start + 5)], "v": list(range(start, start + 5))})
-        )
+        writer.write(pa.record_batch({"d": [f"day{i % 3}" for i in range(start, start + 5)],
+                                      "v": list(range(start, start + 5))}))
     files = writer.close()
     assert sum(f.rows for f in files) == 30 and all(f.rows <= 4 for f in files)
     values = []
@@ -172,14 +166,9 @@ def test_partitioned_writer_bounds_open_files(lake):
     assert sorted(values) == list(range(30))
     # Within a partition, files in order of their numbers hold the rows in document order.
     for day in ("day0", "day1", "day2"):
-        ordered = [
-            v
-            for f in files
-            if f.partition_values["d"] == day
-            for v in pq.read_table(lake.fs_path(f"tables/t/{f.path}"), filesystem=lake.filesystem)
-            .column("v")
-            .to_pylist()
-        ]
+        ordered = [v for f in files if f.partition_values["d"] == day
+                   for v in pq.read_table(lake.fs_path(f"tables/t/{f.path}"), filesystem=lake.filesystem)
+                   .column("v").to_pylist()]
         assert ordered == sorted(ordered)
 
 
@@ -218,24 +207,13 @@ def test_partitioned_writer_writes_large_slices_at_once_after_what_waits(lake):
 
 def test_partitioned_writer_write_all_matches_write(lake):
     """write_all (reading and sorting in a worker thread) writes what write + close write."""
-    batches = [
-        pa.record_batch({"d": [f"day{i % 3}" for i in range(s, s + 5)], "v": list(range(s, s + 5))})
-        for s in range(0, 30, 5)
-    ]
+    batches = [pa.record_batch({"d": [f"day{i % 3}" for i in range(s, s + 5)], "v": list(range(s, s + 5))})
+               for s in range(0, 30, 5)]
 
     def contents(table, files):
-        return sorted(
-            (
-                f.partition_values["d"],
-                f.rows,
-                tuple(
-                    pq.read_table(lake.fs_path(f"tables/{table}/{f.path}"), filesystem=lake.filesystem)
-                    .column("v")
-                    .to_pylist()
-                ),
-            )
-            for f in files
-        )
+        return sorted((f.partition_values["d"], f.rows, tuple(pq.read_table(
+            lake.fs_path(f"tables/{table}/{f.path}"), filesystem=lake.filesystem).column("v").to_pylist()))
+            for f in files)
 
     serial = PartitionedWriter(TableStorage(lake, "serial"), ["d"], "l1", file_rows=4, buffer_bytes=1, max_open=2)
     for batch in batches:
@@ -258,18 +236,14 @@ def test_partitioned_writer_write_all_raises_the_readers_error(lake):
 
 
 def test_file_statistics_round_outwards(tmp_path):
-    table = pa.table(
-        {
-            "s": ["b", "a" * 80, None],
-            "long": ["z" * 80, "a", "b"],
-            "ts": pa.array(
-                [dt.datetime(2026, 1, 1, 10, 0, 0, 123456), dt.datetime(2026, 1, 2), None], pa.timestamp("us", "UTC")
-            ),
-            "dec": pa.array([Decimal("0.1"), Decimal("-5"), None], pa.decimal128(20, 4)),
-            "d": pa.array([dt.date(2026, 1, 2), dt.date(2026, 1, 1), None]),
-            "i": pa.array([3, 1, 2], pa.int64()),
-        }
-    )
+    table = pa.table({
+        "s": ["b", "a" * 80, None],
+        "long": ["z" * 80, "a", "b"],
+        "ts": pa.array([dt.datetime(2026, 1, 1, 10, 0, 0, 123456), dt.datetime(2026, 1, 2), None], pa.timestamp("us", "UTC")),
+        "dec": pa.array([Decimal("0.1"), Decimal("-5"), None], pa.decimal128(20, 4)),
+        "d": pa.array([dt.date(2026, 1, 2), dt.date(2026, 1, 1), None]),
+        "i": pa.array([3, 1, 2], pa.int64()),
+    })
     path = tmp_path / "f.parquet"
     with pq.ParquetWriter(path, table.schema) as writer:
         writer.write_table(table, row_group_size=2)
@@ -277,10 +251,7 @@ def test_file_statistics_round_outwards(tmp_path):
     assert stats["numRecords"] == 3
     assert stats["minValues"]["s"] == "a" * 64 and stats["maxValues"]["s"] == "b"  # a prefix bounds a minimum
     assert stats["minValues"]["long"] == "a" and "long" not in stats["maxValues"]  # ... but not a maximum
-    assert (
-        stats["minValues"]["ts"] == "2026-01-01T10:00:00.123Z"
-        and stats["maxValues"]["ts"] == "2026-01-02T00:00:00.000Z"
-    )
+    assert stats["minValues"]["ts"] == "2026-01-01T10:00:00.123Z" and stats["maxValues"]["ts"] == "2026-01-02T00:00:00.000Z"
     assert stats["minValues"]["dec"] <= -5 and stats["maxValues"]["dec"] >= 0.1
     assert stats["minValues"]["d"] == "2026-01-01" and stats["maxValues"]["i"] == 3
     assert stats["nullCount"] == {"s": 1, "long": 0, "ts": 1, "dec": 1, "d": 1, "i": 0}

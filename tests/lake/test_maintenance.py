@@ -29,28 +29,23 @@ from sp_reports.lake.ledger import LEDGER_TABLE
 from sp_reports.lake.maintenance import MaintenanceSettings, clean_leftovers, maintain_lake, maintain_table
 from sp_reports.registry import load_registry
 
+SELLER = "A3EMULATORSELLER"
+
 ORDERS = load_registry()["GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"]  # MERGE on (order id, sku)
 TABLE = ORDERS.table_name
 QUARANTINE = f"{TABLE}__quarantine"
 DE = "A1PA6795UKMFR9"
 DAY = 86400
-PARTITION = f"marketplace_id={DE}/report_date=2026-11-20"
+PARTITION = f"marketplace_id={DE}"
 
 
 def land(lake, report_id: str, orders: list[tuple[str, int, str]], hour: int) -> dict:
     """Land a flat-file document of (order id, day, quantity) rows as the DAG would, ledger included."""
     text = "amazon-order-id\tpurchase-date\tsku\tquantity\n" + "".join(
-        f"{order}\t2026-11-{day}T10:00:00+00:00\tSKU-{order}\t{quantity}\n" for order, day, quantity in orders
-    )
-    finished = {
-        "report_type": ORDERS.report_type,
-        "report_id": report_id,
-        "report_document_id": f"doc-{report_id}",
-        "marketplace_ids": [DE],
-        "processing_status": "DONE",
-        "created_time": f"2026-11-22T{hour:02d}:00:00Z",
-        "data_end_time": "2026-11-22T00:00:00Z",
-    }
+        f"{order}\t2026-11-{day}T10:00:00+00:00\tSKU-{order}\t{quantity}\n" for order, day, quantity in orders)
+    finished = {"selling_partner_id": SELLER, "selling_partner_conn_id": "selling_partner_default", "report_type": ORDERS.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
+               "marketplace_ids": [DE], "processing_status": "DONE",
+               "created_time": f"2026-11-22T{hour:02d}:00:00Z", "data_end_time": "2026-11-22T00:00:00Z"}
     fetched = pipeline.store_raw_document(lake, finished, io.BytesIO(text.encode()), content_type="text/plain")
     return pipeline.land_and_record(lake, pipeline.parse_raw_document(lake, fetched, ORDERS), ORDERS, "request")
 
@@ -70,15 +65,10 @@ def land_history(lake) -> None:
 
 
 def snapshot_rows(lake) -> dict:
-    keys = {
-        TABLE: ("amazon_order_id", "quantity", "report_id"),
-        QUARANTINE: ("report_id", "line", "reason"),
-        LEDGER_TABLE: ("report_id", "status", "rows_landed"),
-    }
-    return {
-        name: sorted(tuple(r[k] for k in columns) for r in read_table(lake, name).to_pylist())
-        for name, columns in keys.items()
-    }
+    keys = {TABLE: ("amazon_order_id", "quantity", "report_id"), QUARANTINE: ("report_id", "line", "reason"),
+            LEDGER_TABLE: ("report_id", "status", "rows_landed")}
+    return {name: sorted(tuple(r[k] for k in columns) for r in read_table(lake, name).to_pylist())
+            for name, columns in keys.items()}
 
 
 def set_age(path: Path, seconds: float) -> None:
@@ -114,7 +104,7 @@ def removed_in_log(table_dir: Path) -> set[str]:
 
 def live_files(lake, name: str) -> set[str]:
     root = f"{lake.uri('tables/' + name)}/"
-    return {uri[len(root) :] for uri in DeltaTable(lake.table_uri(name)).file_uris()}
+    return {uri[len(root):] for uri in DeltaTable(lake.table_uri(name)).file_uris()}
 
 
 def files_per_partition(lake, name: str) -> dict[str, int]:
@@ -139,15 +129,13 @@ def test_maintenance_removes_what_is_dead_and_keeps_what_may_be_in_use(lake, ten
     recent_dead = write(table_dir / PARTITION / "part-00000-deadlanding2-0000bbbb-c000.zstd.parquet", 222, 5 * DAY)
     in_flight = write(table_dir / PARTITION / "part-00000-runninglan3-0000cccc-c000.zstd.parquet", 333)
     # open_output's temporary files: in a partition, at a table's root (hidden from VACUUM), in raw/.
-    old_tmps = [
-        write(table_dir / PARTITION / tmp_name("part-1.parquet"), 50, 3 * DAY),
-        write(table_dir / tmp_name("part-2.parquet"), 60, 3 * DAY),
-        write(root / "raw" / ORDERS.report_type / "1005" / tmp_name("doc.bin"), 70, 3 * DAY),
-    ]
+    old_tmps = [write(table_dir / PARTITION / tmp_name("part-1.parquet"), 50, 3 * DAY),
+                write(table_dir / tmp_name("part-2.parquet"), 60, 3 * DAY),
+                write(root / "raw" / ORDERS.report_type / "1005" / tmp_name("doc.bin"), 70, 3 * DAY)]
     fresh_tmp = write(root / "raw" / ORDERS.report_type / "1006" / tmp_name("doc.bin"), 80, 3600)
     # Staging: a dead parse (3 days), a parse running now, a DONE report's leftover (8 h) and a DONE
     # report re-parsed an hour ago (its landing is about to start).
-    staging = root / "staging" / TABLE
+    staging = root / "staging" / TABLE / SELLER
     write(staging / "2001" / f"{PARTITION}/part-0.parquet", 1000)
     write(staging / "2001" / "quarantine.parquet", 500)
     age_tree(staging / "2001", 3 * DAY)
@@ -172,9 +160,8 @@ def test_maintenance_removes_what_is_dead_and_keeps_what_may_be_in_use(lake, ten
     # The rows are the same; a reader of the version before maintenance still finds its files.
     assert snapshot_rows(lake) == before
     old_reader = DeltaTable(lake.table_uri(TABLE), version=version_before)
-    assert sorted(r["amazon_order_id"] for r in old_reader.to_pyarrow_table().to_pylist()) == sorted(
-        r[0] for r in before[TABLE]
-    )
+    assert sorted(r["amazon_order_id"] for r in old_reader.to_pyarrow_table().to_pylist()) == \
+        sorted(r[0] for r in before[TABLE])
 
     main = next(t for t in report["tables"] if t["table"] == TABLE)
     # VACUUM: the files replaced ten days ago and the ten-day-old orphan, nothing else.
@@ -202,7 +189,7 @@ def test_maintenance_removes_what_is_dead_and_keeps_what_may_be_in_use(lake, ten
 
     # Leftovers: the dead staging dirs and the old temporary files, nothing newer than the thresholds.
     left = report["leftovers"]
-    assert left["staging_dirs"] == [f"staging/{TABLE}/1001", f"staging/{TABLE}/2001"]
+    assert left["staging_dirs"] == [f"staging/{TABLE}/{SELLER}/1001", f"staging/{TABLE}/{SELLER}/2001"]
     assert left["staging_files"] == 3 and left["staging_bytes"] == 300 + 1000 + 500
     assert not (staging / "2001").exists() and not (staging / "1001").exists()
     assert (staging / "2002" / "part-0.parquet").exists() and (staging / "1002" / "part-0.parquet").exists()
@@ -263,9 +250,8 @@ def test_concurrent_landings_and_maintenance_lose_nothing(lake):
     thread.join()
     assert errors == []
     rows = sorted((r["amazon_order_id"], r["quantity"]) for r in read_table(lake, TABLE).to_pylist())
-    assert rows == sorted(
-        [(f"o{i}", 100 + i if 1 <= i <= 4 else i) for i in range(10)] + [(f"n{n}", n) for n in range(1, 5)]
-    )
+    assert rows == sorted([(f"o{i}", 100 + i if 1 <= i <= 4 else i) for i in range(10)] +
+                          [(f"n{n}", n) for n in range(1, 5)])
 
 
 def test_retention_never_below_the_floor():
@@ -290,15 +276,15 @@ def test_a_declared_retention_is_kept(lake, ten_days_ago):
 
 def test_leftovers_use_the_newest_file_of_a_staging_dir(lake):
     root = Path(lake.root)
-    staging = root / "staging" / TABLE / "3001"
+    staging = root / "staging" / TABLE / SELLER / "3001"
     write(staging / "a.parquet", 10)
     age_tree(staging, 3 * DAY)
     write(staging / "b.parquet", 10, 3600)  # a parse still writing here an hour ago
     set_age(staging, 3600)
     assert clean_leftovers(lake).staging_dirs == []
     later = datetime.now(timezone.utc) + timedelta(days=2)
-    assert clean_leftovers(lake, now=later).staging_dirs == [f"staging/{TABLE}/3001"]
-    assert not staging.exists() and not staging.parent.exists()  # the emptied table folder goes too
+    assert clean_leftovers(lake, now=later).staging_dirs == [f"staging/{TABLE}/{SELLER}/3001"]
+    assert not staging.exists() and not staging.parent.exists() and not staging.parent.parent.exists()  # emptied folders go too
 
 
 # ----------------------------------------------------------------------------------------- S3
@@ -320,7 +306,7 @@ def test_maintenance_on_s3(s3_lake, s3_client, s3_bucket, ten_days_ago):
     replaced = removed - live
     assert replaced
 
-    with s3_lake.open_output(f"staging/{TABLE}/2001/part-0.parquet") as f:
+    with s3_lake.open_output(f"staging/{TABLE}/{SELLER}/2001/part-0.parquet") as f:
         f.write(b"y" * 1234)
 
     report = maintain_lake(s3_lake)
@@ -334,16 +320,11 @@ def test_maintenance_on_s3(s3_lake, s3_client, s3_bucket, ten_days_ago):
 
     # A writer killed mid-file. (moto dates every multipart upload in 2010: only an old one can be tested.)
     upload = s3_client.create_multipart_upload(Bucket=s3_bucket, Key=f"lake/raw/{ORDERS.report_type}/9/doc.bin")
-    s3_client.upload_part(
-        Bucket=s3_bucket,
-        Key=f"lake/raw/{ORDERS.report_type}/9/doc.bin",
-        UploadId=upload["UploadId"],
-        PartNumber=1,
-        Body=b"z" * 4321,
-    )
+    s3_client.upload_part(Bucket=s3_bucket, Key=f"lake/raw/{ORDERS.report_type}/9/doc.bin",
+                          UploadId=upload["UploadId"], PartNumber=1, Body=b"z" * 4321)
     later = datetime.now(timezone.utc) + timedelta(days=3)
     left = maintain_lake(s3_lake, now=later)["leftovers"]
-    assert left["staging_dirs"] == [f"staging/{TABLE}/2001"] and left["staging_bytes"] == 1234
+    assert left["staging_dirs"] == [f"staging/{TABLE}/{SELLER}/2001"] and left["staging_bytes"] == 1234
     assert left["tmp_files"] == [f"raw/{ORDERS.report_type}/9/doc.bin (multipart upload {upload['UploadId']})"]
     assert left["tmp_bytes"] == 4321
     assert keys(s3_client, s3_bucket, "lake/staging/") == []

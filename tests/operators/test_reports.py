@@ -157,24 +157,19 @@ class LostResponseClient:
         from sp_reports.client import OutcomeUnknownError
 
         self.created.append(self.real.create_report(**spec))
-        raise OutcomeUnknownError(
-            status=None, code="NetworkError", message="connection reset", operation="createReport"
-        )
+        raise OutcomeUnknownError(status=None, code="NetworkError", message="connection reset",
+                                  operation="createReport")
 
     def __getattr__(self, name):
         return getattr(self.real, name)
 
 
 def test_a_lost_create_response_adopts_the_matching_report(sp_conn, monkeypatch):
-    real = SellingPartnerClient(
-        Credentials(**EMULATOR_CREDENTIALS), endpoint=sp_conn.base_url, lwa_endpoint=sp_conn.lwa_url
-    )
+    real = SellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=sp_conn.base_url,
+                                lwa_endpoint=sp_conn.lwa_url)
     lost = LostResponseClient(real)
-    monkeypatch.setattr(
-        RequestReportOperator,
-        "hook",
-        property(lambda self: type("H", (), {"get_conn": lambda _: lost, "default_marketplace_ids": lambda _: []})()),
-    )
+    monkeypatch.setattr(RequestReportOperator, "hook", property(lambda self: type("H", (), {
+        "get_conn": lambda _: lost, "default_marketplace_ids": lambda _: []})()))
     store = MemoryTaskStateStore()
     with pytest.raises(TaskDeferred) as deferred:
         operator().execute({"task_state_store": store})

@@ -51,31 +51,15 @@ class Parsed:
 def make_parse(lake: Lake):
     """``parse(data, report=PLAIN, marketplace=US, charset=None, compressed=None, extra=None) -> Parsed``."""
 
-    def run(
-        data: bytes,
-        *,
-        report: ReportType = PLAIN,
-        marketplace: str = US,
-        charset: str | None = None,
-        compressed: bool | None = None,
-        extra: dict | None = None,
-        summary: bool | None = None,
-    ) -> Parsed:
+    def run(data: bytes, *, report: ReportType = PLAIN, marketplace: str = US, charset: str | None = None,
+            compressed: bool | None = None, extra: dict | None = None, summary: bool | None = None) -> Parsed:
         if summary is not None:
             report = replace(report, summary_first_row=summary)
         with lake.open_output(RAW) as f:
             f.write(data)
         extra = {"report_id": "r1", "marketplace_id": marketplace} if extra is None else extra
-        parse_result = parse_document(
-            lake,
-            RAW,
-            OUT,
-            report=report,
-            marketplace_id=marketplace,
-            charset=charset,
-            compressed=compressed,
-            extra_columns=extra,
-        )
+        parse_result = parse_document(lake, RAW, OUT, report=report, marketplace_id=marketplace, charset=charset,
+                                 compressed=compressed, extra_columns=extra)
         tables = {name: read_files(lake, files) for name, files in parse_result.tables.items()}
         return Parsed(parse_result, tables, read_files(lake, parse_result.quarantine_files, QUARANTINE_SCHEMA))
 
@@ -88,9 +72,8 @@ def read_files(lake: Lake, files: list[str], schema: pa.Schema | None = None) ->
         return schema.empty_table() if schema is not None else pa.table({})
     table = pa.concat_tables(tables)
     # Staged data files are by partition: rows in document order again, as the tests expect them.
-    by_partition = any(
-        StagedPartition.of(pq.read_schema(lake.fs_path(f), filesystem=lake.filesystem).metadata) for f in files
-    )
+    by_partition = any(StagedPartition.of(pq.read_schema(lake.fs_path(f), filesystem=lake.filesystem).metadata)
+                       for f in files)
     return table.sort_by("source_line") if by_partition else table
 
 

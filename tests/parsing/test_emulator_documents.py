@@ -43,13 +43,8 @@ def test_emulated_flat_files(parse, report_type, marketplace_id, quirk):
     quirks = QUIRKS[quirk]
     data, charset = emulated(report_type, marketplace_id, quirks)
     report = REGISTRY[report_type]
-    parsed = parse(
-        data,
-        report=report,
-        marketplace=marketplace_id,
-        charset=charset,
-        extra={"report_id": "1234", "marketplace_id": marketplace_id, "report_date": "2026-11-20"},
-    )
+    parsed = parse(data, report=report, marketplace=marketplace_id, charset=charset,
+                   extra={"report_id": "1234", "marketplace_id": marketplace_id, "report_date": "2026-11-20"})
     outcome = parsed.parse_result
     check_accounting(parsed)
     assert parsed.quarantined("value") == []  # every declared column of every layout casts

@@ -68,12 +68,8 @@ def test_bom_wins_over_the_label(parse):
 
 def test_cp1252_with_euro_and_accents(parse):
     p = parse((HEADER + EU_TEXT).encode("cp1252"), charset="Cp1252", marketplace=DE)
-    assert p.parse_result.encoding == {
-        "codec": "cp1252",
-        "label": "Cp1252",
-        "bom": False,
-        "reason": "Content-Type charset Cp1252",
-    }
+    assert p.parse_result.encoding == {"codec": "cp1252", "label": "Cp1252", "bom": False,
+                                  "reason": "Content-Type charset Cp1252"}
     assert p.rows() == [{"sku": "A", "name": "Café Ökonomie – ß 5 € “Zitat”"}]
 
 
@@ -88,12 +84,8 @@ def test_cp932_with_nec_and_ibm_extensions(parse, label):
 
 def test_label_spelling_is_recorded_as_given(parse):
     p = parse((HEADER + JP_TEXT).encode("cp932"), charset="windows-31j", marketplace=JP)
-    assert p.parse_result.encoding == {
-        "codec": "cp932",
-        "label": "windows-31j",
-        "bom": False,
-        "reason": "Content-Type charset windows-31j",
-    }
+    assert p.parse_result.encoding == {"codec": "cp932", "label": "windows-31j", "bom": False,
+                                  "reason": "Content-Type charset windows-31j"}
 
 
 @pytest.mark.parametrize("label", ["UTF-8", "Cp1252", "Shift_JIS", "no-such-charset", None])

@@ -26,29 +26,14 @@ def small_blocks(monkeypatch):
 
 def test_basic_document_with_system_columns(lake, parse):
     data = b"amazon-order-id\tItem Price (EUR)\tsellerSku\n028-1\t9.99\tA\n028-2\t\tB\n"
-    p = parse(
-        data,
-        extra={
-            "report_id": "r1",
-            "marketplace_id": US,
-            "report_created_time": "2026-11-21T00:00:00Z",
-            "report_date": "2026-11-20",
-        },
-    )
+    p = parse(data, extra={"report_id": "r1", "marketplace_id": US, "report_created_time": "2026-11-21T00:00:00Z",
+                           "report_date": "2026-11-20"})
     o = p.parse_result
     assert o.columns == ["amazon_order_id", "item_price_eur", "seller_sku"]
-    assert o.source_columns == {
-        "amazon_order_id": "amazon-order-id",
-        "item_price_eur": "Item Price (EUR)",
-        "seller_sku": "sellerSku",
-    }
-    assert p.main.schema.names == o.columns + [
-        "report_id",
-        "marketplace_id",
-        "report_created_time",
-        "report_date",
-        "source_line",
-    ]
+    assert o.source_columns == {"amazon_order_id": "amazon-order-id", "item_price_eur": "Item Price (EUR)",
+                                "seller_sku": "sellerSku"}
+    assert p.main.schema.names == o.columns + ["report_id", "marketplace_id", "report_created_time", "report_date",
+                                               "source_line"]
     assert p.main.schema.field("report_date").type == pa.date32()
     assert p.main.schema.field("source_line").type == pa.int64()
     assert p.rows(system=True) == [
@@ -201,7 +186,7 @@ def test_truncated_gzip_lands_what_came_before_and_quarantines_the_break(parse):
     [record] = p.quarantined()
     assert record["kind"] == "row" and record["line"] == landed + 2
     assert record["reason"] == f"document truncated after line {landed + 1}: the gzip stream ends early"
-    assert record["raw"] == inflated[len(complete) :]
+    assert record["raw"] == inflated[len(complete):]
     assert o.rows_read == landed + 1 and o.rows_quarantined == 1
     check_accounting(p)
 
@@ -285,14 +270,8 @@ def test_localised_german_listing_headers(parse):
     header = "Händler-SKU\tArtikelbezeichnung\tPreis\tMenge\tErstellungsdatum\tVersender-Gruppe\n"
     row = "SKU-1\tKaffeemühle\t1.234,56\t2\t20.11.2026 14:03:12 MEZ\tStandard\n"
     p = parse((header + row).encode("cp1252"), report=LISTINGS, marketplace=DE, charset="Cp1252")
-    assert p.parse_result.columns == [
-        "seller_sku",
-        "item_name",
-        "price",
-        "quantity",
-        "open_date",
-        "merchant_shipping_group",
-    ]
+    assert p.parse_result.columns == ["seller_sku", "item_name", "price", "quantity", "open_date",
+                                 "merchant_shipping_group"]
     assert p.parse_result.source_columns["seller_sku"] == "Händler-SKU"
     [r] = p.rows()
     assert r["price"] == Decimal("1234.56") and r["item_name"] == "Kaffeemühle"
@@ -318,10 +297,7 @@ def test_column_names():
     assert snake_case("item-price (EUR)") == "item_price_eur"
     assert snake_case("出品者SKU") == "出品者sku"  # a header without an alias keeps its letters
     assert normalise_columns(["item-name", "item_name", "", "Item Name"]) == [
-        "item_name",
-        "item_name_2",
-        "column_3",
-        "item_name_3",
+        "item_name", "item_name_2", "column_3", "item_name_3"
     ]
 
 
@@ -330,7 +306,11 @@ def test_column_names():
 
 def test_declared_columns_cast_and_failures_quarantined(parse):
     header = "amazon-order-id\tpurchase-date\tquantity\titem-price\tis-business-order\n"
-    rows = "1\t2026-11-20T14:03:12+00:00\t2\t9.99\ttrue\n2\tyesterday\tmany\t1,5\tmaybe\n3\t\t\t\t\n"
+    rows = (
+        "1\t2026-11-20T14:03:12+00:00\t2\t9.99\ttrue\n"
+        "2\tyesterday\tmany\t1,5\tmaybe\n"
+        "3\t\t\t\t\n"
+    )
     p = parse((header + rows).encode(), report=ORDERS)
     assert [r["quantity"] for r in p.rows()] == [2, None, None]
     assert p.rows()[0]["item_price"] == Decimal("9.99") and p.rows()[0]["is_business_order"] is True
@@ -355,20 +335,14 @@ def test_report_date_is_the_utc_date_of_the_date_column(parse):
     ).encode()
     p = parse(data, report=ORDERS, extra={"report_id": "r1", "marketplace_id": US, "report_date": "2026-11-25"})
     assert p.main.column("report_date").to_pylist() == [
-        dt.date(2026, 11, 21),
-        dt.date(2026, 11, 19),
-        dt.date(2026, 11, 25),
-        dt.date(2026, 11, 25),
+        dt.date(2026, 11, 21), dt.date(2026, 11, 19), dt.date(2026, 11, 25), dt.date(2026, 11, 25)
     ]
     assert "report_date" not in p.parse_result.columns
 
 
 def test_a_date_column_missing_from_the_header_falls_back_to_the_reports_day(parse, caplog):
-    p = parse(
-        b"amazon-order-id\tsku\n1\tA\n",
-        report=ORDERS,
-        extra={"report_id": "r1", "marketplace_id": US, "report_date": "2026-11-25"},
-    )
+    p = parse(b"amazon-order-id\tsku\n1\tA\n", report=ORDERS,
+              extra={"report_id": "r1", "marketplace_id": US, "report_date": "2026-11-25"})
     assert p.main.column("report_date").to_pylist() == [dt.date(2026, 11, 25)]
     assert not p.quarantined()
     assert "date column 'purchase-date' is not in the header" in caplog.text
@@ -381,12 +355,8 @@ def test_report_date_without_a_date_column_or_fallback_is_null(parse):
 
 def test_report_date_of_a_date_typed_column(parse):
     header = "settlement-id\tposted-date\tamount\n"
-    p = parse(
-        (header + "1\t\t\n1\t20.11.2026\t-1,50\n").encode("cp1252"),
-        report=SETTLEMENT,
-        marketplace=DE,
-        extra={"report_id": "r1", "marketplace_id": DE},
-    )
+    p = parse((header + "1\t\t\n1\t20.11.2026\t-1,50\n").encode("cp1252"), report=SETTLEMENT, marketplace=DE,
+              extra={"report_id": "r1", "marketplace_id": DE})
     assert p.rows("summary", system=True)[0]["report_date"] is None
     [row] = p.rows(system=True)
     assert row["posted_date"] == dt.date(2026, 11, 20) and row["report_date"] == dt.date(2026, 11, 20)
@@ -423,8 +393,7 @@ def test_settlement_summary_row(parse):
 
 def test_settlement_whose_first_data_line_is_quarantined_has_no_summary(parse):
     data = (SETTLEMENT_HEADER + "S1\t\xff\n" + "S1\t\t\t\t\t\tOrder\t111-1\tPrincipal\t19.99\t2026-11-02\t1\n").encode(
-        "latin-1"
-    )
+        "latin-1")
     p = parse(data, report=SETTLEMENT)
     assert p.tables["summary"].num_rows == 0 and p.main.num_rows == 1
     assert [r["line"] for r in p.quarantined()] == [2]
@@ -445,27 +414,16 @@ def test_out_dir_must_be_in_staging(lake):
     with lake.open_output(RAW) as f:
         f.write(b"a\n1\n")
     with pytest.raises(ValueError):
-        parse_document(
-            lake, RAW, "tables/x", report=PLAIN, marketplace_id=US, charset=None, compressed=None, extra_columns={}
-        )
+        parse_document(lake, RAW, "tables/x", report=PLAIN, marketplace_id=US, charset=None, compressed=None,
+                       extra_columns={})
 
 
 def test_files_and_row_groups(lake, parse):
     body = "".join(f"{i}\t{'v' * 100}\n" for i in range(25_000))
     with lake.open_output(RAW) as f:
         f.write(("n\tv\n" + body).encode())
-    parse_result = flatfile.parse_tsv(
-        lake,
-        RAW,
-        OUT,
-        report=PLAIN,
-        marketplace_id=US,
-        charset=None,
-        compressed=None,
-        extra_columns={},
-        batch_rows=3_000,
-        file_rows=10_000,
-    )
+    parse_result = flatfile.parse_tsv(lake, RAW, OUT, report=PLAIN, marketplace_id=US, charset=None, compressed=None,
+                                 extra_columns={}, batch_rows=3_000, file_rows=10_000)
     assert parse_result.rows_parsed == 25_000 and len(parse_result.tables[""]) >= 2
     first = pq.ParquetFile(lake.open_input_file(parse_result.tables[""][0]))
     assert first.metadata.num_row_groups >= 3
@@ -508,7 +466,8 @@ def test_a_storage_error_is_not_a_parse_error(lake, monkeypatch):
 
     monkeypatch.setattr(type(lake), "open_input", lambda self, path: pa.PythonFile(Flaky(real_open(self, path)), "r"))
     with pytest.raises(OSError, match="connection reset") as err:
-        parse_document(lake, RAW, OUT, report=PLAIN, marketplace_id=US, charset=None, compressed=None, extra_columns={})
+        parse_document(lake, RAW, OUT, report=PLAIN, marketplace_id=US, charset=None, compressed=None,
+                       extra_columns={})
     assert not isinstance(err.value, DocumentParseError)
     assert lake.list("staging") == []
 

@@ -21,9 +21,8 @@ from sp_reports.lake import Lake
 from sp_reports.parsing import DocumentParseError
 from sp_reports.columns import snake_case
 
-FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
-)
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
@@ -84,22 +83,15 @@ def check(parsed, data: bytes) -> None:
 
 _ANY_TEXT_BYTES = st.binary(max_size=400)
 _TSVISH = st.lists(
-    st.one_of(
-        st.sampled_from([b"\t", b"\n", b"\r\n", b"\r", b"\xef\xbb\xbf", b'"', b"\x81 ", b"\xff", b"\x82"]),
-        st.binary(max_size=8),
-        st.text(max_size=6).map(str.encode),
-    ),
+    st.one_of(st.sampled_from([b"\t", b"\n", b"\r\n", b"\r", b"\xef\xbb\xbf", b'"', b"\x81 ", b"\xff", b"\x82"]),
+              st.binary(max_size=8), st.text(max_size=6).map(str.encode)),
     max_size=80,
 ).map(b"".join)
 
 
 @FUZZ
-@given(
-    data=st.one_of(_ANY_TEXT_BYTES, _TSVISH),
-    gz=st.booleans(),
-    label=st.sampled_from([None, "UTF-8", "Cp1252", "windows-31j", "Shift_JIS", "bogus"]),
-    marketplace=st.sampled_from([US, DE, JP]),
-)
+@given(data=st.one_of(_ANY_TEXT_BYTES, _TSVISH), gz=st.booleans(), label=st.sampled_from(
+    [None, "UTF-8", "Cp1252", "windows-31j", "Shift_JIS", "bogus"]), marketplace=st.sampled_from([US, DE, JP]))
 def test_random_bytes(parse, data, gz, label, marketplace):
     raw = gzip.compress(data) if gz else data
     try:
@@ -112,9 +104,8 @@ def test_random_bytes(parse, data, gz, label, marketplace):
 
 def _document(n_rows: int) -> bytes:
     header = "amazon-order-id\tpurchase-date\tquantity\titem-price\tproduct-name\n"
-    rows = "".join(
-        f"{i}\t2026-11-{1 + i % 28:02d}T10:00:00+00:00\t{i % 7}\t{i}.99\tname {i} ✓\n" for i in range(n_rows)
-    )
+    rows = "".join(f"{i}\t2026-11-{1 + i % 28:02d}T10:00:00+00:00\t{i % 7}\t{i}.99\tname {i} ✓\n"
+                   for i in range(n_rows))
     return (header + rows).encode()
 
 
@@ -143,23 +134,15 @@ def test_random_truncation_of_a_gzip_document(parse, n_rows, cut, level):
         assert records == []
 
 
-_KNOWN = {
-    "amazon-order-id": "x",
-    "quantity": "integer",
-    "item-price": "decimal",
-    "purchase-date": "datetime",
-    "is-business-order": "boolean",
-    "sku": "x",
-    "ship-city": "x",
-}
+_KNOWN = {"amazon-order-id": "x", "quantity": "integer", "item-price": "decimal", "purchase-date": "datetime",
+          "is-business-order": "boolean", "sku": "x", "ship-city": "x"}
 
 
 @FUZZ
 @given(
     known=st.lists(st.sampled_from(sorted(_KNOWN)), unique=True, min_size=1),
-    added=st.lists(
-        st.text("abcdefghij-", min_size=1, max_size=8).filter(lambda s: snake_case(s)), max_size=3, unique_by=snake_case
-    ),
+    added=st.lists(st.text("abcdefghij-", min_size=1, max_size=8).filter(lambda s: snake_case(s)), max_size=3,
+                   unique_by=snake_case),
     n_rows=st.integers(0, 40),
     crlf=st.booleans(),
     trailing_tab=st.booleans(),
@@ -168,12 +151,8 @@ _KNOWN = {
 )
 def test_random_column_drift(parse, known, added, n_rows, crlf, trailing_tab, marketplace, data):
     """Columns added, removed and reordered: every row lands, every value under its own column."""
-    added = [
-        a
-        for a in added
-        if snake_case(a) not in {snake_case(k) for k in _KNOWN}
-        and snake_case(a) not in ("report_id", "marketplace_id", "report_date", "source_line")
-    ]
+    added = [a for a in added if snake_case(a) not in {snake_case(k) for k in _KNOWN}
+             and snake_case(a) not in ("report_id", "marketplace_id", "report_date", "source_line")]
     columns = data.draw(st.permutations(known + added))
     comma = marketplace == DE
 
@@ -208,9 +187,8 @@ def test_random_column_drift(parse, known, added, n_rows, crlf, trailing_tab, ma
     assert got == expected
 
 
-_TEXT = st.text(
-    st.sampled_from(list("abc XYZ 0123") + list("éüßÖ€–“”") + list("あア髙橋①～ＷＡ漢字")), min_size=1, max_size=12
-)
+_TEXT = st.text(st.sampled_from(list("abc XYZ 0123") + list("éüßÖ€–“”") + list("あア髙橋①～ＷＡ漢字")),
+                min_size=1, max_size=12)
 _LABELS = {
     "utf-8": ["UTF-8", "utf8"],
     "cp1252": ["Cp1252", "windows-1252"],
@@ -256,9 +234,7 @@ def test_random_encodings_and_labels(parse, cells, codec, label_kind, marketplac
         valid_utf8 = False
     if raw.isascii():
         assert parsed.rows() == rows
-    elif (
-        label_kind == "right" and (codec == "utf-8" or not valid_utf8) and not (codec == "cp1252" and marketplace == JP)
-    ):
+    elif label_kind == "right" and (codec == "utf-8" or not valid_utf8) and not (codec == "cp1252" and marketplace == JP):
         assert enc["codec"] == codec, enc  # a right label is kept unless the bytes contradict it
     elif codec == "utf-8":
         assert enc["codec"] == "utf-8", enc  # valid UTF-8 always wins

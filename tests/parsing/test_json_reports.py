@@ -79,14 +79,10 @@ def _read(lake: Lake, files: list[str]) -> pa.Table | None:
     return pa.concat_tables(pq.read_table(lake.fs_path(f)) for f in files)
 
 
-def emulator_document(
-    marketplace: str = US, rows: int = 20, options: dict | None = None, **quirks
-) -> tuple[bytes, str]:
+def emulator_document(marketplace: str = US, rows: int = 20, options: dict | None = None, **quirks) -> tuple[bytes, str]:
     config = EmulatorConfig(rows_per_report=rows, **quirks)
     now = datetime(2026, 11, 22, tzinfo=timezone.utc).timestamp()
-    report = Store(seed=5).create_report(
-        config, now, SALES_AND_TRAFFIC, [marketplace], now - 6 * 86400, now, options or {}
-    )
+    report = Store(seed=5).create_report(config, now, SALES_AND_TRAFFIC, [marketplace], now - 6 * 86400, now, options or {})
     data, content_type = served_bytes(report)
     return data, content_type.split("charset=")[1]
 
@@ -105,10 +101,7 @@ def test_sales_and_traffic_report(lake, sales_report):
     assert parse_result.encoding["codec"] == "utf-8" and parse_result.compressed is True
     assert parse_result.columns[:3] == ["date", "sales_by_date_ordered_product_sales_amount",
                                    "sales_by_date_ordered_product_sales_currency_code"]  # fmt: skip
-    assert (
-        parse_result.source_columns["sales_by_date_ordered_product_sales_amount"]
-        == "salesByDate.orderedProductSales.amount"
-    )
+    assert parse_result.source_columns["sales_by_date_ordered_product_sales_amount"] == "salesByDate.orderedProductSales.amount"
     assert by_date.column_names == parse_result.columns + SYSTEM
     schema = by_date.schema
     assert schema.field("sales_by_date_ordered_product_sales_amount").type == pa.decimal128(20, 4)
@@ -122,13 +115,9 @@ def test_sales_and_traffic_report(lake, sales_report):
     first = document["salesAndTrafficByDate"][0]
     row = by_date.slice(0, 1).to_pylist()[0]
     assert row["date"].isoformat() == first["date"]
-    assert row["sales_by_date_ordered_product_sales_amount"] == Decimal(
-        str(first["salesByDate"]["orderedProductSales"]["amount"])
-    )
+    assert row["sales_by_date_ordered_product_sales_amount"] == Decimal(str(first["salesByDate"]["orderedProductSales"]["amount"]))
     assert row["traffic_by_date_sessions"] == first["trafficByDate"]["sessions"]
-    assert by_date.column("report_date").to_pylist() == [
-        date.fromisoformat(r["date"]) for r in document["salesAndTrafficByDate"]
-    ]
+    assert by_date.column("report_date").to_pylist() == [date.fromisoformat(r["date"]) for r in document["salesAndTrafficByDate"]]
     assert by_date.column("source_line").to_pylist() == list(range(1, 8))
     # The per-ASIN table: no date of its own, so the report's date.
     assert set(by_asin.column("report_date").to_pylist()) == {date(2026, 11, 21)}
@@ -151,18 +140,13 @@ def test_quirks_bom_crlf_drift(lake, sales_report):
     assert parsed.parse_result.encoding["bom"] is True and parsed.parse_result.compressed is False
     assert set(parsed.tables["sales_and_traffic_by_asin"].column("deemed_reseller_category").to_pylist()) == {"AU_VOEC"}
     data, charset = emulator_document(US, rows=5, column_drift="drop")
-    assert (
-        "sales_by_date_total_order_items" not in parse(lake, data, sales_report, charset=charset).parse_result.columns
-    )
+    assert "sales_by_date_total_order_items" not in parse(lake, data, sales_report, charset=charset).parse_result.columns
 
 
 def test_header_only_and_empty(lake, sales_report):
     data, charset = emulator_document(US, header_only=True)
     parsed = parse(lake, data, sales_report, charset=charset)
-    assert parsed.parse_result.rows_read == 0 and parsed.parse_result.tables == {
-        "": [],
-        "sales_and_traffic_by_asin": [],
-    }
+    assert parsed.parse_result.rows_read == 0 and parsed.parse_result.tables == {"": [], "sales_and_traffic_by_asin": []}
     for data in (b"", gzip.compress(b""), b" \n"):
         parsed = parse(lake, data, sales_report)
         assert parsed.parse_result.rows_read == 0 and parsed.parse_result.quarantine_files == []
@@ -181,35 +165,14 @@ def test_bad_bytes_break_the_document(lake, sales_report):
 
 
 def test_generic_arrays_types_and_nesting(lake):
-    report = dataclasses.replace(
-        GENERIC, columns={"createdAt": "datetime", "price.value": "decimal", "count": "integer"}
-    )
+    report = dataclasses.replace(GENERIC, columns={"createdAt": "datetime", "price.value": "decimal", "count": "integer"})
     doc = {
         "meta": {"version": 2, "items": ["not", "records"]},
         "items": [
-            {
-                "id": "a",
-                "createdAt": "2026-11-20T14:03:12Z",
-                "count": 3,
-                "ratio": 1,
-                "price": {"value": "12,50", "currency": "EUR"},
-                "tags": ["x", "y"],
-                "lines": [{"sku": "S1", "qty": 2}],
-                "flag": True,
-                "mixed": 5,
-                "nothing": None,
-            },
-            {
-                "id": "b",
-                "createdAt": "2026/11/21 09:00:00 JST",
-                "count": "seven",
-                "ratio": 0.5,
-                "price": {"value": 3},
-                "tags": [],
-                "flag": False,
-                "mixed": "five",
-                "extra": {"deep": {"er": 1}},
-            },
+            {"id": "a", "createdAt": "2026-11-20T14:03:12Z", "count": 3, "ratio": 1, "price": {"value": "12,50", "currency": "EUR"},
+             "tags": ["x", "y"], "lines": [{"sku": "S1", "qty": 2}], "flag": True, "mixed": 5, "nothing": None},
+            {"id": "b", "createdAt": "2026/11/21 09:00:00 JST", "count": "seven", "ratio": 0.5, "price": {"value": 3},
+             "tags": [], "flag": False, "mixed": "five", "extra": {"deep": {"er": 1}}},
         ],
         "events": [{"kind": "shipped", "at": "2026-11-21"}],
     }
@@ -250,11 +213,7 @@ def test_non_objects_and_missing_keys_are_quarantined_rows(lake):
         (1, "element 1 of events is not a JSON object", b'"x"'),
     ]
     # Every quarantined row counts as read, whichever array it was in.
-    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (
-        5,
-        2,
-        3,
-    )
+    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (5, 2, 3)
 
 
 def test_name_clashes(lake):
@@ -311,10 +270,7 @@ def test_truncated_gzip_stream(lake, sales_report):
     assert cut.tables[""].num_rows == full.tables[""].num_rows  # the first array was complete
     asins = cut.tables["sales_and_traffic_by_asin"]
     assert 100 < asins.num_rows < 400 and record["line"] == asins.num_rows + 1
-    assert (
-        asins.column("parent_asin").to_pylist()
-        == full.tables["sales_and_traffic_by_asin"].column("parent_asin").to_pylist()[: asins.num_rows]
-    )
+    assert asins.column("parent_asin").to_pylist() == full.tables["sales_and_traffic_by_asin"].column("parent_asin").to_pylist()[: asins.num_rows]
     assert cut.parse_result.rows_read == 8  # the 7 days and the break
 
 
@@ -339,9 +295,7 @@ def test_label_is_used_when_the_bytes_are_not_utf8(lake):
     assert parsed.parse_result.encoding["codec"] == "cp1252"
     assert parsed.tables[""].column("name").to_pylist() == ["Küchenmesser – 5-teilig"]
     parsed = parse(lake, '{"items": [{"id": "1", "name": "Küche"}]}'.encode(), charset="Cp1252", marketplace=DE)
-    assert (
-        parsed.parse_result.encoding["codec"] == "utf-8" and "Cp1252 ignored" in parsed.parse_result.encoding["reason"]
-    )
+    assert parsed.parse_result.encoding["codec"] == "utf-8" and "Cp1252 ignored" in parsed.parse_result.encoding["reason"]
 
 
 def test_tiny_chunks_give_the_same_result(lake, sales_report, monkeypatch):

@@ -32,9 +32,7 @@ def test_locales_per_marketplace():
 
 
 def test_integers():
-    values, failures = cast(
-        ["1", "-4", "+2", " 3 ", "1,234", "", None, "1.0", "x", "1.5", "99999999999999999999"], "integer"
-    )
+    values, failures = cast(["1", "-4", "+2", " 3 ", "1,234", "", None, "1.0", "x", "1.5", "99999999999999999999"], "integer")
     assert values == [1, -4, 2, 3, 1234, None, None, 1, None, None, None]
     assert set(failures) == {8, 9, 10}
     assert failures[8] == "not an integer" and "int64" in failures[10]
@@ -99,16 +97,11 @@ def test_datetimes_one_by_one(text, value):
 
 def test_datetimes_in_one_column():
     """A column mixing every layout takes the vectorised and the Python paths together."""
-    texts = [t for t, _ in DATETIMES] + [
-        "yesterday",
-        "",
-        "2026-02-30",
-        "2026-11-20 25:00:00 UTC",
-        "2026-11-20 14:03:12 XYZ",
-    ]
+    texts = [t for t, _ in DATETIMES] + ["yesterday", "", "2026-02-30", "2026-11-20 25:00:00 UTC",
+                                          "2026-11-20 14:03:12 XYZ"]
     values, failures = cast(texts, "datetime")
     assert values[: len(DATETIMES)] == [v for _, v in DATETIMES]
-    assert values[len(DATETIMES) :] == [None] * 5
+    assert values[len(DATETIMES):] == [None] * 5
     n = len(DATETIMES)
     assert set(failures) == {n, n + 2, n + 3, n + 4} and "unknown time zone" in failures[n + 4]
 
@@ -129,18 +122,8 @@ def test_day_first_rejects_month_first_dates():
 
 
 def test_dates_keep_the_calendar_date_as_written():
-    values, failures = cast(
-        [
-            "2026-11-20",
-            "2026-11-20T23:30:00-08:00",
-            "20.11.2026",
-            "2026/11/20 01:00:00 JST",
-            "2026-11-20 14:03:12 UTC",
-            "x",
-            "",
-        ],
-        "date",
-    )
+    values, failures = cast(["2026-11-20", "2026-11-20T23:30:00-08:00", "20.11.2026", "2026/11/20 01:00:00 JST",
+                             "2026-11-20 14:03:12 UTC", "x", ""], "date")
     assert values == [dt.date(2026, 11, 20)] * 5 + [None, None]
     assert set(failures) == {5}
 
@@ -197,12 +180,8 @@ _date_texts = st.builds(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     texts=st.lists(
-        st.one_of(
-            _number_texts,
-            _date_texts,
-            st.text("0123456789-:TZ+. /", max_size=25),
-            st.sampled_from(["true", "no", "", "Y", "x", "2026-11-20T14", "2026-11-20T14:03Z"]),
-        ),
+        st.one_of(_number_texts, _date_texts, st.text("0123456789-:TZ+. /", max_size=25),
+                  st.sampled_from(["true", "no", "", "Y", "x", "2026-11-20T14", "2026-11-20T14:03Z"])),
         max_size=12,
     ),
     kind=st.sampled_from(["integer", "decimal", "datetime", "date", "boolean"]),

@@ -56,9 +56,7 @@ def parse(lake: Lake, data: bytes, report: ReportType, *, charset: str | None = 
                        marketplace_id=marketplace, charset=charset, compressed=data[:2] == b"\x1f\x8b",
                        extra_columns={**EXTRA, "marketplace_id": marketplace})  # fmt: skip
     tables = {name: _read(lake, files) for name, files in parse_result.tables.items()}
-    quarantine = (
-        _read(lake, parse_result.quarantine_files) if parse_result.quarantine_files else QUARANTINE_SCHEMA.empty_table()
-    )
+    quarantine = _read(lake, parse_result.quarantine_files) if parse_result.quarantine_files else QUARANTINE_SCHEMA.empty_table()
     assert quarantine.schema.equals(QUARANTINE_SCHEMA)
     # The invariant docs/parsing.md promises, whatever the document.
     assert parse_result.rows_read == parse_result.rows_parsed + parse_result.rows_quarantined
@@ -139,9 +137,7 @@ def test_orders_and_items(lake, orders_report):
     assert orders.schema.field("purchase_date").type == pa.timestamp("us", tz="UTC")
     assert orders.schema.field("order_status").type == pa.string()
     assert orders.column("purchase_date").to_pylist() == [
-        datetime(2026, 11, 20, 14, 3, 12, tzinfo=timezone.utc),
-        datetime(2026, 11, 20, 7, 59, 59, tzinfo=timezone.utc),
-    ]
+        datetime(2026, 11, 20, 14, 3, 12, tzinfo=timezone.utc), datetime(2026, 11, 20, 7, 59, 59, tzinfo=timezone.utc)]
     assert orders.column("report_date").to_pylist() == [date(2026, 11, 20), date(2026, 11, 20)]
     assert orders.column("source_line").to_pylist() == [1, 2]
     assert orders.column("report_id").to_pylist() == ["R1", "R1"]
@@ -168,18 +164,10 @@ def test_declared_types_apply_in_child_tables(lake, orders_report):
     items = parsed.tables["order_item"]
     assert items.schema.field("quantity").type == pa.int64()
     assert items.schema.field("item_price_principal_amount").type == pa.decimal128(20, 4)
-    assert [str(v) if v is not None else None for v in items.column("item_price_principal_amount").to_pylist()] == [
-        "12.3400",
-        None,
-    ]
+    assert [str(v) if v is not None else None for v in items.column("item_price_principal_amount").to_pylist()] == ["12.3400", None]
     assert parsed.parse_result.values_quarantined == 1
     record = parsed.quarantine.to_pylist()[0]
-    assert (record["kind"], record["column"], record["line"], record["raw"]) == (
-        "value",
-        "item_price_principal_amount",
-        1,
-        b"x",
-    )
+    assert (record["kind"], record["column"], record["line"], record["raw"]) == ("value", "item_price_principal_amount", 1, b"x")
 
 
 def test_cast_failures_are_quarantined_values(lake, orders_report):
@@ -189,12 +177,7 @@ def test_cast_failures_are_quarantined_values(lake, orders_report):
     assert orders.column("purchase_date").to_pylist()[0] is None
     assert orders.num_rows == 2 and parsed.parse_result.values_quarantined == 1
     record = parsed.quarantine.to_pylist()[0]
-    assert (record["kind"], record["column"], record["line"], record["raw"]) == (
-        "value",
-        "purchase_date",
-        1,
-        b"yesterday-ish",
-    )
+    assert (record["kind"], record["column"], record["line"], record["raw"]) == ("value", "purchase_date", 1, b"yesterday-ish")
     # No date of its own: the row falls back to the report's date.
     assert orders.column("report_date").to_pylist() == [date(2026, 11, 21), date(2026, 11, 20)]
 
@@ -240,11 +223,7 @@ def test_missing_natural_key_quarantines_the_record(lake, orders_report):
     (record,) = parsed.quarantine.to_pylist()
     assert (record["kind"], record["line"]) == ("row", 2) and "AmazonOrderID" in record["reason"]
     assert record["raw"].startswith(b"<Order")
-    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (
-        3,
-        2,
-        1,
-    )
+    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (3, 2, 1)
 
 
 # --- encodings ------------------------------------------------------------------------------------------
@@ -261,9 +240,7 @@ def test_japanese_document_declared_shift_jis_is_cp932(lake, orders_report):
     names = "".join(parsed.tables["order_item"].column("product_name").to_pylist())
     assert any(ch in names for ch in "①髙～")
     assert set(parsed.tables[""].column("sales_channel").to_pylist()) == {"Amazon.co.jp"}
-    assert set(parsed.tables["order_item"].column("item_price_principal_amount_currency").drop_null().to_pylist()) == {
-        "JPY"
-    }
+    assert set(parsed.tables["order_item"].column("item_price_principal_amount_currency").drop_null().to_pylist()) == {"JPY"}
 
 
 def test_declaration_beats_a_wrong_content_type(lake, orders_report):
@@ -306,21 +283,14 @@ def test_gzip_detected_by_magic_bytes_not_the_hint(lake, orders_report, tmp_path
 
 def test_malformed_xml_keeps_the_records_before_the_break(lake, orders_report):
     doc = envelope(order("1"), order("2")).replace("</AmazonEnvelope>", "") + (
-        "<Message><Order><AmazonOrderID>3</AmazonOrderID><Broken></Order></Message>\n"
-        + order("4")
-        + "</AmazonEnvelope>"
-    )
+        "<Message><Order><AmazonOrderID>3</AmazonOrderID><Broken></Order></Message>\n" + order("4") + "</AmazonEnvelope>")
     parsed = parse(lake, doc.encode(), orders_report)
     assert parsed.tables[""].column("amazon_order_id").to_pylist() == ["1", "2"]
     (record,) = parsed.quarantine.to_pylist()
     assert record["kind"] == "row" and record["line"] == 3 and record["column"] is None
     assert record["reason"].startswith("malformed XML:") and "XML line" in record["reason"]
     assert b"<Broken>" in record["raw"]
-    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (
-        3,
-        2,
-        1,
-    )
+    assert (parsed.parse_result.rows_read, parsed.parse_result.rows_parsed, parsed.parse_result.rows_quarantined) == (3, 2, 1)
 
 
 def test_mismatched_tag_in_the_first_record(lake, orders_report):
@@ -363,18 +333,10 @@ def test_undecodable_bytes_break_the_document(lake, orders_report):
 def test_empty_and_header_only_documents(lake, orders_report):
     for data in (b"", gzip.compress(b""), b"  \n"):
         parsed = parse(lake, data, orders_report)
-        assert (parsed.parse_result.rows_read, parsed.parse_result.tables, parsed.parse_result.quarantine_files) == (
-            0,
-            {"": [], "order_item": []},
-            [],
-        )
+        assert (parsed.parse_result.rows_read, parsed.parse_result.tables, parsed.parse_result.quarantine_files) == (0, {"": [], "order_item": []}, [])
     data, charset = emulator_document(XML_ORDERS, US, header_only=True)
     parsed = parse(lake, data, orders_report, charset=charset)
-    assert (
-        parsed.parse_result.rows_read == 0
-        and parsed.parse_result.tables[""] == []
-        and parsed.parse_result.columns == []
-    )
+    assert parsed.parse_result.rows_read == 0 and parsed.parse_result.tables[""] == [] and parsed.parse_result.columns == []
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,8 @@ from support import EMULATOR_CREDENTIALS, run_deferred
 
 
 def existing_report(emu, report_type="GET_MERCHANT_LISTINGS_ALL_DATA") -> str:
-    with SellingPartnerClient(
-        Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url, lwa_endpoint=emu.lwa_url
-    ) as client:
+    with SellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url,
+                              lwa_endpoint=emu.lwa_url) as client:
         return client.create_report(report_type, ["ATVPDKIKX0DER"])
 
 

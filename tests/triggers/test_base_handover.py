@@ -58,9 +58,8 @@ def task_instance(airflow_db):
         EmptyOperator(task_id="request_report")
     DagBundlesManager().sync_bundles_to_db()
     with create_session() as session:  # what the DAG processor does with a parsed file
-        update_dag_parsing_results_in_db(
-            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
-        )
+        update_dag_parsing_results_in_db("dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(),
+                                         session=session)
     run = dag.test()
     return SimpleNamespace(dag_id=dag.dag_id, run_id=run.run_id, task_id="request_report", map_index=-1)
 
@@ -72,11 +71,8 @@ def set_state(task_instance):
 
     def set_state(state: str | None) -> None:
         with create_session() as session:
-            ti = (
-                session.query(TaskInstance)
-                .filter_by(dag_id=task_instance.dag_id, run_id=task_instance.run_id, task_id=task_instance.task_id)
-                .one()
-            )
+            ti = session.query(TaskInstance).filter_by(dag_id=task_instance.dag_id, run_id=task_instance.run_id,
+                                                       task_id=task_instance.task_id).one()
             ti.state = state
 
     return set_state
@@ -112,9 +108,8 @@ def in_triggerer(trigger, task_instance):
 async def test_a_wait_taken_over_by_another_triggerer_keeps_its_report(sp_conn, task_instance, set_state, comms):
     report_id = await queued_report(sp_conn, processing_seconds=16)  # IN_QUEUE for 8 s, then DONE at 16 s
     set_state("deferred")
-    first = in_triggerer(
-        ReportProcessingTrigger(report_id, poll_interval=0.5, deadline=time.time() + 60), task_instance
-    )
+    first = in_triggerer(ReportProcessingTrigger(report_id, poll_interval=0.5, deadline=time.time() + 60),
+                         task_instance)
 
     # The first triggerer resumes after a stall and stops the trigger another triggerer now runs.
     await first.on_kill()
@@ -192,9 +187,8 @@ def test_a_report_the_pipeline_cancelled_is_never_read_as_no_data(sp_conn):
         client.cancel_report(cancelled)
     store.set(REPORT_ID_KEY, cancelled)
     sp_conn.config(processing_seconds=0.2)
-    operator = RequestReportOperator(
-        task_id="request_report", report_type=REPORT_TYPE, marketplace_ids=[US], deferrable=False, poll_interval=0.1
-    )
+    operator = RequestReportOperator(task_id="request_report", report_type=REPORT_TYPE, marketplace_ids=[US],
+                                     deferrable=False, poll_interval=0.1)
 
     finished = operator.execute({"task_state_store": store})
 

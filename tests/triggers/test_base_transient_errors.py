@@ -24,9 +24,8 @@ def quick_client_retries(monkeypatch):
 
 async def create_reports(emu, count: int) -> list[str]:
     emu.config(enforce_quotas=False)  # more than createReport's burst of 15, at once
-    async with AsyncSellingPartnerClient(
-        Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url, lwa_endpoint=emu.lwa_url
-    ) as client:
+    async with AsyncSellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url,
+                                         lwa_endpoint=emu.lwa_url) as client:
         report_ids = [await client.create_report(REPORT_TYPE, ["ATVPDKIKX0DER"]) for _ in range(count)]
     emu.config(enforce_quotas=True)
     return report_ids
@@ -37,9 +36,8 @@ async def test_a_storm_of_429_and_5xx_ends_every_wait_with_its_report(sp_conn, q
     sp_conn.config(processing_seconds=1.0)
     report_ids = await create_reports(sp_conn, 20)
     sp_conn.config(rate_429=0.3, rate_5xx=0.2)
-    triggers = [
-        rebuilt(ReportProcessingTrigger(rid, poll_interval=0.2, deadline=time.time() + 120)) for rid in report_ids
-    ]
+    triggers = [rebuilt(ReportProcessingTrigger(rid, poll_interval=0.2, deadline=time.time() + 120))
+                for rid in report_ids]
 
     events = await asyncio.gather(*(first_event(t, timeout=120) for t in triggers))
 
@@ -80,27 +78,19 @@ async def test_an_outage_until_the_deadline_is_a_timeout_not_an_error(sp_conn, q
     [report_id] = await create_reports(sp_conn, 1)
     sp_conn.config(rate_5xx=1.0)
 
-    event = await first_event(
-        rebuilt(ReportProcessingTrigger(report_id, poll_interval=0.05, deadline=time.time() + 1.5))
-    )
+    event = await first_event(rebuilt(ReportProcessingTrigger(report_id, poll_interval=0.05,
+                                                              deadline=time.time() + 1.5)))
 
     assert event["status"] == "timeout" and event["report_id"] == report_id
 
 
 async def test_refused_credentials_end_the_wait_with_an_error(sp_conn, monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SP_REVOKED", json.dumps({**json.loads(connection_json(sp_conn)), "password": "not-the-secret"})
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_SP_REVOKED", json.dumps({
+        **json.loads(connection_json(sp_conn)), "password": "not-the-secret"}))
     [report_id] = await create_reports(sp_conn, 1)
 
-    event = await first_event(
-        rebuilt(
-            ReportProcessingTrigger(
-                report_id, selling_partner_conn_id="sp_revoked", poll_interval=0.05, deadline=time.time() + 60
-            )
-        ),
-        10,
-    )
+    event = await first_event(rebuilt(ReportProcessingTrigger(report_id, selling_partner_conn_id="sp_revoked",
+                                                              poll_interval=0.05, deadline=time.time() + 60)), 10)
 
     assert event["status"] == "error" and event["report_id"] == report_id
     assert "not-the-secret" not in event["message"]

@@ -25,17 +25,10 @@ US = "ATVPDKIKX0DER"
 
 @pytest.fixture
 def queue(sp_conn, moto_server, monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
-            }
-        ),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
+    }))
     sp_conn.config(sqs_endpoint_url=moto_server, processing_seconds=1.0)
     with sqs_queue(moto_server) as q:
         with SellingPartnerHook().get_conn() as client:
@@ -50,9 +43,8 @@ def create_report() -> str:
 
 def test_the_notification_ends_the_wait_with_one_getreport(queue, sp_conn):
     report_id = create_report()
-    trigger = rebuilt(
-        ReportNotificationTrigger(report_id, queue_url=queue.url, fallback_poll_interval=600, deadline=time.time() + 60)
-    )
+    trigger = rebuilt(ReportNotificationTrigger(report_id, queue_url=queue.url, fallback_poll_interval=600,
+                                                deadline=time.time() + 60))
     event = asyncio.run(first_event(trigger))
     assert event["status"] == "terminal" and event["report"]["processingStatus"] == "DONE"
     assert event["report"]["marketplaceIds"] == [US]
@@ -63,9 +55,8 @@ def test_the_notification_ends_the_wait_with_one_getreport(queue, sp_conn):
 def test_a_lost_notification_is_covered_by_the_fallback_poll(queue, sp_conn):
     sp_conn.config(notification_drop_rate=1.0)
     report_id = create_report()
-    trigger = ReportNotificationTrigger(
-        report_id, queue_url=queue.url, fallback_poll_interval=1.5, deadline=time.time() + 60
-    )
+    trigger = ReportNotificationTrigger(report_id, queue_url=queue.url, fallback_poll_interval=1.5,
+                                        deadline=time.time() + 60)
     event = asyncio.run(first_event(trigger))
     assert event["status"] == "terminal" and event["report"]["processingStatus"] == "DONE"
     assert sp_conn.stats()["notifications"]["notificationsDropped"] == 1
@@ -79,11 +70,8 @@ def test_other_reports_notifications_stay_on_the_queue(queue, sp_conn):
         assert time.time() < deadline
         time.sleep(0.05)
     mine = create_report()
-    event = asyncio.run(
-        first_event(
-            ReportNotificationTrigger(mine, queue_url=queue.url, fallback_poll_interval=600, deadline=time.time() + 60)
-        )
-    )
+    event = asyncio.run(first_event(ReportNotificationTrigger(mine, queue_url=queue.url, fallback_poll_interval=600,
+                                                              deadline=time.time() + 60)))
     assert event["report"]["reportId"] == mine
     left = queue.receive(1, timeout=5)
     assert [n["payload"]["reportProcessingFinishedNotification"]["reportId"] for n in left] == [other]
@@ -92,26 +80,16 @@ def test_other_reports_notifications_stay_on_the_queue(queue, sp_conn):
 def test_the_deadline_names_the_report(queue, sp_conn):
     sp_conn.config(processing_seconds=600.0)
     report_id = create_report()
-    event = asyncio.run(
-        first_event(
-            ReportNotificationTrigger(
-                report_id, queue_url=queue.url, fallback_poll_interval=600, deadline=time.time() + 1.5
-            )
-        )
-    )
+    event = asyncio.run(first_event(ReportNotificationTrigger(report_id, queue_url=queue.url,
+                                                              fallback_poll_interval=600, deadline=time.time() + 1.5)))
     assert (event["status"], event["report_id"]) == ("timeout", report_id)
 
 
 def test_operator_and_sensor_defer_to_the_notification_trigger(queue, sp_conn):
     # Both waits run in one event loop, as in one triggerer: its queue listener outlives a single wait.
     async def triggerer():
-        op = RequestReportOperator(
-            task_id="request_report",
-            report_type=REPORT_TYPE,
-            marketplace_ids=[US],
-            notification_queue_url=queue.url,
-            fallback_poll_interval=300,
-        )
+        op = RequestReportOperator(task_id="request_report", report_type=REPORT_TYPE, marketplace_ids=[US],
+                                   notification_queue_url=queue.url, fallback_poll_interval=300)
         context = {"task_state_store": MemoryTaskStateStore()}
         with pytest.raises(TaskDeferred) as deferred:
             await asyncio.to_thread(op.execute, context)
@@ -121,12 +99,8 @@ def test_operator_and_sensor_defer_to_the_notification_trigger(queue, sp_conn):
         finished = await asyncio.to_thread(op.execute_complete, context, event)
         assert finished["processing_status"] == "DONE" and finished["marketplace_ids"] == [US]
 
-        sensor = ReportProcessingSensor(
-            task_id="wait",
-            report_id=await asyncio.to_thread(create_report),
-            notification_queue_url=queue.url,
-            timeout=timedelta(minutes=1).total_seconds(),
-        )
+        sensor = ReportProcessingSensor(task_id="wait", report_id=await asyncio.to_thread(create_report),
+                                        notification_queue_url=queue.url, timeout=timedelta(minutes=1).total_seconds())
         with pytest.raises(TaskDeferred) as deferred:
             await asyncio.to_thread(sensor.execute, {})
         assert isinstance(deferred.value.trigger, ReportNotificationTrigger)

@@ -16,9 +16,8 @@ REPORT_TYPE = "GET_MERCHANT_LISTINGS_ALL_DATA"
 
 
 async def create_report(emu) -> str:
-    async with AsyncSellingPartnerClient(
-        Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url, lwa_endpoint=emu.lwa_url
-    ) as client:
+    async with AsyncSellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=emu.base_url,
+                                         lwa_endpoint=emu.lwa_url) as client:
         return await client.create_report(REPORT_TYPE, ["ATVPDKIKX0DER"])
 
 

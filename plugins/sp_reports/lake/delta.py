@@ -605,8 +605,9 @@ class _Landing:
             wrong = pc.invert(pc.fill_null(pc.equal(values, pa.scalar(ours, values.type)), False))
             if pc.any(wrong).as_py():
                 other = values.filter(wrong)[0].as_py()
+                what = "report" if column == REPORT_ID_COLUMN else "seller"
                 raise LandingError(
-                    f"staging files for report {self.seller}/{self.report_id} hold rows of {column} {other!r}"
+                    f"staging files for report {self.report_id} of seller {self.seller} hold rows of {what} {other!r}"
                 )
 
     def _observe(self, batch: pa.RecordBatch) -> None:
