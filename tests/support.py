@@ -28,6 +28,7 @@ def connection_json(emu, **extra) -> str:
                 "endpoint": emu.base_url,
                 "lwa_endpoint": emu.lwa_url,
                 "marketplace_ids": "ATVPDKIKX0DER",
+                "selling_partner_id": "A3EMULATORSELLER",  # the emulator's seller (its notifications' sellerId)
                 **extra,
             },
         }

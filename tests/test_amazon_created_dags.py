@@ -19,6 +19,8 @@ from sp_reports.registry import load_registry
 
 SETTLEMENT = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"
 INVENTORY = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"
+SELLER = "A3EMULATORSELLER"  # the seller the emulator's connection (tests/support.py) names
+ACCOUNT = {"selling_partner_id": SELLER, "selling_partner_conn_id": "selling_partner_default"}
 
 
 @pytest.fixture
@@ -77,7 +79,8 @@ def test_settlements_land_exactly_once_across_reruns(airflow_db, sp_conn, lake_d
         events = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
                   .filter(AssetEvent.source_run_id == first.run_id).with_entities(AssetModel.name, AssetEvent.extra).all())
     assert {name for name, _ in events} == {f"sp_reports.{SETTLEMENT.lower()}"}
-    assert sorted(extra["report_id"] for _, extra in events) == sorted(landed)
+    assert sorted(extra["report_id"] for _, extra in events) == sorted(rid for _, rid in landed)
+    assert {extra["selling_partner_id"] for _, extra in events} == {SELLER} == {seller for seller, _ in landed}
 
     again = listing_dag().test()
     assert again.state == "success", task_states(again)
@@ -91,7 +94,7 @@ def test_an_overlapping_run_does_not_land_a_report_again(airflow_db, sp_conn, la
     lake = lake_from_airflow()
     # Run A lists the reports, then stalls before landing them...
     with SellingPartnerHook().get_conn() as client:
-        listed_by_a = find_unlanded_reports(client, lake, [load_registry()[SETTLEMENT]])
+        listed_by_a = find_unlanded_reports(client, lake, [load_registry()[SETTLEMENT]], **ACCOUNT)
     assert listed_by_a
     # ...while run B lists and lands the same reports.
     dag = listing_dag()
@@ -111,7 +114,7 @@ def test_a_crash_between_landing_and_recording_is_not_landed_again(airflow_db, s
     lake = lake_from_airflow()
     report = load_registry()[SETTLEMENT]
     with SellingPartnerHook().get_conn() as client:
-        (finished, *others) = find_unlanded_reports(client, lake, [report])
+        (finished, *others) = find_unlanded_reports(client, lake, [report], **ACCOUNT)
         # The landing task committed and wrote the manifest, then died before the ledger row.
         pipeline.land_parsed_document(lake, pipeline.parse_raw_document(
             lake, pipeline.fetch_document(client, lake, finished), report), report)
@@ -121,7 +124,9 @@ def test_a_crash_between_landing_and_recording_is_not_landed_again(airflow_db, s
 
     run = listing_dag().test()
     assert run.state == "success", task_states(run)
-    entry = Ledger(lake).entries([finished["report_id"]])[finished["report_id"]]
+    key = (SELLER, finished["report_id"])
+    assert finished["selling_partner_id"] == SELLER and finished["selling_partner_conn_id"] == "selling_partner_default"
+    entry = Ledger(lake).entries([key])[key]
     assert (entry["status"], entry["via"]) == ("DONE", "recovered")
     # Only the other reports were fetched; the recovered one's rows are there once.
     assert sp_conn.stats()["calls"]["downloadDocument"] == downloads + len(others)
@@ -132,7 +137,7 @@ def test_listing_follows_every_page(airflow_db, sp_conn, lake_dir):
     settlements_finished(sp_conn, 5)
     lake = lake_from_airflow()
     with SellingPartnerHook().get_conn() as client:
-        found = find_unlanded_reports(client, lake, [load_registry()[SETTLEMENT]], page_size=2)
+        found = find_unlanded_reports(client, lake, [load_registry()[SETTLEMENT]], page_size=2, **ACCOUNT)
     assert sp_conn.stats()["calls"]["getReports"] >= 3  # 2 per page
     generated = settlements_at_amazon()
     assert len(generated) >= 5

@@ -8,7 +8,7 @@ Per Delta table under ``tables/`` (report tables, their extra and ``__quarantine
    than the retention;
 3. a checkpoint at the current version, and removal of the log files the table's log retention expired.
 
-For the lake: staging directories (``staging/<table>/<reportId>/``) and the hidden ``.tmp`` files of
+For the lake: staging directories (``staging/<table>/<sellerId>/<reportId>/``) and the hidden ``.tmp`` files of
 ``Lake.open_output`` (on S3: incomplete multipart uploads) that nothing has touched for a while.
 
 Why each step is safe next to running landings and readers is in docs/maintenance.md; the short
