@@ -33,6 +33,7 @@ def connection_json(emu, **extra) -> str:
                 "endpoint": emu.base_url,
                 "lwa_endpoint": emu.lwa_url,
                 "marketplace_ids": "ATVPDKIKX0DER",
+                "selling_partner_id": "A3EMULATORSELLER",  # the emulator's seller (its notifications' sellerId)
                 **extra,
             },
         }
@@ -75,16 +76,16 @@ async def first_event(trigger, timeout: float = 30.0) -> dict:
         await events.aclose()
 
 
-def land_one_table(lake, table_name: str, files: list[str], *, report_id: str, partition_by=None):
+def land_one_table(lake, table_name: str, files: list[str], *, report_id: str, selling_partner_id: str, partition_by=None):
     """One table's landing, no natural keys and no quarantine: the landing's single-table core, which
     ``land_tables`` runs for each table of a document."""
     import sp_reports.lake.delta as delta
     from sp_reports.lake import LandResult, TableLanding
 
     landed = delta._land_table(
-        lake, table_name, files, report_id=report_id, key_columns=(), partition_by=partition_by or delta.DEFAULT_PARTITION_BY,
+        lake, table_name, files, report_id=report_id, selling_partner_id=selling_partner_id, key_columns=(), partition_by=partition_by or delta.DEFAULT_PARTITION_BY,
         headers=delta._staged_source_columns(lake, files), document_columns=None, max_attempts=delta.MAX_ATTEMPTS,
-        spill_dir=None, attempts=delta._Attempts(lake, table_name, report_id, delta._staging_key({"": files}, [])),
+        spill_dir=None, attempts=delta._Attempts(lake, table_name, selling_partner_id, report_id, delta._staging_key({"": files}, [])),
     )
     delta._delete_staging(lake, list(files) + landed.markers)
     landing = landed.landing or TableLanding(table_name, lake.table_uri(table_name), 0, None)

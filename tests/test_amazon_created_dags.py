@@ -19,6 +19,8 @@ from sp_reports.registry import load_registry
 
 SETTLEMENT = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"
 INVENTORY = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"
+SELLER = "A3EMULATORSELLER"  # the seller the emulator's connection (tests/support.py) names
+ACCOUNT = {"selling_partner_id": SELLER, "selling_partner_conn_id": "selling_partner_default"}
 
 
 @pytest.fixture
@@ -77,7 +79,8 @@ def test_settlements_land_exactly_once_across_reruns(airflow_db, sp_conn, lake_d
         events = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
                   .filter(AssetEvent.source_run_id == first.run_id).with_entities(AssetModel.name, AssetEvent.extra).all())
     assert {name for name, _ in events} == {f"sp_reports.{SETTLEMENT.lower()}"}
-    assert sorted(extra["report_id"] for _, extra in events) == sorted(landed)
+    assert sorted(extra["report_id"] for _, extra in events) == sorted(rid for _, rid in landed)
+    assert {extra["selling_partner_id"] for _, extra in events} == {SELLER} == {seller for seller, _ in landed}
 
     again = listing_dag().test()
     assert again.state == "success", task_states(again)
@@ -121,7 +124,9 @@ def test_a_crash_between_landing_and_recording_is_not_landed_again(airflow_db, s
 
     run = listing_dag().test()
     assert run.state == "success", task_states(run)
-    entry = Ledger(lake).entries([finished["report_id"]])[finished["report_id"]]
+    key = (SELLER, finished["report_id"])
+    assert finished["selling_partner_id"] == SELLER and finished["selling_partner_conn_id"] == "selling_partner_default"
+    entry = Ledger(lake).entries([key])[key]
     assert (entry["status"], entry["via"]) == ("DONE", "recovered")
     # Only the other reports were fetched; the recovered one's rows are there once.
     assert sp_conn.stats()["calls"]["downloadDocument"] == downloads + len(others)

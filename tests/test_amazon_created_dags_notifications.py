@@ -18,6 +18,8 @@ from sp_reports.lake import read_table
 from sp_reports.lake.ledger import Ledger
 from sp_reports.registry import load_registry
 
+SELLER = "A3EMULATORSELLER"
+
 INVENTORY = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"  # amazon_schedule names one marketplace
 RETURNS = "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA"
 LISTINGS = "GET_MERCHANT_LISTINGS_ALL_DATA"
@@ -81,7 +83,7 @@ def test_a_notified_report_lands_once_without_polling_even_when_delivered_twice(
     assert table.num_rows == 20  # rows_per_report in the emulator fixture: landed once
     assert set(table.column("report_id").to_pylist()) == {report_id}
     assert set(table.column("marketplace_id").to_pylist()) == {US}
-    entry = Ledger(lake).entries()[report_id]
+    entry = Ledger(lake).entries()[(SELLER, report_id)]
     assert (entry["status"], entry["via"], entry["rows_landed"]) == ("DONE", "notification", 20)
     stats = sp_conn.stats()
     assert stats["calls"]["getReport"] == 0  # no polling: the notification said DONE
@@ -101,7 +103,7 @@ def test_cancelled_is_no_data_and_fatal_fails_the_run_after_the_others_land(queu
     assert sorted(states["report.land"]) == ["skipped", "success"]  # the CANCELLED one lands nothing
     lake = lake_from_airflow()
     ledger = Ledger(lake).entries()
-    assert {rid: ledger[rid]["status"] for rid in (done, cancelled, fatal)} == {
+    assert {rid: ledger[(SELLER, rid)]["status"] for rid in (done, cancelled, fatal)} == {
         done: "DONE", cancelled: "CANCELLED", fatal: "FATAL"}
     assert read_table(lake, INVENTORY.lower()).num_rows == 20
     assert sp_conn.stats()["calls"]["getReport"] == 0

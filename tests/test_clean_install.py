@@ -32,7 +32,7 @@ def test_the_package_alone_lands_a_document(emulator, tmp_path):
 
     landed = subprocess.run(
         [str(venv / "bin" / "sp-reports"), "land", str(document), "--report-type", LISTINGS, "--marketplace-id", US,
-         "--lake", str(tmp_path / "lake"), "--content-type", content_type],
+         "--selling-partner-id", "A3EMULATORSELLER", "--lake", str(tmp_path / "lake"), "--content-type", content_type],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )
 

@@ -17,6 +17,8 @@ from sp_reports.client import Credentials, SellingPartnerClient
 from sp_reports.lake import Lake, read_table
 from support import EMULATOR_CREDENTIALS
 
+SELLER = "A3EMULATORSELLER"
+
 ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 LISTINGS = "GET_MERCHANT_LISTINGS_ALL_DATA"
 US, DE, JP = "ATVPDKIKX0DER", "A1PA6795UKMFR9", "A1VC38T7YXB528"
@@ -47,7 +49,8 @@ def fetch(emu, tmp_path, report_type, marketplace, seeded=False, **knobs) -> tup
 
 
 def land(capsys, path, report_type, marketplace, lake, content_type=None, *extra) -> dict:
-    args = [str(path), "--report-type", report_type, "--marketplace-id", marketplace, "--lake", str(lake), *extra]
+    args = [str(path), "--report-type", report_type, "--marketplace-id", marketplace, "--lake", str(lake),
+            "--selling-partner-id", SELLER, *extra]
     if content_type:
         args += ["--content-type", content_type]
     assert main(["land", *args]) == 0
@@ -168,23 +171,31 @@ def test_replaying_a_document_is_idempotent(emulator, tmp_path, capsys):
     second = land(capsys, path, ORDERS, US, tmp_path / "lake", content_type)
     assert first["report_id"] == second["report_id"]
     assert table(tmp_path / "lake", ORDERS).num_rows == ROWS
+    # The replay names the seller: it is in the manifest, its path, the raw path and every row.
+    assert first["selling_partner_id"] == SELLER
+    assert first["manifest_path"] == f"manifests/{ORDERS.lower()}/{SELLER}/{first['report_id']}.json"
+    assert first["raw_path"].startswith(f"raw/{ORDERS}/{SELLER}/{first['report_id']}/")
+    assert set(table(tmp_path / "lake", ORDERS).column("selling_partner_id").to_pylist()) == {SELLER}
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
     assert main(["land", str(tmp_path / "missing.tsv"), "--report-type", ORDERS, "--marketplace-id", US,
-                 "--lake", str(tmp_path / "lake")]) == 2
+                 "--selling-partner-id", SELLER, "--lake", str(tmp_path / "lake")]) == 2
     assert "no such file" in capsys.readouterr().err
     (tmp_path / "doc.tsv").write_text("a\tb\n1\t2\n")
     assert main(["land", str(tmp_path / "doc.tsv"), "--report-type", "GET_NOPE", "--marketplace-id", US,
-                 "--lake", str(tmp_path / "lake")]) == 2
+                 "--selling-partner-id", SELLER, "--lake", str(tmp_path / "lake")]) == 2
     assert "unknown report type 'GET_NOPE'" in capsys.readouterr().err
+    assert main(["land", str(tmp_path / "doc.tsv"), "--report-type", ORDERS, "--marketplace-id", US,
+                 "--selling-partner-id", "not/a/seller", "--lake", str(tmp_path / "lake")]) == 2
+    assert "selling_partner_id must be an Amazon seller id" in capsys.readouterr().err
 
 
 def test_the_installed_command(emulator, tmp_path):
     path, content_type = fetch(emulator, tmp_path, ORDERS, JP)
     command = Path(sys.executable).parent / "sp-reports"
     result = subprocess.run([str(command), "land", str(path), "--report-type", ORDERS, "--marketplace-id", JP,
-                             "--content-type", content_type, "--lake", str(tmp_path / "lake")],
+                             "--selling-partner-id", SELLER, "--content-type", content_type, "--lake", str(tmp_path / "lake")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["encoding"]["codec"] == "cp932"

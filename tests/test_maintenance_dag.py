@@ -17,6 +17,8 @@ from airflow.dag_processing.dagbag import DagBag
 
 from sp_reports.maintenance_dag import DAG_ID, build_lake_maintenance_dag
 
+SELLER = "A3EMULATORSELLER"
+
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 DE = "A1PA6795UKMFR9"
@@ -79,7 +81,7 @@ def land(lake, report_id: str, orders: list[tuple[str, int]], hour: int) -> None
     report = load_registry()[ORDERS]
     text = "amazon-order-id\tpurchase-date\tsku\tquantity\n" + "".join(
         f"{order}\t2026-11-20T10:00:00+00:00\tSKU\t{quantity}\n" for order, quantity in orders)
-    finished = {"report_type": ORDERS, "report_id": report_id, "report_document_id": f"doc-{report_id}",
+    finished = {"selling_partner_id": SELLER, "selling_partner_conn_id": "selling_partner_default", "report_type": ORDERS, "report_id": report_id, "report_document_id": f"doc-{report_id}",
                "marketplace_ids": [DE], "processing_status": "DONE", "created_time": f"2026-11-22T{hour:02d}:00:00Z",
                "data_end_time": "2026-11-22T00:00:00Z"}
     fetched = pipeline.store_raw_document(lake, finished, io.BytesIO(text.encode()), content_type="text/plain")
@@ -115,7 +117,7 @@ def test_a_run_maintains_the_lake(airflow_db, lake_dir, monkeypatch, capfd):
         land(lake, "1002", [("o1", 10)], hour=2)
         land(lake, "1003", [("o3", 3)], hour=3)
     table_dir = lake_dir / "tables" / ORDERS.lower()
-    dead = lake_dir / "staging" / ORDERS.lower() / "2001"
+    dead = lake_dir / "staging" / ORDERS.lower() / SELLER / "2001"
     dead.mkdir(parents=True)
     (dead / "part-0.parquet").write_bytes(b"x" * 100)
     for path in (dead / "part-0.parquet", dead):
@@ -134,7 +136,7 @@ def test_a_run_maintains_the_lake(airflow_db, lake_dir, monkeypatch, capfd):
     assert task_states(run)["maintain_table"] == ["success"] * 2  # the orders table and the ledger
     report = summary(run)
     assert {t["table"] for t in report["tables"]} == {ORDERS.lower(), "_ledger"}
-    assert report["leftovers"]["staging_dirs"] == [f"staging/{ORDERS.lower()}/2001"] and not dead.exists()
+    assert report["leftovers"]["staging_dirs"] == [f"staging/{ORDERS.lower()}/{SELLER}/2001"] and not dead.exists()
     main = next(t for t in report["tables"] if t["table"] == ORDERS.lower())
     assert main["removed"] == next(t for t in planned["tables"] if t["table"] == ORDERS.lower())["removed"]
     assert main["files_removed"] >= 1 and not any((lake_dir / p).exists() for p in main["removed"])

@@ -91,12 +91,13 @@ def find_unlanded_reports(
     watermark = ledger.watermark(by_type, overlap, selling_partner_id=account.selling_partner_id)
     since = max(watermark or oldest_allowed, oldest_allowed)
     listed = list_done_reports(client, account, sorted(by_type), since, page_size)
-    landed = ledger.landed(o["report_id"] for o in listed)
-    unlanded = [o for o in listed if o["report_id"] not in landed]
+    landed = ledger.landed((account.selling_partner_id, o["report_id"]) for o in listed)
+    unlanded = [o for o in listed if (account.selling_partner_id, o["report_id"]) not in landed]
     unlanded = [o for o in unlanded if not recover_landed(lake, o, by_type[o["report_type"]])]
     ledger.mark_listed(unlanded)
     log.info(
-        "Listed %d DONE report(s) created since %s: %d already landed, %d to land",
+        "Account %s: listed %d DONE report(s) created since %s: %d already landed, %d to land",
+        account,
         len(listed),
         since.isoformat(timespec="seconds"),
         len(listed) - len(unlanded),

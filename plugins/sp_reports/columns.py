@@ -11,14 +11,27 @@ import re
 from typing import Any
 
 # Columns the parsers add to every data table (never reported as added by or missing from a document).
+# A reportId is unique only together with the selling partner's id (Amazon), so every key of the lake
+# (rows, ledger, paths, replace-by-report, natural keys) starts with the seller.
+SELLER_COLUMN = "selling_partner_id"
 REPORT_ID_COLUMN = "report_id"
 MARKETPLACE_COLUMN = "marketplace_id"
 CREATED_TIME_COLUMN = "report_created_time"
 REPORT_DATE_COLUMN = "report_date"
 SOURCE_LINE_COLUMN = "source_line"
-SYSTEM_COLUMNS = (REPORT_ID_COLUMN, MARKETPLACE_COLUMN, CREATED_TIME_COLUMN, REPORT_DATE_COLUMN, SOURCE_LINE_COLUMN)
+SYSTEM_COLUMNS = (
+    SELLER_COLUMN,
+    REPORT_ID_COLUMN,
+    MARKETPLACE_COLUMN,
+    CREATED_TIME_COLUMN,
+    REPORT_DATE_COLUMN,
+    SOURCE_LINE_COLUMN,
+)
 # Parquet schema metadata of staging files: {snake_case column: header as the document wrote it}.
 SOURCE_COLUMNS_KEY = "sp_reports.source_columns"
+
+# Amazon's selling partner (merchant) ids: uppercase letters and digits, e.g. "A3EMULATORSELLER".
+_SELLER_ID = re.compile(r"[A-Z0-9]{1,64}")
 
 _ACRONYM_PLURAL = re.compile(r"([A-Z]{2,})s(?=[A-Z0-9_\W]|$)")
 _LOWER_UPPER = re.compile(r"(?<=[a-z])(?=[A-Z0-9])|(?<=[0-9])(?=[A-Z][a-z])")
@@ -35,8 +48,22 @@ def snake_case(name: str) -> str:
 
 
 def natural_key_columns(report: Any) -> tuple[str, ...]:
-    """The MERGE key of a report type's main table: marketplace_id + its natural keys as column names."""
+    """The MERGE key of a report type's main table: selling_partner_id, marketplace_id + its natural keys
+    as column names (two sellers' rows with equal natural keys are two rows)."""
     keys = [snake_case(k) for k in getattr(report, "natural_keys", ()) or ()]
     if not keys:
         return ()
-    return (MARKETPLACE_COLUMN, *[k for k in keys if k != MARKETPLACE_COLUMN])
+    system = (SELLER_COLUMN, MARKETPLACE_COLUMN)
+    return (*system, *[k for k in keys if k not in system])
+
+
+def selling_partner_id(value: Any) -> str:
+    """``value`` if it is a selling partner id (uppercase letters and digits, as Amazon's are): it is a
+    path segment of the lake (``raw/<type>/<seller>/...``) and a key of every table, so anything else is
+    refused here, before it is written anywhere."""
+    if not isinstance(value, str) or not _SELLER_ID.fullmatch(value):
+        raise ValueError(
+            f"selling_partner_id must be an Amazon seller id (1-64 uppercase letters and digits, "
+            f"e.g. A3EMULATORSELLER), got {value!r}"
+        )
+    return value

@@ -36,6 +36,7 @@ def table_asset(report: ReportType) -> Asset:
 def asset_extra(manifest: Manifest) -> dict[str, Any]:
     main = manifest["tables"][""]
     return {
+        "selling_partner_id": manifest["selling_partner_id"],
         "report_id": manifest["report_id"],
         "rows": manifest["rows_landed"],
         "rows_quarantined": manifest["rows_quarantined"],
@@ -63,8 +64,10 @@ def landing_tasks(finished, *, via: str, report: ReportType | None = None):
 
         lake = lake_from_airflow()
         ledger = Ledger(lake)
-        if report is None and ledger.landed([finished["report_id"]]):
-            raise AirflowSkipException(f"report {finished['report_id']} was landed already (ledger)")
+        if report is None and ledger.landed([(finished["selling_partner_id"], finished["report_id"])]):
+            raise AirflowSkipException(
+                f"report {finished['report_id']} of seller {finished['selling_partner_id']} was landed already (ledger)"
+            )
         if finished["processing_status"] == "CANCELLED":
             ledger.record(finished, "CANCELLED", via)
             raise AirflowSkipException(f"report {finished['report_id']}: Amazon had no data; nothing to fetch")

@@ -45,7 +45,8 @@ def parse_notification(body: str) -> dict:
         report = message["payload"]["reportProcessingFinishedNotification"]
         status = report["processingStatus"]
         finished = {
-            "selling_partner_id": str(report["sellerId"]),
+            # A vendor's notification names no seller, so no account serves it (triage leaves it on the queue).
+            "selling_partner_id": report.get("sellerId"),
             "selling_partner_conn_id": None,  # routed by triage_notifications
             "report_id": str(report["reportId"]),
             "report_type": str(report["reportType"]),

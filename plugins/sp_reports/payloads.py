@@ -13,7 +13,7 @@ from typing import Any, NotRequired, TypedDict
 
 class FinishedReport(TypedDict):
     """A report Amazon has finished (DONE, CANCELLED or FATAL): the operator's and sensor's result, what a
-    notification or a listing announces."""
+    notification or a listing announces. ``report_id`` is unique only together with ``selling_partner_id``."""
 
     selling_partner_id: str  # the seller: a reportId is unique only together with it
     selling_partner_conn_id: str  # the account (connection) that requested or found it, and fetches it
@@ -50,8 +50,10 @@ class ParsedDocument(FetchedDocument):
 
 
 class Manifest(TypedDict):
-    """What one landing committed; written to ``manifests/<table>/<report_id>.json`` once every table is."""
+    """What one landing committed; written to ``manifests/<table>/<selling_partner_id>/<report_id>.json``
+    once every table is."""
 
+    selling_partner_id: str
     report_id: str
     report_type: str
     marketplace_ids: list[str]

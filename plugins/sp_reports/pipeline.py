@@ -19,6 +19,7 @@ from sp_reports.client import SellingPartnerClient
 from sp_reports.lake import Lake, land_tables
 from sp_reports.lake.delta import remove_landing_leftovers
 from sp_reports.lake.ledger import Ledger
+from sp_reports.lake.paths import manifest_path as _manifest_path
 from sp_reports.lake.paths import raw_metadata_path
 from sp_reports.memory import allocator
 from sp_reports.parsing import parse_document
@@ -59,7 +60,9 @@ def store_raw_document(
     document_id = finished["report_document_id"]
     if document_id is None:
         raise ValueError(f"report {finished['report_id']} has no reportDocumentId: no document to store")
-    path = lake.raw_document_path(finished["report_type"], finished["report_id"], document_id)
+    path = lake.raw_document_path(
+        finished["report_type"], finished["selling_partner_id"], finished["report_id"], document_id
+    )
     digest, size, head = hashlib.sha256(), 0, b""
     with lake.open_output(path) as out:
         while chunk := source.read(COPY_CHUNK):
@@ -79,9 +82,10 @@ def store_raw_document(
     }
     lake.write_json(raw_metadata_path(path), fetched)
     log.info(
-        "Stored document %s of report %s: %d bytes (%s, Content-Type %s) -> %s",
+        "Stored document %s of report %s (seller %s): %d bytes (%s, Content-Type %s) -> %s",
         finished["report_document_id"],
         finished["report_id"],
+        finished["selling_partner_id"],
         size,
         "gzip" if fetched["compressed"] else "uncompressed",
         content_type,
@@ -94,6 +98,7 @@ def parse_raw_document(lake: Lake, fetched: FetchedDocument, report: ReportType)
     """Parse the raw document into typed Parquet files (and quarantine records) in the staging zone."""
     marketplace_id = ",".join(fetched["marketplace_ids"])
     extra = {
+        "selling_partner_id": fetched["selling_partner_id"],
         "report_id": fetched["report_id"],
         "marketplace_id": marketplace_id,
         "report_created_time": fetched.get("created_time") or "",
@@ -103,7 +108,7 @@ def parse_raw_document(lake: Lake, fetched: FetchedDocument, report: ReportType)
     result = parse_document(
         lake,
         fetched["raw_path"],
-        lake.staging_dir(report.table_name, fetched["report_id"]),
+        lake.staging_dir(report.table_name, fetched["selling_partner_id"], fetched["report_id"]),
         report=report,
         marketplace_id=marketplace_id,
         charset=fetched.get("charset"),
@@ -158,13 +163,14 @@ def land_and_record(lake: Lake, parsed: ParsedDocument, report: ReportType, via:
 def landed_manifest(lake: Lake, parsed: ParsedDocument, report: ReportType) -> tuple[Manifest | None, bool]:
     """The manifest of a finished landing of this report's document (same document id and sha256; a
     manifest is written once every table is committed), and whether the ledger records it as DONE."""
-    path = manifest_path(lake, report, parsed["report_id"])
+    path = manifest_path(lake, report, parsed)
     if not lake.exists(path):
         return None, False
     manifest = lake.read_json(path)
     if (manifest.get("document_id"), manifest.get("sha256")) != (parsed["report_document_id"], parsed["sha256"]):
         return None, False
-    entry = Ledger(lake).entries([parsed["report_id"]]).get(parsed["report_id"])
+    key = (parsed["selling_partner_id"], parsed["report_id"])
+    entry = Ledger(lake).entries([key]).get(key)
     return manifest, entry is not None and entry["status"] == "DONE"
 
 
@@ -183,13 +189,13 @@ def remove_leftovers(lake: Lake, parsed: ParsedDocument, report: ReportType) -> 
     landings' markers), data files that killed landings of it wrote and no commit references, and the
     temporary files of killed writes of its raw document and manifest."""
     result = ParseResult(**parsed["parse"])
-    staging = lake.staging_dir(report.table_name, parsed["report_id"]) + "/"
+    staging = lake.staging_dir(report.table_name, parsed["selling_partner_id"], parsed["report_id"]) + "/"
     for path in [p for files in result.tables.values() for p in files] + result.quarantine_files:
         if not path.startswith(staging):  # those in the staging directory go with it
             lake.delete(path)
-    remove_landing_leftovers(lake, report.table_name, parsed["report_id"])
+    remove_landing_leftovers(lake, report.table_name, parsed["selling_partner_id"], parsed["report_id"])
     raw_dir = parsed["raw_path"].rsplit("/", 1)[0]
-    manifests = manifest_path(lake, report, parsed["report_id"]).rsplit("/", 1)[0]
+    manifests = manifest_path(lake, report, parsed).rsplit("/", 1)[0]
     temporary = lake.remove_temporary(raw_dir) + lake.remove_temporary(manifests, f"{parsed['report_id']}.json.")
     if temporary:
         log.info("Removed temporary files of killed writes: %s", temporary)
@@ -209,11 +215,13 @@ def _land(lake: Lake, parsed: ParsedDocument, report: ReportType) -> Manifest:
         result,
         report=report,
         report_id=parsed["report_id"],
+        selling_partner_id=parsed["selling_partner_id"],
         delete_staging=False,
         document=parsed["sha256"],
     )
     tables = {name: dataclasses.asdict(landing) for name, landing in landed.tables.items()}
     manifest: Manifest = {
+        "selling_partner_id": parsed["selling_partner_id"],
         "report_id": parsed["report_id"],
         "report_type": parsed["report_type"],
         "marketplace_ids": parsed["marketplace_ids"],
@@ -233,7 +241,7 @@ def _land(lake: Lake, parsed: ParsedDocument, report: ReportType) -> Manifest:
         "tables": tables,
         "quarantine_table": dataclasses.asdict(landed.quarantine) if landed.quarantine else None,
         "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "manifest_path": manifest_path(lake, report, parsed["report_id"]),
+        "manifest_path": manifest_path(lake, report, parsed),
     }
     lake.write_json(manifest["manifest_path"], manifest)
     log.info(
@@ -245,14 +253,15 @@ def _land(lake: Lake, parsed: ParsedDocument, report: ReportType) -> Manifest:
     return manifest
 
 
-def manifest_path(lake: Lake, report: ReportType, report_id: str) -> str:
-    return lake.path("manifests", report.table_name, f"{report_id}.json")
+def manifest_path(lake: Lake, report: ReportType, finished: FinishedReport) -> str:
+    """``manifests/<table>/<selling_partner_id>/<report_id>.json``."""
+    return _manifest_path(report.table_name, finished["selling_partner_id"], finished["report_id"])
 
 
 def recover_landed(lake: Lake, finished: FinishedReport, report: ReportType) -> bool:
     """Record a report whose manifest exists but whose ledger row does not (the landing finished, the
     task died before recording it); True if it was such a report."""
-    path = manifest_path(lake, report, finished["report_id"])
+    path = manifest_path(lake, report, finished)
     if not lake.exists(path):
         return False
     manifest = lake.read_json(path)
@@ -270,6 +279,7 @@ def summary_row(finished: FinishedReport, manifest: Manifest | None) -> dict:
     main = (manifest.get("tables", {}).get("") if manifest else None) or {}
     return {
         "report_type": finished["report_type"],
+        "selling_partner_id": finished["selling_partner_id"],
         "report_id": finished["report_id"],
         "marketplace_ids": finished["marketplace_ids"],
         "processing_status": finished["processing_status"],
@@ -280,10 +290,13 @@ def summary_row(finished: FinishedReport, manifest: Manifest | None) -> dict:
 
 
 def format_summary(rows: list[dict]) -> str:
-    lines = [f"{'reportId':<20} {'marketplace':<16} {'status':<10} {'rows':>8} {'quarantined':>11}  table"]
+    lines = [
+        f"{'seller':<16} {'reportId':<20} {'marketplace':<16} {'status':<10} {'rows':>8} {'quarantined':>11}  table"
+    ]
     for row in rows:
         lines.append(
-            f"{row['report_id']:<20} {','.join(row['marketplace_ids']):<16} {row['processing_status']:<10} "
+            f"{row['selling_partner_id']:<16} {row['report_id']:<20} {','.join(row['marketplace_ids']):<16} "
+            f"{row['processing_status']:<10} "
             f"{row['rows']:>8} {row['rows_quarantined']:>11}  {row['table_uri'] or '-'}"
         )
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from sp_reports.registry import load_registry
 
 REGISTRY_PATH = PACKAGED_REGISTRY
 REGISTRY = load_registry(REGISTRY_PATH)
+SELLER = "A3EMULATORSELLER"
 US = "ATVPDKIKX0DER"
 
 # The child: lands (or fetches, or parses) one report and kills itself at ``stage``.
@@ -181,7 +182,7 @@ STAGES = ["fetch", "parse", "staged", "writing", "committed", "committed_by_olde
 
 def finished_report(case: Case, which: str = "report") -> dict:
     report_id, created, _ = getattr(case, which)
-    return {"report_type": case.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
+    return {"selling_partner_id": SELLER, "selling_partner_conn_id": "selling_partner_default", "report_type": case.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
             "marketplace_ids": [US], "processing_status": "DONE", "created_time": created,
             "data_end_time": created}
 
@@ -280,8 +281,8 @@ def assert_the_crash_happened_at(stage: str, lake: Lake, case: Case, before: dic
     """What the killed attempt left, so that the test is about the stage it says."""
     report_id = case.report[0]
     main = case.tables[0]
-    manifest = Path(lake.fs_path(pipeline.manifest_path(lake, REGISTRY[case.report_type], report_id)))
-    staging = Path(lake.fs_path(lake.staging_dir(case.report_type.lower(), report_id)))
+    manifest = Path(lake.fs_path(pipeline.manifest_path(lake, REGISTRY[case.report_type], {"selling_partner_id": SELLER, "report_id": report_id})))
+    staging = Path(lake.fs_path(lake.staging_dir(case.report_type.lower(), SELLER, report_id)))
     if stage == "fetch":
         assert any(".tmp" in p for p in temporary_files(lake)) and not staging.exists()
     elif stage == "parse":
@@ -300,7 +301,7 @@ def assert_the_crash_happened_at(stage: str, lake: Lake, case: Case, before: dic
     elif stage == "ledger":
         assert [r["status"] for r in ledger_rows(lake, report_id)] == ["DONE"] and staging.exists()
     elif stage == "cleaning":
-        assert lake.list(lake.staging_dir(case.report_type.lower(), report_id))
+        assert lake.list(lake.staging_dir(case.report_type.lower(), SELLER, report_id))
 
 
 @pytest.mark.parametrize("case", [MERGE, REPLACE], ids=["merge", "replace"])
@@ -341,7 +342,7 @@ def test_a_landing_killed_at_any_stage_lands_exactly_once_on_retry(lake, tmp_pat
     # One ledger row, DONE; the manifest, the same as the uninterrupted landing's.
     [entry] = ledger_rows(lake, report_id)
     assert entry["status"] == "DONE" and entry["manifest"] == manifest["manifest_path"]
-    assert lake.read_json(pipeline.manifest_path(lake, report, report_id)) == manifest
+    assert lake.read_json(pipeline.manifest_path(lake, report, {"selling_partner_id": SELLER, "report_id": report_id})) == manifest
     assert comparable(manifest) == comparable(clean_manifest)
     # Nothing left behind.
     assert lake.list("staging", hidden=True) == []
@@ -374,7 +375,7 @@ def test_dead_landings_of_other_hosts_and_other_reports_are_left_alone(lake, tmp
     table = case.tables[0]
     left = unreferenced(lake, table)
     assert left
-    markers_dir = Path(lake.fs_path(lake.staging_dir(table, case.report[0]))) / "_landings"
+    markers_dir = Path(lake.fs_path(lake.staging_dir(table, SELLER, case.report[0]))) / "_landings"
     for marker in markers_dir.iterdir():  # as if the landing ran on another machine
         marker.write_text(json.dumps({**json.loads(marker.read_text()), "host": "elsewhere"}))
     other = {**parsed, "report_id": "999"}  # another report: its landing must not touch report 200's files

@@ -28,7 +28,9 @@ from sp_reports.registry import ReportType
 
 def test_natural_key_columns_are_snake_cased_like_the_parser_does():
     report = ReportType("GET_X", natural_keys=("amazon-order-id", "Seller SKU", "order.item_id"))
-    assert natural_key_columns(report) == ("marketplace_id", "amazon_order_id", "seller_sku", "order_item_id")
+    assert natural_key_columns(report) == (
+        "selling_partner_id", "marketplace_id", "amazon_order_id", "seller_sku", "order_item_id"
+    )
     assert natural_key_columns(ReportType("GET_Y")) == ()
     assert snake_case("  Händler-SKU ") == "händler_sku"
 

@@ -26,6 +26,8 @@ from sp_reports.lake.delta import source_columns
 from sp_reports.parsing.result import StagedDataFiles, read_staged
 from sp_reports.registry import ReportType
 
+SELLER = "A3EMULATORSELLER"
+
 TABLE = "get_test_orders"
 ORDERS = ReportType("GET_TEST_ORDERS", natural_keys=("amazon-order-id", "sku"),
                     header_aliases={"Bestellnummer": "amazon-order-id"})
@@ -33,7 +35,7 @@ SNAPSHOT = ReportType("GET_TEST_SNAPSHOT")  # no natural keys: replace by report
 DE, FR = "A1PA6795UKMFR9", "A13V1IB3VIYZZH"
 HEADERS = {"amazon_order_id": "amazon-order-id", "sku": "sku", "quantity": "quantity", "price": "item-price",
            "gift_message": "gift-message"}
-SYSTEM = {"report_id", "marketplace_id", "report_created_time", "report_date", "source_line"}
+SYSTEM = {"selling_partner_id", "report_id", "marketplace_id", "report_created_time", "report_date", "source_line"}
 
 
 @dataclass
@@ -52,7 +54,8 @@ def created(report_id: str) -> str:
 
 
 def stage_file(lake, table: str, report_id: str, rows: list[dict], *, marketplace: str = DE,
-               created_time: str | None = None, name: str = "part-0", first_line: int = 2, lines=None) -> str:
+               created_time: str | None = None, name: str = "part-0", first_line: int = 2, lines=None,
+               seller: str = SELLER) -> str:
     """A staging Parquet file of typed rows (dicts of document columns) plus the system columns."""
     n = len(rows)
     columns: dict[str, pa.Array] = {}
@@ -62,6 +65,7 @@ def stage_file(lake, table: str, report_id: str, rows: list[dict], *, marketplac
         values = [r.get(column) for r in rows]
         text = any(isinstance(v, str) for v in values) and column != "price"
         columns[column] = pa.array(values, pa.string() if text else types.get(column, pa.string()))
+    columns["selling_partner_id"] = pa.array([seller] * n, pa.string())
     columns["report_id"] = pa.array([report_id] * n, pa.string())
     columns["marketplace_id"] = pa.array([marketplace] * n, pa.string())
     columns["report_created_time"] = pa.array([created_time or created(report_id)] * n, pa.string())
@@ -73,12 +77,12 @@ def stage_file(lake, table: str, report_id: str, rows: list[dict], *, marketplac
         {"sp_reports.source_columns": json.dumps({c: HEADERS.get(c, c) for c in names})}
     )
     if STAGING["style"] == "data files":  # as the flat-file parser stages them (and the landing adopts them)
-        writer = StagedDataFiles(lake, f"staging/{table}/{report_id}/{name}-{uuid.uuid4().hex[:8]}", data.schema,
-                                 ("marketplace_id", "report_date"), key_columns=natural_key_columns(ORDERS))
+        writer = StagedDataFiles(lake, f"staging/{table}/{seller}/{report_id}/{name}-{uuid.uuid4().hex[:8]}", data.schema,
+                                 delta.DEFAULT_PARTITION_BY, key_columns=natural_key_columns(ORDERS))
         for batch in data.to_batches():
             writer.write(batch)
         return writer.close(always=True)
-    return [_write(lake, f"staging/{table}/{report_id}/{name}-{uuid.uuid4().hex[:8]}.parquet", data)]
+    return [_write(lake, f"staging/{table}/{seller}/{report_id}/{name}-{uuid.uuid4().hex[:8]}.parquet", data)]
 
 
 # Every test runs with both kinds of staging files: plain staging Parquet (XML/JSON documents, older
@@ -109,7 +113,7 @@ def order(order_id: str, sku: str = "SKU-1", quantity: int | None = 1, **more) -
 
 
 def land(lake, report_id: str, rows: list[dict], report: ReportType = ORDERS, **kwargs):
-    return land_tables(lake, TABLE, staged_result(lake, report_id, rows, **kwargs), report=report, report_id=report_id)
+    return land_tables(lake, TABLE, staged_result(lake, report_id, rows, **kwargs), report=report, report_id=report_id, selling_partner_id=SELLER)
 
 
 def rows(lake, table: str = TABLE, columns=("marketplace_id", "amazon_order_id", "sku", "quantity", "report_id")):
@@ -230,7 +234,7 @@ def test_merge_in_spilled_buckets_matches_the_in_memory_merge(lake, monkeypatch,
     spill = tmp_path / "spill"
     spill.mkdir()
     result = land_tables(lake, TABLE, staged_result(lake, "r02", second), report=ORDERS, report_id="r02",
-                         spill_dir=str(spill))
+                         spill_dir=str(spill), selling_partner_id=SELLER)
     assert result.tables[""].replaced == 300 and result.tables[""].rows == 600
     late = land(lake, "r00", [order(f"o{i}", sku=f"S{i % 7}", quantity=0) for i in range(850, 1000)])
     assert late.tables[""].superseded == 50 and late.tables[""].rows == 100
@@ -243,7 +247,7 @@ def test_merge_in_spilled_buckets_matches_the_in_memory_merge(lake, monkeypatch,
 def test_merge_of_an_empty_document_changes_nothing(lake):
     land(lake, "r01", [order("o1")])
     version = DeltaTable(lake.table_uri(TABLE)).version()
-    result = land_tables(lake, TABLE, StagedResult({"": []}), report=ORDERS, report_id="r02")
+    result = land_tables(lake, TABLE, StagedResult({"": []}), report=ORDERS, report_id="r02", selling_partner_id=SELLER)
     assert result.tables[""].version == version and rows(lake) == [(DE, "o1", "SKU-1", 1, "r01")]
 
 
@@ -256,7 +260,7 @@ def test_replace_by_report(lake):
     result = land(lake, "r01", [order("o9")], report=SNAPSHOT)
     assert result.tables[""].mode == "replace" and result.tables[""].replaced == 2
     assert rows(lake) == [(DE, "o1", "SKU-1", 1, "r02"), (DE, "o3", "SKU-1", 1, "r02"), (DE, "o9", "SKU-1", 1, "r01")]
-    land_tables(lake, TABLE, StagedResult({"": []}), report=SNAPSHOT, report_id="r02")  # an empty document
+    land_tables(lake, TABLE, StagedResult({"": []}), report=SNAPSHOT, report_id="r02", selling_partner_id=SELLER)  # an empty document
     assert rows(lake) == [(DE, "o9", "SKU-1", 1, "r01")]
 
 
@@ -275,7 +279,7 @@ def test_extra_and_quarantine_tables(lake):
     summary = stage_file(lake, TABLE, "r01", [{"total": "12.50", "currency": "EUR"}], name="summary")
     quarantine = _write(lake, "staging/x/r01/quarantine.parquet", _quarantine("r01", [7, 9]))
     result = land_tables(lake, TABLE, StagedResult({"": main, "summary": summary}, [quarantine]),
-                         report=ORDERS, report_id="r01")
+                         report=ORDERS, report_id="r01", selling_partner_id=SELLER)
     assert set(result.tables) == {"", "summary"}
     assert result.tables["summary"].name == f"{TABLE}__summary" and result.tables["summary"].mode == "replace"
     assert result.quarantine.name == f"{TABLE}__quarantine" and result.quarantine.rows == 2
@@ -289,7 +293,7 @@ def test_extra_and_quarantine_tables(lake):
     main = stage_file(lake, TABLE, "r01", [order("o1")], name="main")
     summary = stage_file(lake, TABLE, "r01", [{"total": "10.00", "currency": "EUR"}], name="summary")
     result = land_tables(lake, TABLE, StagedResult({"": main, "summary": summary}, []), report=ORDERS,
-                         report_id="r01")
+                         report_id="r01", selling_partner_id=SELLER)
     assert read_table(lake, f"{TABLE}__summary").column("total").to_pylist() == ["10.00"]
     assert result.quarantine.rows == 0 and read_table(lake, f"{TABLE}__quarantine").num_rows == 0
     assert rows(lake) == [(DE, "o1", "SKU-1", 1, "r01"), (DE, "o2", "SKU-1", 1, "r01")]  # merged, not replaced
@@ -303,6 +307,7 @@ def test_no_quarantine_table_without_quarantine_records(lake):
 def _quarantine(report_id: str, lines: list[int]) -> pa.Table:
     n = len(lines)
     return pa.table({
+        "selling_partner_id": pa.array([SELLER] * n),
         "report_id": pa.array([report_id] * n), "report_type": pa.array(["GET_TEST_ORDERS"] * n),
         "marketplace_id": pa.array([DE] * n), "line": pa.array(lines, pa.int64()), "kind": pa.array(["row"] * n),
         "reason": pa.array(["undecodable"] * n), "column": pa.array([None] * n, pa.string()),
@@ -323,7 +328,7 @@ def test_columns_added_and_missing_exclude_system_columns(lake):
 def test_source_column_names_are_kept_in_the_column_metadata(lake):
     paths = stage_file(lake, TABLE, "r01", [order("o1")])
     land_tables(lake, TABLE, StagedResult({"": paths}, source_columns={"amazon_order_id": "Bestellnummer"}),
-                report=ORDERS, report_id="r01")
+                report=ORDERS, report_id="r01", selling_partner_id=SELLER)
     names = source_columns(lake, TABLE)
     # Localised headers are recorded as Amazon's canonical header (through the report's header_aliases).
     assert names["amazon_order_id"] == "amazon-order-id" and names["quantity"] == "quantity"
@@ -337,7 +342,7 @@ def test_types_are_conformed_to_the_table(lake):
     table = DeltaTable(lake.table_uri(TABLE))
     paths = stage_file(lake, TABLE, "r03", [{"amazon_order_id": "o3", "sku": "s", "report_date": "x"}])
     with pytest.raises(LandingError, match="report_date"):  # text can't land in the date column
-        land_tables(lake, TABLE, StagedResult({"": paths}), report=SNAPSHOT, report_id="r03")
+        land_tables(lake, TABLE, StagedResult({"": paths}), report=SNAPSHOT, report_id="r03", selling_partner_id=SELLER)
     assert DeltaTable(lake.table_uri(TABLE)).version() == table.version()
 
 
@@ -350,7 +355,7 @@ def test_staged_data_files_are_adopted_as_they_are(lake, monkeypatch, staging_st
 
     monkeypatch.setattr(datafiles.PartitionedWriter, "write_all", no_rewrite)
     staged = staged_result(lake, "r02", [{**order("o1", quantity=9), "_date": dt.date(2026, 11, 21)}, order("o3")])
-    result = land_tables(lake, TABLE, staged, report=ORDERS, report_id="r02")
+    result = land_tables(lake, TABLE, staged, report=ORDERS, report_id="r02", selling_partner_id=SELLER)
     assert (result.tables[""].rows, result.tables[""].replaced) == (2, 1)
     assert rows(lake) == [(DE, "o1", "SKU-1", 9, "r02"), (DE, "o2", "SKU-1", 1, "r01"), (DE, "o3", "SKU-1", 1, "r02")]
     assert lake.list("staging") == []
@@ -368,7 +373,7 @@ def test_staged_data_files_whose_types_differ_from_the_table_are_rewritten(lake,
 def test_rows_of_another_report_are_rejected(lake):
     paths = stage_file(lake, TABLE, "r01", [order("o1")])
     with pytest.raises(LandingError, match="rows of report 'r01'"):
-        land_tables(lake, TABLE, StagedResult({"": paths}), report=ORDERS, report_id="r02")
+        land_tables(lake, TABLE, StagedResult({"": paths}), report=ORDERS, report_id="r02", selling_partner_id=SELLER)
     assert all(lake.exists(path) for path in paths)
 
 
@@ -418,11 +423,15 @@ def test_a_failure_while_writing_leaves_the_table_and_staging_as_they_were(lake,
         real_copy(self, source, target)
 
     monkeypatch.setattr(type(lake), "copy", failing_copy)
-    days = [dt.date(2026, 11, 20 + i % 3) for i in range(6)]  # three partitions: three staged data files
+    days = [dt.date(2026, 11, 20 + i % 3) for i in range(6)]
     new = [order(f"n{i}") for i in range(5)] + [order("o1", quantity=9)]
-    staged = staged_result(lake, "r02", [{**row, "_date": day} for row, day in zip(new, days)])
+    # Two staged data files (tables are partitioned by marketplace only: one file per staging stream).
+    first = staged_result(lake, "r02", [{**row, "_date": day} for row, day in zip(new[:3], days)])
+    second = staged_result(lake, "r02", [{**row, "_date": day} for row, day in zip(new[3:], days)], name="part-1",
+                           first_line=5)
+    staged = StagedResult({"": first.tables[""] + second.tables[""]}, columns=first.columns)
     with pytest.raises(OSError, match="connection reset"):
-        land_tables(lake, TABLE, staged, report=ORDERS, report_id="r02")
+        land_tables(lake, TABLE, staged, report=ORDERS, report_id="r02", selling_partner_id=SELLER)
     assert DeltaTable(lake.table_uri(TABLE)).version() == version
     assert _table_files(lake) == files  # the files written before the failure are gone
     assert all(lake.exists(p) for p in staged.tables[""])  # staging kept for the retry
@@ -473,7 +482,7 @@ def test_concurrent_merges_lose_nothing_and_keep_keys_unique(lake):
     def run(report_id: str) -> None:
         barrier.wait()
         try:
-            land_tables(lake, TABLE, staged[report_id], report=ORDERS, report_id=report_id)
+            land_tables(lake, TABLE, staged[report_id], report=ORDERS, report_id=report_id, selling_partner_id=SELLER)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -502,7 +511,7 @@ def test_concurrent_landings_with_new_columns(lake):
     def run(report_id: str) -> None:
         barrier.wait()
         try:
-            land_tables(lake, TABLE, staged[report_id], report=SNAPSHOT, report_id=report_id)
+            land_tables(lake, TABLE, staged[report_id], report=SNAPSHOT, report_id=report_id, selling_partner_id=SELLER)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 

@@ -29,19 +29,21 @@ from sp_reports.lake.ledger import LEDGER_TABLE
 from sp_reports.lake.maintenance import MaintenanceSettings, clean_leftovers, maintain_lake, maintain_table
 from sp_reports.registry import load_registry
 
+SELLER = "A3EMULATORSELLER"
+
 ORDERS = load_registry()["GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"]  # MERGE on (order id, sku)
 TABLE = ORDERS.table_name
 QUARANTINE = f"{TABLE}__quarantine"
 DE = "A1PA6795UKMFR9"
 DAY = 86400
-PARTITION = f"marketplace_id={DE}/report_date=2026-11-20"
+PARTITION = f"marketplace_id={DE}"
 
 
 def land(lake, report_id: str, orders: list[tuple[str, int, str]], hour: int) -> dict:
     """Land a flat-file document of (order id, day, quantity) rows as the DAG would, ledger included."""
     text = "amazon-order-id\tpurchase-date\tsku\tquantity\n" + "".join(
         f"{order}\t2026-11-{day}T10:00:00+00:00\tSKU-{order}\t{quantity}\n" for order, day, quantity in orders)
-    finished = {"report_type": ORDERS.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
+    finished = {"selling_partner_id": SELLER, "selling_partner_conn_id": "selling_partner_default", "report_type": ORDERS.report_type, "report_id": report_id, "report_document_id": f"doc-{report_id}",
                "marketplace_ids": [DE], "processing_status": "DONE",
                "created_time": f"2026-11-22T{hour:02d}:00:00Z", "data_end_time": "2026-11-22T00:00:00Z"}
     fetched = pipeline.store_raw_document(lake, finished, io.BytesIO(text.encode()), content_type="text/plain")
@@ -133,7 +135,7 @@ def test_maintenance_removes_what_is_dead_and_keeps_what_may_be_in_use(lake, ten
     fresh_tmp = write(root / "raw" / ORDERS.report_type / "1006" / tmp_name("doc.bin"), 80, 3600)
     # Staging: a dead parse (3 days), a parse running now, a DONE report's leftover (8 h) and a DONE
     # report re-parsed an hour ago (its landing is about to start).
-    staging = root / "staging" / TABLE
+    staging = root / "staging" / TABLE / SELLER
     write(staging / "2001" / f"{PARTITION}/part-0.parquet", 1000)
     write(staging / "2001" / "quarantine.parquet", 500)
     age_tree(staging / "2001", 3 * DAY)
@@ -187,7 +189,7 @@ def test_maintenance_removes_what_is_dead_and_keeps_what_may_be_in_use(lake, ten
 
     # Leftovers: the dead staging dirs and the old temporary files, nothing newer than the thresholds.
     left = report["leftovers"]
-    assert left["staging_dirs"] == [f"staging/{TABLE}/1001", f"staging/{TABLE}/2001"]
+    assert left["staging_dirs"] == [f"staging/{TABLE}/{SELLER}/1001", f"staging/{TABLE}/{SELLER}/2001"]
     assert left["staging_files"] == 3 and left["staging_bytes"] == 300 + 1000 + 500
     assert not (staging / "2001").exists() and not (staging / "1001").exists()
     assert (staging / "2002" / "part-0.parquet").exists() and (staging / "1002" / "part-0.parquet").exists()
@@ -274,15 +276,15 @@ def test_a_declared_retention_is_kept(lake, ten_days_ago):
 
 def test_leftovers_use_the_newest_file_of_a_staging_dir(lake):
     root = Path(lake.root)
-    staging = root / "staging" / TABLE / "3001"
+    staging = root / "staging" / TABLE / SELLER / "3001"
     write(staging / "a.parquet", 10)
     age_tree(staging, 3 * DAY)
     write(staging / "b.parquet", 10, 3600)  # a parse still writing here an hour ago
     set_age(staging, 3600)
     assert clean_leftovers(lake).staging_dirs == []
     later = datetime.now(timezone.utc) + timedelta(days=2)
-    assert clean_leftovers(lake, now=later).staging_dirs == [f"staging/{TABLE}/3001"]
-    assert not staging.exists() and not staging.parent.exists()  # the emptied table folder goes too
+    assert clean_leftovers(lake, now=later).staging_dirs == [f"staging/{TABLE}/{SELLER}/3001"]
+    assert not staging.exists() and not staging.parent.exists() and not staging.parent.parent.exists()  # emptied folders go too
 
 
 # ----------------------------------------------------------------------------------------- S3
@@ -304,7 +306,7 @@ def test_maintenance_on_s3(s3_lake, s3_client, s3_bucket, ten_days_ago):
     replaced = removed - live
     assert replaced
 
-    with s3_lake.open_output(f"staging/{TABLE}/2001/part-0.parquet") as f:
+    with s3_lake.open_output(f"staging/{TABLE}/{SELLER}/2001/part-0.parquet") as f:
         f.write(b"y" * 1234)
 
     report = maintain_lake(s3_lake)
@@ -322,7 +324,7 @@ def test_maintenance_on_s3(s3_lake, s3_client, s3_bucket, ten_days_ago):
                           UploadId=upload["UploadId"], PartNumber=1, Body=b"z" * 4321)
     later = datetime.now(timezone.utc) + timedelta(days=3)
     left = maintain_lake(s3_lake, now=later)["leftovers"]
-    assert left["staging_dirs"] == [f"staging/{TABLE}/2001"] and left["staging_bytes"] == 1234
+    assert left["staging_dirs"] == [f"staging/{TABLE}/{SELLER}/2001"] and left["staging_bytes"] == 1234
     assert left["tmp_files"] == [f"raw/{ORDERS.report_type}/9/doc.bin (multipart upload {upload['UploadId']})"]
     assert left["tmp_bytes"] == 4321
     assert keys(s3_client, s3_bucket, "lake/staging/") == []

@@ -14,6 +14,8 @@ from support import land_one_table as land_report
 from sp_reports.parsing import parse_document
 from sp_reports.registry import ReportType, load_registry
 
+SELLER = "A3EMULATORSELLER"
+
 pytestmark = pytest.mark.s3
 REPORT = ReportType("GET_TEST_REPORT", date_column="purchase-date")  # no declared columns: all strings
 
@@ -76,13 +78,14 @@ def test_raw_parse_land_and_reland_on_s3(s3_lake, s3_client, s3_bucket):
         f"028-{i}\t2026-11-{20 + i % 2}T14:03:12+00:00\tSKU-{i}\tCafé {i} €\r\n" for i in range(1000)
     )
     document = gzip.compress(text.encode("cp1252"))
-    parse_result = {"report_type": report.report_type, "report_id": report_id, "report_document_id": "amzn1.tortuga.doc",
+    parse_result = {"selling_partner_id": SELLER, "selling_partner_conn_id": "selling_partner_default",
+                    "report_type": report.report_type, "report_id": report_id, "report_document_id": "amzn1.tortuga.doc",
                "marketplace_ids": ["A1PA6795UKMFR9"], "processing_status": "DONE",
                "created_time": "2026-11-22T01:00:00Z", "data_end_time": "2026-11-22T00:00:00Z"}
     fetched = pipeline.store_raw_document(s3_lake, parse_result, io.BytesIO(document),
                                           content_type="text/tab-separated-values;charset=Cp1252")
     raw = fetched["raw_path"]
-    assert raw == raw_document_path(report.report_type, report_id, "amzn1.tortuga.doc")
+    assert raw == raw_document_path(report.report_type, SELLER, report_id, "amzn1.tortuga.doc")
     assert fetched["compressed"] and fetched["charset"] == "Cp1252" and fetched["size"] == len(document)
     assert s3_lake.read_json(raw_metadata_path(raw)) == fetched
 
@@ -100,7 +103,7 @@ def test_raw_parse_land_and_reland_on_s3(s3_lake, s3_client, s3_bucket):
 
     table = DeltaTable(second["uri"], storage_options=s3_lake.storage_options)
     assert table.version() == second["version"] > first["version"]
-    assert table.metadata().partition_columns == ["marketplace_id", "report_date"]
+    assert table.metadata().partition_columns == ["marketplace_id"]
     data = read_table(s3_lake, table_name)
     assert data.num_rows == 1000  # relanding the report changed nothing
     assert sorted(set(data.column("report_date").to_pylist())) == [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
@@ -115,12 +118,12 @@ def test_concurrent_landings_on_s3(s3_lake):
 
     staged = {}
     for i in range(4):
-        raw = raw_document_path("GET_TEST_REPORT", f"r{i}", "doc")
+        raw = raw_document_path("GET_TEST_REPORT", SELLER, f"r{i}", "doc")
         with s3_lake.open_output(raw) as f:
             f.write(b"sku\tpurchase-date\n" + b"".join(b"s%d\t2026-11-20\n" % j for j in range(10)))
         staged[f"r{i}"] = parse_document(
-            s3_lake, raw, s3_lake.staging_dir("get_test_report", f"r{i}"), report=REPORT, marketplace_id="A1PA",
-            charset=None, compressed=None, extra_columns={"report_id": f"r{i}", "marketplace_id": "A1PA"},
+            s3_lake, raw, s3_lake.staging_dir("get_test_report", SELLER, f"r{i}"), report=REPORT, marketplace_id="A1PA",
+            charset=None, compressed=None, extra_columns={"selling_partner_id": SELLER, "report_id": f"r{i}", "marketplace_id": "A1PA"},
         ).tables[""]
     errors = []
     barrier = threading.Barrier(len(staged))
@@ -128,7 +131,7 @@ def test_concurrent_landings_on_s3(s3_lake):
     def land(report_id):
         barrier.wait()
         try:
-            land_report(s3_lake, "get_test_report", staged[report_id], report_id=report_id)
+            land_report(s3_lake, "get_test_report", staged[report_id], report_id=report_id, selling_partner_id=SELLER)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from sp_reports.lake import Lake, raw_document_path, raw_metadata_path, staging_dir
+from sp_reports.lake import Lake, manifest_path, raw_document_path, raw_metadata_path, staging_dir
 
 
 class Boom(Exception):
@@ -101,12 +101,14 @@ def test_json_roundtrip(lake):
 
 
 def test_raw_document_and_sidecar(lake):
-    path = raw_document_path("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "12345", "amzn1.tortuga.4.na.X")
-    assert path == "raw/GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/12345/amzn1.tortuga.4.na.X.bin"
-    assert lake.raw_document_path("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "12345",
+    path = raw_document_path("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "A3EMULATORSELLER", "12345",
+                             "amzn1.tortuga.4.na.X")
+    assert path == "raw/GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/A3EMULATORSELLER/12345/amzn1.tortuga.4.na.X.bin"
+    assert lake.raw_document_path("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "A3EMULATORSELLER", "12345",
                                   "amzn1.tortuga.4.na.X") == path
     assert raw_metadata_path(path) == path + ".json"
-    for bad in (("GET_X", "../1", "d"), ("GET_X", "1", "a/b")):
+    for bad in (("GET_X", "A3S", "../1", "d"), ("GET_X", "A3S", "1", "a/b"), ("GET_X", "../A3S", "1", "d"),
+                ("GET_X", "a3s", "1", "d"), ("GET_X", "", "1", "d"), ("GET_X", "A3/S", "1", "d")):
         with pytest.raises(ValueError):
             raw_document_path(*bad)
     data = b"\x1f\x8b gzip bytes kept as they are"
@@ -129,10 +131,16 @@ def test_raw_document_and_sidecar(lake):
     assert lake.read_bytes(path) == data
 
 
-def test_staging_dir(lake):
-    assert staging_dir("get_x", "123") == lake.staging_dir("get_x", "123") == "staging/get_x/123"
+def test_staging_and_manifest_paths_contain_the_seller(lake):
+    assert staging_dir("get_x", "A3S", "123") == lake.staging_dir("get_x", "A3S", "123") == "staging/get_x/A3S/123"
+    assert manifest_path("get_x", "A3S", "123") == "manifests/get_x/A3S/123.json"
     with pytest.raises(ValueError):
-        staging_dir("get_x", "../123")
+        staging_dir("get_x", "A3S", "../123")
+    for bad in ("..", "a3s", "A3S/B", "", "A3 S", None):
+        with pytest.raises(ValueError, match="selling_partner_id must be an Amazon seller id"):
+            staging_dir("get_x", bad, "123")
+        with pytest.raises(ValueError, match="selling_partner_id must be an Amazon seller id"):
+            manifest_path("get_x", bad, "123")
 
 
 def test_lake_pickles_without_its_clients():

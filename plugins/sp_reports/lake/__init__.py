@@ -10,7 +10,7 @@ from .delta import (
     read_table,
     table_name_for,
 )
-from .paths import raw_document_path, raw_metadata_path, staging_dir
+from .paths import manifest_path, raw_document_path, raw_metadata_path, staging_dir
 from .storage import Lake
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "LandingError",
     "TableLanding",
     "land_tables",
+    "manifest_path",
     "open_table",
     "raw_document_path",
     "raw_metadata_path",

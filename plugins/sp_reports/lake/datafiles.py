@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from deltalake.transaction import AddAction, RemoveAction
 
 from sp_reports.background import in_background
-from sp_reports.columns import CREATED_TIME_COLUMN, REPORT_ID_COLUMN
+from sp_reports.columns import CREATED_TIME_COLUMN, REPORT_ID_COLUMN, SELLER_COLUMN
 from sp_reports.memory import release_memory
 
 from .paths import join_path
@@ -74,7 +74,7 @@ PARQUET_OPTIONS: dict[str, Any] = {
 # no order within a file, so their bounds hardly ever let a reader skip one. Named are the report's
 # natural keys (the MERGE skips table files by the first one's range) and these, whose bounds the
 # landing reads (a staged file holds one report's rows; the report's created time).
-TEXT_STATISTICS = (REPORT_ID_COLUMN, CREATED_TIME_COLUMN)
+TEXT_STATISTICS = (SELLER_COLUMN, REPORT_ID_COLUMN, CREATED_TIME_COLUMN)
 # Dictionary encoding, though, for the columns with few distinct values (``dictionary_columns``).
 DICTIONARY_RATIO = 16
 DICTIONARY_MIN_ROWS = 8192  # rows per partition in the first pool below which no column gets a dictionary

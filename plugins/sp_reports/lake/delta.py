@@ -57,6 +57,7 @@ from sp_reports.columns import (
     CREATED_TIME_COLUMN,
     MARKETPLACE_COLUMN,
     REPORT_ID_COLUMN,
+    SELLER_COLUMN,
     SOURCE_COLUMNS_KEY,
     SOURCE_LINE_COLUMN,
     SYSTEM_COLUMNS,
@@ -76,18 +77,22 @@ from .datafiles import (
     rewrite_without,
 )
 from .keyindex import FileMatch, MergeIndex, SourceDrops
+from .legacy import LegacyLakeError
 from .paths import join_path, staging_dir
 from .storage import Lake
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARTITION_BY = ("marketplace_id", "report_date")
+# New tables are partitioned by marketplace only (docs/architecture.md, "Partitioning": daily partitions
+# of 20 sellers x 5 marketplaces would be tens of thousands of small files a year); a table keeps the
+# partitioning it was created with (Delta cannot change it in place): the landing reads it from the table.
+DEFAULT_PARTITION_BY = ("marketplace_id",)
 QUARANTINE_PARTITION_BY = ("marketplace_id",)
 QUARANTINE_SUFFIX = "quarantine"
 # Delta column metadata: the Amazon header a column comes from (e.g. "amazon-order-id").
 SOURCE_COLUMN_METADATA = "sp_reports.source_column"
 MAX_ATTEMPTS = 12
-# Commit metadata (besides sp_reports.report_id and sp_reports.mode): the landing that made the commit
+# Commit metadata (besides sp_reports.selling_partner_id, sp_reports.report_id and sp_reports.mode): the landing that made the commit
 # (its data files are named with it), its TableLanding counts, and the staging files' digest.
 LANDING_METADATA = "sp_reports.landing"
 COUNTS_METADATA = "sp_reports.counts"
@@ -158,6 +163,7 @@ def land_tables(
     *,
     report: Any,
     report_id: str,
+    selling_partner_id: str,
     max_attempts: int = MAX_ATTEMPTS,
     spill_dir: str | None = None,
     delete_staging: bool = True,
@@ -172,13 +178,18 @@ def land_tables(
     of the same staging files recognises the tables an earlier attempt committed (it may have been
     killed) and does not commit them again; it removes the data files killed attempts left (see
     ``_Marker``). ``document`` (the raw document's sha256) is recorded in each commit's metadata.
+
+    A report is (``selling_partner_id``, ``report_id``): a reportId is unique only per seller, so a
+    replace replaces that pair's rows and every row staged must carry both.
     """
     staged: Mapping[str, Sequence[str]] = dict(getattr(parsed, "tables", {}) or {})
     quarantine_files = list(getattr(parsed, "quarantine_files", []) or [])
     aliases = dict(getattr(report, "header_aliases", {}) or {})
     headers = {**_staged_source_columns(lake, staged.get("", ())), **dict(getattr(parsed, "source_columns", {}) or {})}
     headers = {column: aliases.get(header, header) for column, header in headers.items()}
-    attempts = _Attempts(lake, table_name, report_id, _staging_key(staged, quarantine_files), document)
+    attempts = _Attempts(
+        lake, table_name, selling_partner_id, report_id, _staging_key(staged, quarantine_files), document
+    )
 
     def land(
         name: str,
@@ -191,7 +202,8 @@ def land_tables(
     ) -> _Landed:
         return _land_table(
             lake, name, files, key_columns=key_columns, partition_by=partition_by, headers=headers or {},
-            document_columns=document_columns, report_id=report_id, max_attempts=max_attempts,
+            document_columns=document_columns, report_id=report_id, selling_partner_id=selling_partner_id,
+            max_attempts=max_attempts,
             spill_dir=spill_dir, attempts=attempts,
         )  # fmt: skip
 
@@ -234,6 +246,7 @@ def land_report(
     parquet_files: Sequence[str],
     *,
     report_id: str,
+    selling_partner_id: str,
     partition_by: Sequence[str] = DEFAULT_PARTITION_BY,
     max_attempts: int = MAX_ATTEMPTS,
     delete_staging: bool = True,
@@ -248,13 +261,14 @@ def land_report(
         table_name,
         parquet_files,
         report_id=report_id,
+        selling_partner_id=selling_partner_id,
         key_columns=(),
         partition_by=partition_by,
         headers=_staged_source_columns(lake, parquet_files),
         document_columns=None,
         max_attempts=max_attempts,
         spill_dir=None,
-        attempts=_Attempts(lake, table_name, report_id, _staging_key({"": parquet_files}, [])),
+        attempts=_Attempts(lake, table_name, selling_partner_id, report_id, _staging_key({"": parquet_files}, [])),
     )
     if delete_staging:
         _delete_staging(lake, list(parquet_files) + landed.markers)
@@ -304,6 +318,7 @@ def _land_table(
     files: Sequence[str],
     *,
     report_id: str,
+    selling_partner_id: str,
     key_columns: Sequence[str],
     partition_by: Sequence[str],
     headers: Mapping[str, str],
@@ -327,11 +342,20 @@ def _land_table(
         return _Landed(committed, list(earlier[1].columns_added), list(earlier[1].columns_missing), [earlier[0]])
     schema = _staged_schema(lake, files)  # reads every footer first: a bad file fails before writing
     table = _open(lake, uri)
+    if table is not None and SELLER_COLUMN not in table.schema().to_arrow().names:
+        raise LegacyLakeError(f"table {name}", lake.root)
     if schema is not None:
-        required = [REPORT_ID_COLUMN, *key_columns, *(table.metadata().partition_columns if table else partition_by)]
+        required = [
+            SELLER_COLUMN,
+            REPORT_ID_COLUMN,
+            *key_columns,
+            *(table.metadata().partition_columns if table else partition_by),
+        ]
         lacking = [c for c in dict.fromkeys(required) if c not in schema.names]
         if lacking:
-            raise LandingError(f"staging files for report {report_id} lack columns {lacking} (table {name})")
+            raise LandingError(
+                f"staging files for report {selling_partner_id}/{report_id} lack columns {lacking} (table {name})"
+            )
     mode = "merge" if key_columns else "replace"
 
     if schema is None:  # an empty document: nothing staged
@@ -341,7 +365,18 @@ def _land_table(
             return _Landed(TableLanding(name, uri, 0, table.version(), mode))
         return _Landed(
             _Landing(
-                lake, name, uri, [], None, {}, report_id, (), max_attempts, spill_dir, metadata=attempts.metadata
+                lake,
+                name,
+                uri,
+                [],
+                None,
+                {},
+                report_id,
+                (),
+                max_attempts,
+                spill_dir,
+                metadata=attempts.metadata,
+                selling_partner_id=selling_partner_id,
             ).run()
         )
 
@@ -388,6 +423,7 @@ def _land_table(
             headers,
             landing_id=landing_id,
             metadata=attempts.metadata,
+            selling_partner_id=selling_partner_id,
         )
         result = landing.run()
     except BaseException:
@@ -416,8 +452,10 @@ class _Landing:
         *,
         landing_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        selling_partner_id: str,
     ):
         self.lake, self.name, self.uri, self.files, self.schema = lake, name, uri, files, schema
+        self.seller = selling_partner_id
         self.headers = dict(headers or {})
         self.plan, self.report_id, self.key_columns = plan, report_id, key_columns
         self.max_attempts, self.spill_root = max_attempts, spill_dir
@@ -513,9 +551,10 @@ class _Landing:
             if any(self.plan.get(f.name) != f.type for f in partition.schema(schema)):
                 return False  # a cast to the table's types: rewritten
             stats = json.loads(file_stats(metadata, schema))
-            ids = (stats["minValues"].get(REPORT_ID_COLUMN), stats["maxValues"].get(REPORT_ID_COLUMN))
-            if metadata.num_rows and (
-                ids != (self.report_id, self.report_id) or stats["nullCount"].get(REPORT_ID_COLUMN)
+            if metadata.num_rows and not all(
+                (stats["minValues"].get(column), stats["maxValues"].get(column)) == (value, value)
+                and not stats["nullCount"].get(column)
+                for column, value in ((REPORT_ID_COLUMN, self.report_id), (SELLER_COLUMN, self.seller))
             ):
                 return False  # not provably this report's rows only: rewritten (and checked row by row)
             footers.append((path, partition.values, metadata, stats))
@@ -561,11 +600,15 @@ class _Landing:
                 self.key_range = (low, high)
 
     def _check_report(self, batch: pa.RecordBatch) -> None:
-        ids = batch.column(REPORT_ID_COLUMN)
-        wrong = pc.invert(pc.fill_null(pc.equal(ids, pa.scalar(self.report_id, ids.type)), False))
-        if pc.any(wrong).as_py():
-            other = ids.filter(wrong)[0].as_py()
-            raise LandingError(f"staging files for report {self.report_id} hold rows of report {other!r}")
+        for column, ours in ((REPORT_ID_COLUMN, self.report_id), (SELLER_COLUMN, self.seller)):
+            values = batch.column(column)
+            wrong = pc.invert(pc.fill_null(pc.equal(values, pa.scalar(ours, values.type)), False))
+            if pc.any(wrong).as_py():
+                other = values.filter(wrong)[0].as_py()
+                what = "report" if column == REPORT_ID_COLUMN else "seller"
+                raise LandingError(
+                    f"staging files for report {self.report_id} of seller {self.seller} hold rows of {what} {other!r}"
+                )
 
     def _observe(self, batch: pa.RecordBatch) -> None:
         """Remember what the MERGE needs: the report's created time, marketplaces, the first key's range."""
@@ -592,7 +635,7 @@ class _Landing:
     def _range_column(self) -> str | None:
         """The first natural key column if it is text (files are skipped by its min/max statistics)."""
         for name in self.key_columns:
-            if name == MARKETPLACE_COLUMN:
+            if name in (MARKETPLACE_COLUMN, SELLER_COLUMN):
                 continue
             target = self.plan.get(name)
             return name if target is not None and pa.types.is_string(target) else None
@@ -632,6 +675,7 @@ class _Landing:
                     partition_by=table.metadata().partition_columns,
                     commit_properties=CommitProperties(
                         custom_metadata={
+                            "sp_reports.selling_partner_id": self.seller,
                             "sp_reports.report_id": self.report_id,
                             LANDING_METADATA: self.landing_id,
                             "sp_reports.mode": self._mode(),
@@ -736,27 +780,24 @@ class _Landing:
         return True
 
     def _report_rows(self, snapshot: list[TableFile]) -> dict[str, np.ndarray | None]:
-        """The report's rows in the table: whole files (None) or row positions."""
+        """The report's rows in the table (this seller's, this report id's): whole files (None) or row
+        positions. Files are skipped or taken whole by their partition values and statistics."""
         found: dict[str, np.ndarray | None] = {}
+        ours = {SELLER_COLUMN: self.seller, REPORT_ID_COLUMN: self.report_id}
         for f in snapshot:
-            if REPORT_ID_COLUMN in f.partition_values:
-                if f.partition_values[REPORT_ID_COLUMN] == self.report_id:
-                    found[f.path] = None
+            verdicts = [_file_holds(f, column, value) for column, value in ours.items()]
+            if False in verdicts:
                 continue
-            low = f.stats.get("min", {}).get(REPORT_ID_COLUMN)
-            high = f.stats.get("max", {}).get(REPORT_ID_COLUMN)
-            nulls = f.stats.get("null_count", {}).get(REPORT_ID_COLUMN)
-            if isinstance(low, str) and isinstance(high, str):
-                if self.report_id < low or self.report_id > high:
-                    continue
-                if low == high == self.report_id and nulls == 0:
-                    found[f.path] = None
-                    continue
+            if all(verdicts):
+                found[f.path] = None
+                continue
             positions = []
             offset = 0
-            for batch in self._read_columns(f.path, [REPORT_ID_COLUMN]):
-                ids = batch.column(0)
-                hit = pc.fill_null(pc.equal(ids, pa.scalar(self.report_id, ids.type)), False)
+            for batch in self._read_columns(f.path, list(ours)):
+                hit = pa.array(np.ones(batch.num_rows, dtype=bool))
+                for i, value in enumerate(ours.values()):
+                    column = batch.column(i)
+                    hit = pc.and_(hit, pc.fill_null(pc.equal(column, pa.scalar(value, column.type)), False))
                 positions.append(np.flatnonzero(hit.to_numpy(zero_copy_only=False)) + offset)
                 offset += batch.num_rows
             hits = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
@@ -901,9 +942,17 @@ class _Marker:
 class _Attempts:
     """The attempts at landing one report's staging files (one ``land_tables`` call), through markers."""
 
-    def __init__(self, lake: Lake, table_name: str, report_id: str, key: str = "", document: str | None = None):
+    def __init__(
+        self,
+        lake: Lake,
+        table_name: str,
+        selling_partner_id: str,
+        report_id: str,
+        key: str = "",
+        document: str | None = None,
+    ):
         self.lake, self.key = lake, key
-        self.dir = join_path(staging_dir(table_name, report_id), MARKERS_DIR)
+        self.dir = join_path(staging_dir(table_name, selling_partner_id, report_id), MARKERS_DIR)
         self.metadata = {STAGING_METADATA: key, **({DOCUMENT_METADATA: document} if document else {})}
 
     def markers(self, table: str | None = None) -> list[tuple[str, _Marker]]:
@@ -953,15 +1002,15 @@ class _Attempts:
         return committed, earlier
 
 
-def remove_landing_leftovers(lake: Lake, table_name: str, report_id: str) -> None:
+def remove_landing_leftovers(lake: Lake, table_name: str, selling_partner_id: str, report_id: str) -> None:
     """What the landings of a report left once its landing is complete (manifest written): the data files
     of its dead landings that no commit references, and its staging directory (staging files of every
     parse, markers, temporary files)."""
-    attempts = _Attempts(lake, table_name, report_id)
+    attempts = _Attempts(lake, table_name, selling_partner_id, report_id)
     for _, marker in attempts.markers():
         if marker.dead():
             _remove_dead_landing(lake, marker, *_commit_of(lake, lake.table_uri(marker.table), marker))
-    lake.delete_dir(staging_dir(table_name, report_id))
+    lake.delete_dir(staging_dir(table_name, selling_partner_id, report_id))
 
 
 def _commit_of(lake: Lake, uri: str, marker: _Marker) -> tuple[dict | None, bool]:
@@ -1075,6 +1124,21 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 # ----------------------------------------------------------------------------------------- helpers
+
+
+def _file_holds(f: TableFile, column: str, value: str) -> bool | None:
+    """Whether every row of table file ``f`` has ``column == value`` (True), none has (False), or the
+    partition values and statistics can't tell (None: the file is read)."""
+    if column in f.partition_values:
+        return f.partition_values[column] == value
+    low, high = f.stats.get("min", {}).get(column), f.stats.get("max", {}).get(column)
+    nulls = f.stats.get("null_count", {}).get(column)
+    if isinstance(low, str) and isinstance(high, str):
+        if value < low or value > high:
+            return False
+        if low == high == value and nulls == 0:
+            return True
+    return None
 
 
 def _open(lake: Lake, uri: str) -> DeltaTable | None:

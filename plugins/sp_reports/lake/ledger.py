@@ -2,15 +2,17 @@
 
 MWS had sellers acknowledge each downloaded report (UpdateReportAcknowledgements); SP-API has no such
 flag, so the pipeline remembers for itself. The ledger is a Delta table (``tables/_ledger``), one row
-per report, queryable like any other table:
+per report, queryable like any other table. A report is (``selling_partner_id``, ``report_id``): Amazon's
+reportIds are unique only per seller, so every lookup takes key pairs and returns rows by key pair:
 
 * ``LISTED``: found by a listing, not landed yet. A listing's watermark never passes a LISTED report,
   so a landing that failed is listed again, however many later reports landed meanwhile.
 * ``DONE`` (landed, with its row count and manifest), ``CANCELLED`` (Amazon had no data) or ``FATAL``
   (failed at Amazon; recorded so that a redelivered notification does not fail a second run).
 
-Writes are MERGEs keyed on ``report_id`` that never overwrite a final status, retried on concurrent
-commits: two runs recording the same report leave one row.
+Writes are MERGEs keyed on (``selling_partner_id``, ``report_id``) that never overwrite a final status,
+retried on concurrent commits: two runs recording the same report leave one row. A ledger without the
+``selling_partner_id`` column (a lake of the single-seller layout) raises ``LegacyLakeError``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+from sp_reports.columns import SELLER_COLUMN
+from sp_reports.columns import selling_partner_id as valid_seller
+
+from .legacy import LegacyLakeError
 from .storage import Lake
 
 if TYPE_CHECKING:
@@ -38,8 +44,11 @@ LISTED = "LISTED"
 FINAL_STATUSES = ("DONE", "CANCELLED", "FATAL")
 COMMIT_ATTEMPTS = 8
 
+Key = tuple[str, str]  # (selling_partner_id, report_id)
+
 SCHEMA = pa.schema(
     [
+        pa.field(SELLER_COLUMN, pa.string(), nullable=False),
         pa.field("report_id", pa.string(), nullable=False),
         pa.field("report_type", pa.string(), nullable=False),
         pa.field("status", pa.string(), nullable=False),
@@ -60,26 +69,31 @@ class Ledger:
 
     # ------------------------------------------------------------------------------------ reading
 
-    def entries(self, report_ids: Iterable[str] | None = None) -> dict[str, dict]:
-        """{report_id: row} for these reports (all reports when None)."""
+    def entries(self, keys: Iterable[Key] | None = None) -> dict[Key, dict]:
+        """{(selling_partner_id, report_id): row} for these reports (all reports when None)."""
         table = self._read()
         if table is None:
             return {}
-        if report_ids is not None:
-            wanted = pa.array(sorted(set(report_ids)), pa.string())
-            table = table.filter(pc.is_in(table.column("report_id"), value_set=wanted))
-        return {row["report_id"]: row for row in table.to_pylist()}
+        wanted: set[Key] | None = None
+        if keys is not None:
+            wanted = {(seller, report_id) for seller, report_id in keys}
+            ids = pa.array(sorted({report_id for _, report_id in wanted}), pa.string())
+            table = table.filter(pc.is_in(table.column("report_id"), value_set=ids))
+        rows = {(row[SELLER_COLUMN], row["report_id"]): row for row in table.to_pylist()}
+        return rows if wanted is None else {key: row for key, row in rows.items() if key in wanted}
 
-    def landed(self, report_ids: Iterable[str]) -> set[str]:
+    def landed(self, keys: Iterable[Key]) -> set[Key]:
         """The reports among these whose fate is recorded (landed, no data or failed at Amazon)."""
-        return {rid for rid, row in self.entries(report_ids).items() if row["status"] in FINAL_STATUSES}
+        return {key for key, row in self.entries(keys).items() if row["status"] in FINAL_STATUSES}
 
-    def watermark(self, report_types: Iterable[str], overlap: timedelta) -> datetime | None:
-        """Where the next listing of these report types starts (createdSince): ``overlap`` before the
-        newest report recorded, or the oldest report still LISTED if that is earlier."""
+    def watermark(self, report_types: Iterable[str], overlap: timedelta, *, selling_partner_id: str) -> datetime | None:
+        """Where the next listing of these report types for this seller starts (createdSince): ``overlap``
+        before the newest report recorded, or the oldest report still LISTED if that is earlier. Listings
+        are per seller account, so each seller has its own watermark."""
         table = self._read()
         if table is None:
             return None
+        table = table.filter(pc.equal(table.column(SELLER_COLUMN), valid_seller(selling_partner_id)))
         table = table.filter(pc.is_in(table.column("report_type"), value_set=pa.array(sorted(set(report_types)))))
         table = table.filter(pc.is_valid(table.column("report_created_time")))
         if table.num_rows == 0:
@@ -104,7 +118,11 @@ class Ledger:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
         new = self._merge([_row(report, status, via, rows_landed, manifest)], overwrite_listed=True)
         if not new:
-            log.info("Report %s was already in the ledger; its first record stands", report["report_id"])
+            log.info(
+                "Report %s of seller %s was already in the ledger; its first record stands",
+                report["report_id"],
+                report["selling_partner_id"],
+            )
         return bool(new)
 
     def _merge(self, rows: list[dict], overwrite_listed: bool) -> int:
@@ -116,7 +134,7 @@ class Ledger:
             table = self._open(create=True)
             merge = table.merge(
                 source,
-                predicate="t.report_id = s.report_id",
+                predicate=f"t.{SELLER_COLUMN} = s.{SELLER_COLUMN} AND t.report_id = s.report_id",
                 source_alias="s",
                 target_alias="t",
             )
@@ -143,7 +161,7 @@ class Ledger:
     def _open(self, create: bool = False) -> DeltaTable | None: ...
     def _open(self, create: bool = False) -> DeltaTable | None:
         try:
-            return DeltaTable(self.uri, storage_options=self.lake.storage_options)
+            return self._checked(DeltaTable(self.uri, storage_options=self.lake.storage_options))
         except TableNotFoundError:
             if not create:
                 return None
@@ -153,23 +171,32 @@ class Ledger:
                 schema=SCHEMA,
                 mode="ignore",
                 name="sp_reports_ledger",
-                description="Reports the lake holds: one row per report",
+                description="Reports the lake holds: one row per (selling_partner_id, report_id)",
                 storage_options=self.lake.storage_options,
             )
         except CommitFailedError:  # another run created it first
-            return DeltaTable(self.uri, storage_options=self.lake.storage_options)
+            return self._checked(DeltaTable(self.uri, storage_options=self.lake.storage_options))
+
+    def _checked(self, table: DeltaTable) -> DeltaTable:
+        if SELLER_COLUMN not in table.schema().to_arrow().names:
+            raise LegacyLakeError("the ledger (tables/_ledger)", self.lake.root)
+        return table
 
     def _read(self) -> pa.Table | None:
         from .delta import read_table
 
         try:
-            return read_table(self.lake, LEDGER_TABLE)
+            table = read_table(self.lake, LEDGER_TABLE)
         except TableNotFoundError:
             return None
+        if SELLER_COLUMN not in table.column_names:
+            raise LegacyLakeError("the ledger (tables/_ledger)", self.lake.root)
+        return table
 
 
 def _row(report: FinishedReport, status: str, via: str, rows_landed: int = 0, manifest: str | None = None) -> dict:
     return {
+        SELLER_COLUMN: valid_seller(report["selling_partner_id"]),
         "report_id": report["report_id"],
         "report_type": report["report_type"],
         "status": status,

@@ -8,7 +8,7 @@ Per Delta table under ``tables/`` (report tables, their extra and ``__quarantine
    than the retention;
 3. a checkpoint at the current version, and removal of the log files the table's log retention expired.
 
-For the lake: staging directories (``staging/<table>/<reportId>/``) and the hidden ``.tmp`` files of
+For the lake: staging directories (``staging/<table>/<sellerId>/<reportId>/``) and the hidden ``.tmp`` files of
 ``Lake.open_output`` (on S3: incomplete multipart uploads) that nothing has touched for a while.
 
 Why each step is safe next to running landings and readers is in docs/maintenance.md; the short
@@ -367,13 +367,14 @@ def _clean_staging(lake: Lake, settings: MaintenanceSettings, now_ns: int, repor
     groups: dict[str, list[_Entry]] = {}
     for entry in _walk(lake, "staging"):
         parts = entry.path.split("/")
-        if len(parts) >= 3:  # staging/<table>/<reportId>[/...]
-            groups.setdefault("/".join(parts[:3]), []).append(entry)
-    ledger = Ledger(lake).entries({d.split("/")[2] for d in groups}) if groups else {}
+        if len(parts) >= 4:  # staging/<table>/<sellerId>/<reportId>[/...]
+            groups.setdefault("/".join(parts[:4]), []).append(entry)
+    keys = {(d.split("/")[2], d.split("/")[3]) for d in groups}
+    ledger = Ledger(lake).entries(keys) if groups else {}
     emptied = set()
     for directory, entries in sorted(groups.items()):
-        _, table, report_id = directory.split("/")
-        row = ledger.get(report_id) or {}
+        _, table, seller, report_id = directory.split("/")
+        row = ledger.get((seller, report_id)) or {}
         final = bool(row) and row["status"] in FINAL_STATUSES and row["report_type"].lower() == table
         age = _age_hours(entries, now_ns)
         if age is None or not (age >= settings.staging_max_age_hours or (final and age >= settings.final_grace_hours)):
@@ -388,6 +389,7 @@ def _clean_staging(lake: Lake, settings: MaintenanceSettings, now_ns: int, repor
                 continue
             files = [e for e in entries if not e.is_dir]
             lake.delete_dir(directory)
+            emptied.add(join_path("staging", table, seller))
             emptied.add(join_path("staging", table))
         report.staging_dirs.append(directory)
         report.staging_files += len(files)
@@ -402,7 +404,9 @@ def _clean_staging(lake: Lake, settings: MaintenanceSettings, now_ns: int, repor
             f" (report {row['status']} in the ledger)" if final else "",
         )
     if not lake.is_s3:
-        for directory in emptied:  # a local directory stays behind when its last report's goes
+        for directory in sorted(
+            emptied, key=len, reverse=True
+        ):  # a local directory stays behind when its last report's goes
             try:
                 os.rmdir(lake.fs_path(directory))
             except OSError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sp_reports.columns import selling_partner_id as _seller
+
 
 def join_path(*parts: str) -> str:
     """Join parts into a normalised lake-relative path, rejecting anything that could escape the lake."""
@@ -18,9 +20,12 @@ def join_path(*parts: str) -> str:
     return "/".join(segments)
 
 
-def raw_document_path(report_type: str, report_id: str, document_id: str) -> str:
-    """``raw/{report_type}/{report_id}/{document_id}.bin``: the document exactly as downloaded."""
-    return join_path("raw", _single(report_type), _single(report_id), f"{_single(document_id)}.bin")
+def raw_document_path(report_type: str, selling_partner_id: str, report_id: str, document_id: str) -> str:
+    """``raw/{report_type}/{selling_partner_id}/{report_id}/{document_id}.bin``: the document exactly as
+    downloaded (a reportId is unique only per seller)."""
+    return join_path(
+        "raw", _single(report_type), _seller(selling_partner_id), _single(report_id), f"{_single(document_id)}.bin"
+    )
 
 
 def raw_metadata_path(raw_path: str) -> str:
@@ -28,9 +33,14 @@ def raw_metadata_path(raw_path: str) -> str:
     return f"{join_path(raw_path)}.json"
 
 
-def staging_dir(table_name: str, report_id: str) -> str:
-    """``staging/{table_name}/{report_id}``: where a report's Parquet files wait for landing."""
-    return join_path("staging", _single(table_name), _single(report_id))
+def staging_dir(table_name: str, selling_partner_id: str, report_id: str) -> str:
+    """``staging/{table_name}/{selling_partner_id}/{report_id}``: where a report's Parquet files wait for landing."""
+    return join_path("staging", _single(table_name), _seller(selling_partner_id), _single(report_id))
+
+
+def manifest_path(table_name: str, selling_partner_id: str, report_id: str) -> str:
+    """``manifests/{table_name}/{selling_partner_id}/{report_id}.json``: what a landing committed."""
+    return join_path("manifests", _single(table_name), _seller(selling_partner_id), f"{_single(report_id)}.json")
 
 
 def _single(segment: str) -> str:

@@ -151,13 +151,13 @@ class Lake:
         """Lake-relative path from parts, e.g. ``lake.path("staging", report_type, report_id)``."""
         return join_path(*parts)
 
-    def raw_document_path(self, report_type: str, report_id: str, document_id: str) -> str:
-        """``raw/{report_type}/{report_id}/{document_id}.bin`` (see ``paths.raw_document_path``)."""
-        return raw_document_path(report_type, report_id, document_id)
+    def raw_document_path(self, report_type: str, selling_partner_id: str, report_id: str, document_id: str) -> str:
+        """``raw/{report_type}/{selling_partner_id}/{report_id}/{document_id}.bin`` (``paths.raw_document_path``)."""
+        return raw_document_path(report_type, selling_partner_id, report_id, document_id)
 
-    def staging_dir(self, table_name: str, report_id: str) -> str:
-        """``staging/{table_name}/{report_id}`` (see ``paths.staging_dir``)."""
-        return staging_dir(table_name, report_id)
+    def staging_dir(self, table_name: str, selling_partner_id: str, report_id: str) -> str:
+        """``staging/{table_name}/{selling_partner_id}/{report_id}`` (see ``paths.staging_dir``)."""
+        return staging_dir(table_name, selling_partner_id, report_id)
 
     def fs_path(self, path: str) -> str:
         """Path of a lake file within ``self.filesystem`` (``bucket/prefix/...`` on S3, absolute locally)."""

@@ -86,7 +86,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_TABLE = "summary"
 # The main table's rows are staged as data files of the table's partitions (lake.DEFAULT_PARTITION_BY).
-PARTITION_BY = (MARKETPLACE_COLUMN, REPORT_DATE_COLUMN)
+PARTITION_BY = (MARKETPLACE_COLUMN,)
 
 _READ_CHUNK = 1 << 20  # bytes per read from storage
 # Bytes of whole lines per block: one pyarrow CSV parse, one record batch. Larger blocks cost memory
@@ -356,7 +356,9 @@ class _FlatFileParser:
         self.marketplace_id = marketplace_id
         self.locale = Locale.for_marketplace(marketplace_id)
         self.encoding = EncodingChoice(charset, marketplace_id)
-        self.quarantine = QuarantineRecords(extra_columns.get("report_id"), report.report_type, marketplace_id)
+        self.quarantine = QuarantineRecords(
+            extra_columns.get("report_id"), report.report_type, marketplace_id, extra_columns.get("selling_partner_id")
+        )
         fallback_date = extra_columns.pop(REPORT_DATE_COLUMN, None)
         self.fallback_date = _as_date(fallback_date, path)
         self.extras = extra_columns

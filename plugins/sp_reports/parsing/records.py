@@ -351,7 +351,9 @@ class Writer:
         self.locale = Locale.for_marketplace(marketplace_id)
         self.extras = {k: v for k, v in extra_columns.items() if k != REPORT_DATE_COLUMN}
         self.fallback_date = pa.scalar(_date_or_none(extra_columns.get(REPORT_DATE_COLUMN)), pa.date32())
-        self.quarantine = QuarantineRecords(extra_columns.get("report_id"), report.report_type, marketplace_id)
+        self.quarantine = QuarantineRecords(
+            extra_columns.get("report_id"), report.report_type, marketplace_id, extra_columns.get("selling_partner_id")
+        )
         self._quarantine_writer = StagingWriter(lake, join_path(out_dir, QUARANTINE_DIR), QUARANTINE_SCHEMA,
                                                 batch_rows=BATCH_ROWS, file_rows=FILE_ROWS)  # fmt: skip
         self._buffers: dict[str, _Buffer] = {name: _Buffer() for name in schema.tables}

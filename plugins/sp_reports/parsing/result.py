@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # its declared type: the row landed with null there).
 QUARANTINE_SCHEMA = pa.schema(
     [
+        pa.field("selling_partner_id", pa.string()),
         pa.field("report_id", pa.string()),
         pa.field("report_type", pa.string()),
         pa.field("marketplace_id", pa.string()),
@@ -227,8 +228,15 @@ def read_staged(lake: Lake, path: str) -> pa.Table:
 class QuarantineRecords:
     """Quarantine records of one document, accumulated as columns and emitted as QUARANTINE_SCHEMA batches."""
 
-    def __init__(self, report_id: str | None, report_type: str, marketplace_id: str | None):
+    def __init__(
+        self,
+        report_id: str | None,
+        report_type: str,
+        marketplace_id: str | None,
+        selling_partner_id: str | None = None,
+    ):
         self._constants = (report_id, report_type, marketplace_id)
+        self._seller = selling_partner_id
         self._clear()
         self.rows = 0
         self.values = 0
@@ -266,6 +274,7 @@ class QuarantineRecords:
         report_id, report_type, marketplace_id = self._constants
         batch = pa.RecordBatch.from_arrays(
             [
+                pa.repeat(pa.scalar(self._seller, pa.string()), n),
                 pa.repeat(pa.scalar(report_id, pa.string()), n),
                 pa.repeat(pa.scalar(report_type, pa.string()), n),
                 pa.repeat(pa.scalar(marketplace_id, pa.string()), n),
