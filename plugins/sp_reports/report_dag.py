@@ -149,7 +149,7 @@ def _doc(report: ReportType) -> str:
     return (
         f"### {report.report_type}\n\n{report.description}\n\n"
         f"* format: `{report.format}`; {span}\n* natural keys: {keys}\n"
-        f"* lands in Delta table `tables/{report.table_name}`, partitioned by marketplace and date\n"
+        f"* lands in Delta table `tables/{report.table_name}`, partitioned by marketplace, keyed by seller and report\n"
         "\nTrigger with the form to choose accounts, marketplaces, the data range and report options. One report "
         "per account, marketplace and date chunk; a failing account does not stop the others, and the run then "
         "fails naming it."

@@ -49,8 +49,18 @@ def test_every_report_dag_has_the_report_path(dagbag):
         }, dag.dag_id
         assert dag.get_task("report.request_report").upstream_task_ids == {"plan"}
         assert dag.get_task("report.fetch_document").upstream_task_ids == {"report.request_report"}
-        assert dag.get_task("summarize").trigger_rule == "none_failed"
+        # It runs after every report, failed ones included, and fails the run naming the failed accounts.
+        assert dag.get_task("summarize").trigger_rule == "all_done"
         assert dag.get_task("report.request_report").deferrable is True
+
+
+def test_every_dag_serves_the_configured_accounts(monkeypatch):
+    monkeypatch.setenv("SP_REPORTS_ACCOUNTS", "amazon_acme_na,amazon_acme_fe")
+    dags = DagBag(dag_folder=str(DAGS)).dags
+    for dag_id in requestable():
+        accounts = dags[dag_id].params.get_param("accounts")
+        assert accounts.value == ["amazon_acme_na", "amazon_acme_fe"], dag_id
+        assert accounts.schema["items"]["enum"] == ["amazon_acme_na", "amazon_acme_fe"]
 
 
 def test_landing_task_updates_the_table_asset(dagbag):
