@@ -129,3 +129,73 @@ def _notification_of(report_id: str, report_type: str, status: str) -> str:
         "notificationMetadata": {"applicationId": "amzn1.sellerapps.app.test", "subscriptionId": "s",
                                  "publishTime": "2026-11-30T10:00:01Z", "notificationId": "n-redelivered"},
     })
+
+
+SELLER_A, SELLER_B, STRANGER = "A1SELLERALPHA", "A2SELLERBRAVO", "A9STRANGER00"
+CA = "A2EUQ1WTGCTBG2"
+
+
+@pytest.fixture
+def two_sellers_queue(airflow_db, moto_server, tmp_path, monkeypatch):
+    """Three sellers in NA notify one queue; the deployment has accounts for A and B only."""
+    from sp_reports.emulator.testing import running_emulator
+    from support import connection_json
+
+    sellers = [
+        {"seller_id": SELLER_A, "region": "NA", "refresh_token": "Atzr|alpha", "marketplace_ids": [US]},
+        {"seller_id": SELLER_B, "region": "NA", "refresh_token": "Atzr|bravo", "marketplace_ids": [CA]},
+        {"seller_id": STRANGER, "region": "NA", "refresh_token": "Atzr|stranger", "marketplace_ids": [US]},
+    ]
+    monkeypatch.setenv("SP_REPORTS_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
+    }))
+    with running_emulator(processing_seconds=0.3, rows_per_report=20, sellers=sellers,
+                          sqs_endpoint_url=moto_server) as emu, sqs_queue(moto_server) as q:
+        for seller in sellers:
+            conn_id = f"amazon_{seller['refresh_token'].split('|')[1]}"
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection_json(
+                emu, selling_partner_id=seller["seller_id"], refresh_token=seller["refresh_token"],
+                endpoint=emu.endpoint("NA"), marketplace_ids=",".join(seller["marketplace_ids"])))
+            with SellingPartnerHook(conn_id).get_conn() as client:
+                ensure_report_notifications(client, q.arn)
+        monkeypatch.setenv("SP_REPORTS_ACCOUNTS", "amazon_alpha,amazon_bravo")
+        monkeypatch.setenv("SP_REPORTS_NOTIFICATIONS_QUEUE_URL", q.url)
+        yield emu, q
+
+
+def test_each_sellers_notification_is_fetched_with_its_own_account(two_sellers_queue):
+    """A and B get the same reportId (one id space per region): both land, apart, each fetched with its own
+    seller's credentials. The stranger's notification is left on the queue, not deleted."""
+    emu, queue = two_sellers_queue
+    created = {}
+    for conn_id, marketplace in (("amazon_alpha", US), ("amazon_bravo", CA), ("amazon_stranger", US)):
+        with SellingPartnerHook(conn_id).get_conn() as client:
+            created[conn_id] = client.create_report(LISTINGS, [marketplace])
+    assert created["amazon_alpha"] == created["amazon_bravo"]
+    notified(emu, 3)
+
+    dag = build_notifications_dag(load_registry(), queue_url=queue.url, accounts=("amazon_alpha", "amazon_bravo"),
+                                  poll_seconds=1, schedule=None, retries=0)
+    run = dag.test()
+
+    assert run.state == "success", task_states(run)
+    lake = lake_from_airflow()
+    rows = read_table(lake, LISTINGS.lower())
+    assert sorted({(r["selling_partner_id"], r["marketplace_id"]) for r in rows.to_pylist()}) == [
+        (SELLER_A, US), (SELLER_B, CA)]
+    assert rows.num_rows == 40
+    ledger = Ledger(lake).entries()
+    report_id = created["amazon_alpha"]
+    assert {key for key in ledger if key[1] == report_id} == {(SELLER_A, report_id), (SELLER_B, report_id)}
+    by_seller = emu.stats()["calls_by_seller"]
+    for seller in (SELLER_A, SELLER_B):  # each seller's report was looked up and fetched with its credentials
+        assert by_seller[seller]["getReport"] == 1 and by_seller[seller]["getReportDocument"] == 1, by_seller
+    assert "getReportDocument" not in by_seller[STRANGER]
+    # Handled messages were deleted; the stranger's stays, hidden, for a redrive policy or a new account.
+    attributes = queue.client.get_queue_attributes(
+        QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert (int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])) \
+        == (0, 1)
