@@ -21,7 +21,7 @@ def test_a_connection_is_a_seller_in_a_region_with_its_marketplaces():
 
 @pytest.mark.parametrize("extra, message", [
     ({}, "lacks extra.selling_partner_id"),
-    ({"selling_partner_id": "a1/../x"}, "is not a seller id"),
+    ({"selling_partner_id": "a1/../x"}, "must be an Amazon seller id"),
     ({"selling_partner_id": SELLER_A, "region": "MARS"}, "region must be one of NA, EU, FE"),
     ({"selling_partner_id": SELLER_A, "region": "NA", "marketplace_ids": f"{US},{JP}"},
      f"marketplaces JP {JP} are served by another region"),

@@ -8,16 +8,12 @@ enumerate connections, and connections from a secrets backend cannot be listed a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sp_reports.client.marketplaces import REGIONS, describe, region_of
-
-# Amazon's selling partner ids (merchant tokens) are upper-case letters and digits, e.g. A2EXAMPLE1234B. The id
-# is part of lake paths, so nothing else is accepted.
-SELLING_PARTNER_ID = re.compile(r"[A-Z0-9]{8,32}")
+from sp_reports.columns import selling_partner_id
 
 
 class AccountError(ValueError):
@@ -50,11 +46,10 @@ def account_from_connection(conn_id: str, extra: Mapping[str, Any]) -> Account:
             f"connection {conn_id!r} lacks extra.selling_partner_id: the seller's id (Seller Central > Settings > "
             "Account Info > Merchant Token), which keys every report it lands"
         )
-    if not SELLING_PARTNER_ID.fullmatch(seller):
-        raise AccountError(
-            f"connection {conn_id!r}: selling_partner_id {seller!r} is not a seller id "
-            "(8 to 32 upper-case letters and digits)"
-        )
+    try:
+        selling_partner_id(seller)
+    except ValueError as exc:
+        raise AccountError(f"connection {conn_id!r}: {exc}") from None
     region = str(extra.get("region") or "NA").strip().upper()
     if region not in REGIONS:
         raise AccountError(f"connection {conn_id!r}: region must be one of {', '.join(REGIONS)}, got {region!r}")

@@ -11,7 +11,7 @@ CONN_FIELDS = {
             "A2EXAMPLE1234B. It keys every report this account lands; one seller in three regions is three "
             "connections with the same id."
         ),
-        "schema": {"type": "string", "pattern": "^[A-Z0-9]{8,32}$"},
+        "schema": {"type": "string", "pattern": "^[A-Z0-9]{1,64}$"},
     },
     "refresh_token": {
         "label": "LWA refresh token",
