@@ -75,6 +75,9 @@ STARTUP_TIMEOUT = 240
 RUN_TIMEOUT = 600
 STARTED = datetime.now(timezone.utc)
 SPEED = 30  # emulator time: processing, schedule periods, settlement cycle and quotas, 30x faster
+# Emulated seconds between settlements of each account (30 s of demo time): enough for the listing to find some,
+# few enough that a slow machine is not buried in them (three accounts settle independently).
+SETTLEMENT_PERIOD = 900
 GENERATED_DAGS = ("sp_reports_notifications", "sp_reports_report_schedules", "sp_reports_generated_reports")
 NOTIFIED_WANTED = 2  # scheduled reports that must arrive by notification
 # Airflow's API on SQLite, with the scheduler, triggerer and tasks on two cores, can take more than
@@ -229,10 +232,10 @@ def main() -> int:
         env["SP_REPORTS_NOTIFICATIONS_QUEUE_URL"] = queue_url  # the notification DAG exists with a queue
 
         say(f"starting the SP-API emulator on {emulator_url} ({SPEED}x Amazon's speed, notifying via SQS, "
-            f"a settlement every {300 // SPEED}s, seed {SEED}); the lake is {LAKE}")
+            f"a settlement per account every {SETTLEMENT_PERIOD // SPEED}s, seed {SEED}); the lake is {LAKE}")
         processes.append(start("emulator", [str(BIN / "sp-reports"), "emulator", "--port", str(emulator_port),
                                             "--speed", str(SPEED), "--processing-seconds", str(4 * SPEED),
-                                            "--sqs-endpoint", sqs_url, "--settlement-period", "300",
+                                            "--sqs-endpoint", sqs_url, "--settlement-period", str(SETTLEMENT_PERIOD),
                                             "--seed", str(SEED), "--config-json", json.dumps(emulator_sellers())],
                                      env))
         wait_until("the emulator", lambda: http.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
