@@ -12,7 +12,8 @@ from sp_reports.settings import PACKAGED_REGISTRY, SettingsError, settings
 NAMES = (
     "SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL",
     "SP_REPORTS_DISABLE_SCHEDULES", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL", "SP_REPORTS_SQS_AWS_CONN_ID",
-    "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "SP_REPORTS_ACCOUNTS",
+    "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "SP_REPORTS_ACCOUNTS", "SP_REPORTS_QUOTA_REDIS_URL",
+    "AIRFLOW__CELERY__BROKER_URL",
 )
 
 
@@ -32,6 +33,7 @@ def test_defaults(env, tmp_path):
     assert (s.aws_conn_id, s.sqs_aws_conn_id, s.notifications_queue_url) == ("aws_default", "aws_default", None)
     assert s.notifications_poll_seconds == 20
     assert s.accounts == ("selling_partner_default",)
+    assert s.quota_redis_url is None  # no Redis anywhere: each process keeps its own quota buckets
 
 
 def test_the_lake_default_follows_airflow_home_or_its_own_default(env):
@@ -52,6 +54,7 @@ def test_every_variable_is_read(env, tmp_path):
         "SP_REPORTS_DISABLE_SCHEDULES": "true", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL": "http://q",
         "SP_REPORTS_SQS_AWS_CONN_ID": "sqs_aws", "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "5",
         "SP_REPORTS_ACCOUNTS": " amazon_a_na, amazon_a_fe,,amazon_a_na ",
+        "SP_REPORTS_QUOTA_REDIS_URL": "redis://quotas:6379/3",
     }
     for name, value in values.items():
         env.setenv(name, value)
@@ -61,6 +64,32 @@ def test_every_variable_is_read(env, tmp_path):
     assert (s.schedules_enabled, s.notifications_queue_url, s.sqs_aws_conn_id, s.notifications_poll_seconds) == (
         False, "http://q", "sqs_aws", 5)
     assert s.accounts == ("amazon_a_na", "amazon_a_fe")
+    assert s.quota_redis_url == "redis://quotas:6379/3"
+
+
+@pytest.mark.parametrize("broker, own, expected", [
+    ("redis://:@redis:6379/0", None, "redis://:@redis:6379/0"),  # docker-compose.yaml's broker
+    ("rediss://:pw@cache.example:6380/1", None, "rediss://:pw@cache.example:6380/1"),
+    ("amqp://guest@rabbit//", None, None),  # a broker that is not Redis: in-process buckets
+    (None, None, None),
+    ("redis://redis:6379/0", "none", None),  # disabled explicitly
+    ("redis://redis:6379/0", "NONE", None),
+    ("redis://redis:6379/0", "redis://quotas:6379/5", "redis://quotas:6379/5"),  # its own Redis wins
+    (None, "unix:///run/redis.sock", "unix:///run/redis.sock"),
+])
+def test_the_quota_redis_defaults_to_a_redis_celery_broker(env, broker, own, expected):
+    if broker is not None:
+        env.setenv("AIRFLOW__CELERY__BROKER_URL", broker)
+    if own is not None:
+        env.setenv("SP_REPORTS_QUOTA_REDIS_URL", own)
+    assert settings().quota_redis_url == expected
+
+
+def test_a_quota_redis_url_that_is_not_redis_fails_without_repeating_it(env):
+    env.setenv("SP_REPORTS_QUOTA_REDIS_URL", "http://user:hunter2@quotas")
+    with pytest.raises(SettingsError, match="SP_REPORTS_QUOTA_REDIS_URL must be a redis://") as caught:
+        settings()
+    assert "hunter2" not in str(caught.value)
 
 
 @pytest.mark.parametrize("name, value, message", [

@@ -42,6 +42,9 @@ class Settings:
     """``SP_REPORTS_NOTIFICATIONS_POLL_SECONDS``: the notification DAG's SQS long-poll wait."""
     accounts: tuple[str, ...]
     """``SP_REPORTS_ACCOUNTS``: the ``selling_partner`` connections (comma-separated ids) the DAGs serve."""
+    quota_redis_url: str | None
+    """``SP_REPORTS_QUOTA_REDIS_URL``: the Redis holding the SP-API quota buckets the whole fleet shares; unset: the
+    Celery broker's when that is Redis; ``none`` or no Redis: each process keeps its own buckets."""
 
 
 def default_lake_root() -> str:
@@ -62,7 +65,26 @@ def settings() -> Settings:
         sqs_aws_conn_id=_text("SP_REPORTS_SQS_AWS_CONN_ID") or "aws_default",
         notifications_poll_seconds=int(_number("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", 20, maximum=20)),
         accounts=_names("SP_REPORTS_ACCOUNTS", DEFAULT_ACCOUNT),
+        quota_redis_url=_quota_redis_url(),
     )
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _quota_redis_url() -> str | None:
+    name = "SP_REPORTS_QUOTA_REDIS_URL"
+    text = _text(name)
+    if text is None:
+        # The distributed topology's Redis (docker-compose.yaml): the Celery broker, when it is one.
+        broker = _text("AIRFLOW__CELERY__BROKER_URL") or ""
+        return broker if broker.startswith(("redis://", "rediss://")) else None
+    if text.lower() == "none":
+        return None
+    if not text.startswith(REDIS_SCHEMES):
+        # The value is not repeated: it may hold a password.
+        raise SettingsError(f"{name} must be a redis://, rediss:// or unix:// URL, or none")
+    return text
 
 
 def _text(name: str) -> str | None:

@@ -25,6 +25,7 @@ from .errors import (
 from .ratelimit import BUCKETS, TokenBucket
 from .redaction import redact_url
 from .reports import AsyncSellingPartnerClient
+from .shared_quota import SharedBuckets, shared_buckets
 from .subscriptions import REPORT_PROCESSING_FINISHED, ensure_report_notifications
 from .sync import SellingPartnerClient
 
@@ -49,9 +50,11 @@ __all__ = [
     "SellingPartnerClient",
     "SellingPartnerError",
     "ServerError",
+    "SharedBuckets",
     "TokenBucket",
     "TokenCache",
     "ensure_report_notifications",
     "is_transient",
     "redact_url",
+    "shared_buckets",
 ]

@@ -14,6 +14,7 @@ from .errors import NetworkError, OutcomeUnknownError, error_from_response, says
 from .operations import Operation
 from .ratelimit import BUCKETS, BucketRegistry, TokenBucket, rate_from_headers
 from .retry import RetryPolicy, retry_after_seconds
+from .shared_quota import SharedBuckets
 
 # The request certainly never reached Amazon: safe to retry even a non-idempotent request.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -36,17 +37,21 @@ class ApiCaller:
     policy: RetryPolicy
     scale_quotas: float = 1.0
     buckets: BucketRegistry = BUCKETS
+    # The fleet's buckets in Redis (client/shared_quota.py); None, or Redis unusable: the process's ``buckets``.
+    quota_store: SharedBuckets | None = None
 
-    def bucket(self, op: Operation) -> TokenBucket:
+    def quota_key(self, op: Operation) -> tuple[str, str, str | None, str, float]:
         # Amazon meters per application and selling partner (grantless operations per application only), so
         # two sellers of one application never throttle each other. The scale is part of the key so a test's
         # scaled quotas never leak into a real client.
         selling_partner = None if op.grantless_scope else self.selling_partner
-        key = (self.endpoint, self.client_id, selling_partner, op.name, self.scale_quotas)
+        return (self.endpoint, self.client_id, selling_partner, op.name, self.scale_quotas)
+
+    def bucket(self, op: Operation) -> TokenBucket:
         # One token short of Amazon's burst: requests leave here exactly one refill apart once the burst
         # is spent, and network jitter can bunch two of them up at Amazon's end, which then finds its
         # bucket a fraction of a token short (a 429). The spare token absorbs that.
-        return self.buckets.get(key, op.rate * self.scale_quotas, max(1, op.burst - 1))
+        return self.buckets.get(self.quota_key(op), op.rate * self.scale_quotas, max(1, op.burst - 1))
 
     async def call(
         self,
@@ -66,7 +71,7 @@ class ApiCaller:
         """
         url = self.endpoint + op.path.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
         params = {k: v for k, v in (params or {}).items() if v is not None}
-        bucket = self.bucket(op)
+        quota = _Quota(self.quota_key(op), self.bucket(op), self.quota_store)
         policy = self.policy
         refreshed = False
         attempt = 0
@@ -76,7 +81,7 @@ class ApiCaller:
             # The access token first: a quota token taken before a slow LWA exchange would be spent
             # late, bunching this request up with the ones scheduled after it.
             token, from_cache = await self.auth.access_token(op.grantless_scope)
-            await self._take_token(bucket)
+            await self._take_token(quota)
             request = self.http.build_request(
                 op.method, url, params=params, json=json, headers={"x-amz-access-token": token}
             )
@@ -99,7 +104,7 @@ class ApiCaller:
                 await policy.wait_before_retry(op.name, reason, attempt, policy.backoff(attempt))
                 continue
 
-            self._adjust_rate(bucket, response)
+            await self._adjust_rate(quota, response)
             status = response.status_code
             if response.is_success:
                 return response
@@ -111,10 +116,10 @@ class ApiCaller:
                 attempt -= 1
                 continue
             if status == 429 and not last:
-                bucket.drain()
+                await quota.drain()
                 wait = retry_after_seconds(response)
                 await policy.wait_before_retry(
-                    op.name, "HTTP 429", attempt, bucket.refill_time if wait is None else wait
+                    op.name, "HTTP 429", attempt, quota.refill_time if wait is None else wait
                 )
                 continue
             if status >= 500 and not last:
@@ -125,17 +130,66 @@ class ApiCaller:
                 continue
             raise error_from_response(op.name, response)
 
-    async def _take_token(self, bucket: TokenBucket) -> None:
-        wait = bucket.reserve()
+    async def _take_token(self, quota: _Quota) -> None:
+        wait = await quota.reserve()
         try:
             await self.policy.sleep(wait)
         except asyncio.CancelledError:
-            bucket.refund()
+            await quota.refund()
             raise
 
-    def _adjust_rate(self, bucket: TokenBucket, response: httpx.Response) -> None:
+    async def _adjust_rate(self, quota: _Quota, response: httpx.Response) -> None:
         # The header states the rate the server actually applies, so it is used as is, not
         # multiplied by scale_quotas (a sped-up emulator already reports its scaled rate).
         rate = rate_from_headers(response.headers)
-        if rate is not None and rate != bucket.rate:
-            bucket.set_rate(rate)
+        if rate is not None:
+            await quota.set_rate(rate)
+
+
+class _Quota:
+    """One operation's quota for one call: the fleet's bucket in Redis when a store is configured and
+    answering, else (and always as the fallback) the process's own ``TokenBucket``.
+
+    The shared bucket is used again by each reservation once Redis answers; drain, refund and a new rate go
+    where the last token came from (a rate also to the process's bucket, so a fallback starts right).
+    """
+
+    def __init__(self, key: tuple[str, str, str | None, str, float], bucket: TokenBucket,
+                 store: SharedBuckets | None) -> None:  # fmt: skip
+        self.key = key
+        self.bucket = bucket
+        self.store = store
+        self.shared_rate: float | None = None  # the shared bucket's rate when the last token came from Redis
+
+    async def reserve(self) -> float:
+        reserved = None
+        if self.store is not None:
+            reserved = await self.store.reserve(self.key, self.bucket.rate, self.bucket.burst)
+        if reserved is None:
+            self.shared_rate = None
+            return self.bucket.reserve()
+        wait, self.shared_rate = reserved
+        return wait
+
+    async def refund(self) -> None:
+        if self.store is None or self.shared_rate is None:
+            self.bucket.refund()
+        else:  # if Redis went away meanwhile the token stays spent: that errs on the side of fewer requests
+            await self.store.refund(self.key, self.shared_rate, self.bucket.burst)
+
+    async def drain(self) -> None:
+        self.bucket.drain()
+        if self.store is not None and self.shared_rate is not None:
+            await self.store.drain(self.key, self.shared_rate, self.bucket.burst)
+
+    async def set_rate(self, rate: float) -> None:
+        if rate != self.bucket.rate:
+            self.bucket.set_rate(rate)
+        store = self.store if self.shared_rate is not None and rate != self.shared_rate else None
+        if store is not None and await store.set_rate(self.key, rate, self.bucket.burst):
+            self.shared_rate = rate
+
+    @property
+    def refill_time(self) -> float:
+        """Seconds for one token to come back, at the rate of the bucket the last token came from."""
+        return self.bucket.refill_time if self.shared_rate is None else 1.0 / self.shared_rate

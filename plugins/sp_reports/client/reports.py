@@ -18,6 +18,7 @@ from .documents import download_document as _download_document
 from .endpoints import DEFAULT_LWA_ENDPOINT, USER_AGENT, check_lwa_endpoint, resolve_endpoint
 from .errors import NotFoundError, SellingPartnerError
 from .retry import RetryPolicy
+from .shared_quota import SharedBuckets
 
 DateTime = datetime | str
 
@@ -29,8 +30,10 @@ class AsyncSellingPartnerClient:
     use the application's ``sellingpartnerapi::notifications`` token, never the seller's.
 
     Access tokens and per-operation quota buckets are shared process-wide, so creating many
-    clients for the same credentials is cheap and they throttle together. ``transport`` is for
-    tests (e.g. ``httpx.MockTransport``).
+    clients for the same credentials is cheap and they throttle together. ``quota_store`` (a
+    ``SharedBuckets``, e.g. ``shared_buckets(settings().quota_redis_url)``) shares the quota buckets
+    with every process of the fleet through Redis; None (the default) keeps them in-process.
+    ``transport`` is for tests (e.g. ``httpx.MockTransport``).
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class AsyncSellingPartnerClient:
         timeout: float = 30.0,
         scale_quotas: float = 1.0,
         *,
+        quota_store: SharedBuckets | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
@@ -52,6 +56,9 @@ class AsyncSellingPartnerClient:
         self.endpoint = resolve_endpoint(region, endpoint)
         self.lwa_endpoint = check_lwa_endpoint(lwa_endpoint)
         self.credentials = credentials
+        if quota_store is not None and not isinstance(quota_store, SharedBuckets):
+            raise TypeError("quota_store must be a sp_reports.client.SharedBuckets or None")
+        self.quota_store = quota_store
         self._policy = RetryPolicy(max_attempts, backoff_base, backoff_cap)
         if scale_quotas <= 0:
             raise ValueError("scale_quotas must be > 0")
@@ -67,6 +74,7 @@ class AsyncSellingPartnerClient:
             credentials.refresh_token_sha256,
             self._policy,
             scale_quotas,
+            quota_store=quota_store,
         )
 
     def __repr__(self) -> str:

@@ -75,6 +75,9 @@ class SellingPartnerClient:
         if self._closed:
             return
         self._run(self._client.aclose())
+        store = self._client.quota_store
+        if store is not None:  # the loop is this client's own: its Redis connections go with it
+            self._run(store.aclose_loop())
         with self._mutex:
             self._closed = True
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())

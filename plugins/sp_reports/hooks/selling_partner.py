@@ -18,7 +18,9 @@ from sp_reports.client import (
     Credentials,
     SellingPartnerClient,
     SellingPartnerError,
+    shared_buckets,
 )
+from sp_reports.settings import settings
 
 
 class SellingPartnerHook(BaseHook):
@@ -93,6 +95,8 @@ class SellingPartnerHook(BaseHook):
             "region": region,
             "endpoint": extra.get("endpoint") or None,
             "lwa_endpoint": extra.get("lwa_endpoint") or DEFAULT_LWA_ENDPOINT,
+            # The fleet's quota buckets (SP_REPORTS_QUOTA_REDIS_URL): one store per process, None without Redis.
+            "quota_store": shared_buckets(settings().quota_redis_url),
             **self.client_options,
         }
 
