@@ -12,7 +12,7 @@ from sp_reports.settings import PACKAGED_REGISTRY, SettingsError, settings
 NAMES = (
     "SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL",
     "SP_REPORTS_DISABLE_SCHEDULES", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL", "SP_REPORTS_SQS_AWS_CONN_ID",
-    "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "SP_REPORTS_ACCOUNTS",
+    "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "SP_REPORTS_ACCOUNTS", "SP_REPORTS_PARSE_QUEUE",
 )
 
 
@@ -32,6 +32,7 @@ def test_defaults(env, tmp_path):
     assert (s.aws_conn_id, s.sqs_aws_conn_id, s.notifications_queue_url) == ("aws_default", "aws_default", None)
     assert s.notifications_poll_seconds == 20
     assert s.accounts == ("selling_partner_default",)
+    assert s.parse_queue is None  # Airflow's default queue
 
 
 def test_the_lake_default_follows_airflow_home_or_its_own_default(env):
@@ -51,7 +52,7 @@ def test_every_variable_is_read(env, tmp_path):
         "SP_REPORTS_REGISTRY": str(tmp_path / "mine.yaml"), "SP_REPORTS_POLL_INTERVAL": "2.5",
         "SP_REPORTS_DISABLE_SCHEDULES": "true", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL": "http://q",
         "SP_REPORTS_SQS_AWS_CONN_ID": "sqs_aws", "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "5",
-        "SP_REPORTS_ACCOUNTS": " amazon_a_na, amazon_a_fe,,amazon_a_na ",
+        "SP_REPORTS_ACCOUNTS": " amazon_a_na, amazon_a_fe,,amazon_a_na ", "SP_REPORTS_PARSE_QUEUE": " parsing ",
     }
     for name, value in values.items():
         env.setenv(name, value)
@@ -61,6 +62,7 @@ def test_every_variable_is_read(env, tmp_path):
     assert (s.schedules_enabled, s.notifications_queue_url, s.sqs_aws_conn_id, s.notifications_poll_seconds) == (
         False, "http://q", "sqs_aws", 5)
     assert s.accounts == ("amazon_a_na", "amazon_a_fe")
+    assert s.parse_queue == "parsing"
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -80,3 +82,23 @@ def test_blank_means_unset(env):
     env.setenv("SP_REPORTS_LAKE", "  ")
     env.setenv("SP_REPORTS_REGISTRY", "")
     assert settings().registry == PACKAGED_REGISTRY and settings().lake.endswith("lake")
+
+
+def test_the_parse_queue_reaches_parse_document_only(env):
+    """SP_REPORTS_PARSE_QUEUE sends parse_document, and only it, to that queue; unset, no task names a queue
+    (each gets Airflow's default, [operators] default_queue)."""
+    from airflow.sdk import DAG
+
+    from sp_reports.landing_tasks import landing_tasks
+
+    def queues() -> dict[str, str]:
+        with DAG("parse_queue_probe", schedule=None) as dag:
+            landing_tasks({"report_id": "1"}, via="request", report=next(iter(load_registry().values())))
+        return {task_id: task.queue for task_id, task in dag.task_dict.items()}
+
+    default = queues()
+    assert len(set(default.values())) == 1
+    env.setenv("SP_REPORTS_PARSE_QUEUE", "sp_reports_parse")
+    parsed = queues()
+    assert parsed.pop("parse_document") == "sp_reports_parse"
+    assert parsed == {task_id: q for task_id, q in default.items() if task_id != "parse_document"}

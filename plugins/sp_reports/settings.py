@@ -42,6 +42,9 @@ class Settings:
     """``SP_REPORTS_NOTIFICATIONS_POLL_SECONDS``: the notification DAG's SQS long-poll wait."""
     accounts: tuple[str, ...]
     """``SP_REPORTS_ACCOUNTS``: the ``selling_partner`` connections (comma-separated ids) the DAGs serve."""
+    parse_queue: str | None = None
+    """``SP_REPORTS_PARSE_QUEUE``: the executor queue (a Celery queue) of ``parse_document``, the CPU- and
+    memory-heavy step, e.g. to run it on bigger workers; unset means Airflow's default queue."""
 
 
 def default_lake_root() -> str:
@@ -62,6 +65,7 @@ def settings() -> Settings:
         sqs_aws_conn_id=_text("SP_REPORTS_SQS_AWS_CONN_ID") or "aws_default",
         notifications_poll_seconds=int(_number("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", 20, maximum=20)),
         accounts=_names("SP_REPORTS_ACCOUNTS", DEFAULT_ACCOUNT),
+        parse_queue=_text("SP_REPORTS_PARSE_QUEUE"),
     )
 
 
