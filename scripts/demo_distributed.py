@@ -49,6 +49,8 @@ BUCKET = "sp-reports-demo"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 # Worker name -> the Celery queues it serves (default: Airflow's [operators] default_queue).
 DEMO_WORKERS = {"worker1": ["default"], "worker2": [PARSE_QUEUE]}
+# Celery pool size of each: the default queue carries two tasks of every three (fetch, land, and the rest).
+CONCURRENCY = {"worker1": 4, "worker2": 2}
 
 
 class Topology:
@@ -105,7 +107,6 @@ class Topology:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(ports["api"]),
             "AIRFLOW__API__WORKERS": "1",
@@ -166,7 +167,7 @@ class Topology:
             env = {**self.env, "SP_REPORTS_DEMO_WORKER": name,
                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports[name])}
             self._start(name, [str(BIN / "airflow"), "celery", "worker", "--celery-hostname", f"{name}@%h",
-                               "--queues", ",".join(queues), "--concurrency", "2"], env)
+                               "--queues", ",".join(queues), "--concurrency", str(CONCURRENCY.get(name, 2))], env)
         wait_until("the api-server", lambda: http.get(f"{self.api}/monitor/health").is_success,
                    demo.STARTUP_TIMEOUT, self._alive())
         self._ready("api-server")
@@ -415,7 +416,7 @@ def main() -> int:
             table = counts.get(row["report_type"].lower(), Counter())
             if row["rows"] and not table.get(row["selling_partner_id"]):
                 problems.append(f"no rows of seller {row['selling_partner_id']} in {row['report_type'].lower()}")
-    except Exception as error:  # noqa: BLE001  (stop everything, then report it)
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001  (stop everything, then report it)
         problems.append(f"{type(error).__name__}: {error}")
     finally:
         topology.stop()
