@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo demo-distributed test lint bench clean
 
 install: $(STAMP)
 
@@ -16,6 +16,10 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 demo: install
 	$(BIN)/python scripts/demo.py
+
+# The production topology as separate processes: Postgres and Redis on 127.0.0.1 (README "make demo-distributed").
+demo-distributed: install
+	$(BIN)/python scripts/demo_distributed.py
 
 test: lint
 	$(BIN)/python -m pytest -q
@@ -31,4 +35,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_triggers.py --update-doc
 
 clean:
-	rm -rf .demo lake
+	rm -rf .demo .demo-distributed lake

@@ -206,22 +206,9 @@ def main() -> int:
         # Task workers reach Airflow through the Execution API, served by an api-server of its own (see the
         # module's docstring), not the one airflow standalone starts for the REST API and the UI.
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{execution_port}/execution/",
-        # One signing key for the tokens the scheduler issues and both api-servers check.
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        # The demo's Airflow listens on loopback only; everyone who reaches it is an admin.
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        **airflow_demo_env(),
         "SP_REPORTS_LAKE": str(LAKE),
-        "SP_REPORTS_POLL_INTERVAL": "2",
-        "SP_REPORTS_DISABLE_SCHEDULES": "1",  # only the runs the demo triggers
-        "SP_REPORTS_REGISTRY": str(registry),
-        "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "2",
-        # SQS (moto_server on loopback) through the amazon provider's AWS connection.
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
-                                                "extra": {"endpoint_url": sqs_url, "region_name": "us-east-1"}}),
-        "SP_REPORTS_ACCOUNTS": ",".join(ACCOUNTS),
-        **{f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(connection(conn_id, emulator_url)) for conn_id in ACCOUNTS},
+        **sp_reports_env(emulator_url, sqs_url, registry),
     }
     processes: list[subprocess.Popen] = []
     try:
@@ -231,14 +218,7 @@ def main() -> int:
         queue_url, queue_arn = create_queue(sqs_url)
         env["SP_REPORTS_NOTIFICATIONS_QUEUE_URL"] = queue_url  # the notification DAG exists with a queue
 
-        say(f"starting the SP-API emulator on {emulator_url} ({SPEED}x Amazon's speed, notifying via SQS, "
-            f"a settlement per account every {SETTLEMENT_PERIOD // SPEED}s, seed {SEED}); the lake is {LAKE}")
-        processes.append(start("emulator", [str(BIN / "sp-reports"), "emulator", "--port", str(emulator_port),
-                                            "--speed", str(SPEED), "--processing-seconds", str(4 * SPEED),
-                                            "--sqs-endpoint", sqs_url, "--settlement-period", str(SETTLEMENT_PERIOD),
-                                            "--seed", str(SEED), "--config-json", json.dumps(emulator_sellers())],
-                                     env))
-        wait_until("the emulator", lambda: http.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
+        start_emulator(emulator_port, sqs_url, env, processes, LAKE)
 
         say(f"starting airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:{api_port}; logs in {DEMO}")
         (DEMO / "airflow" / "config").mkdir(parents=True, exist_ok=True)
@@ -255,37 +235,8 @@ def main() -> int:
         wait_until("the Execution API server",
                    lambda: http.get(f"http://127.0.0.1:{execution_port}/execution/health").is_success,
                    STARTUP_TIMEOUT, processes)
-        for dag_id in (*DEMO_RUNS, "sp_reports_report_schedules", "sp_reports_generated_reports"):
-            problems = http.get(f"{api}/importErrors").json().get("import_errors", [])
-            if problems:
-                raise RuntimeError(f"DAG import errors: {problems}")
-            http.patch(f"{api}/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-
-        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-        runs = {}
-        for dag_id, marketplaces in DEMO_RUNS.items():
-            conf = {"marketplace_ids": marketplaces,
-                    "data_start": (today - timedelta(days=3)).isoformat(), "data_end": today.isoformat()}
-            response = http.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-            response.raise_for_status()
-            runs[dag_id] = response.json()["dag_run_id"]
-            say(f"triggered {dag_id} for {', '.join(marketplaces)} ({runs[dag_id]})")
-
-        states = {}
-
-        def all_finished() -> bool:
-            for dag_id, run_id in runs.items():
-                states[dag_id] = http.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
-            return all(state in ("success", "failed") for state in states.values())
-
-        wait_until("the DAG runs", all_finished, RUN_TIMEOUT, processes)
-
-        rows = []
-        for dag_id, run_id in runs.items():
-            say(f"{dag_id}: run {states[dag_id]}")
-            entry = http.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/summarize/xcomEntries/return_value")
-            if entry.is_success:
-                rows.extend(entry.json()["value"])
+        unpause_demo_dags(api)
+        _runs, states, rows = requested_reports(api, processes)
         phase1_created = http.get(f"{emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
 
         generated = amazon_generated_reports(api, env, emulator_url, queue_arn, processes)
@@ -296,23 +247,9 @@ def main() -> int:
         say("stopped the emulator and Airflow")
 
     print_table(rows)
-    print("\nEmulator calls per operation:")
-    for operation, count in sorted(stats["calls"].items()):
-        print(f"  {operation:<24} {count}")
-
-    print(f"  {'notifications published':<24} {stats['notifications']['notificationsPublished']}")
-    print("\nEmulator calls per seller:")
-    for seller, calls in sorted(stats.get("calls_by_seller", {}).items()):
-        print(f"  {seller:<24} " + ", ".join(f"{op} {n}" for op, n in sorted(calls.items())))
-
-    problems = report_generated(generated)
-    failed = [dag_id for dag_id, state in states.items() if state != "success"]
-    created, landed = phase1_created, len(rows)
-    if failed:
-        problems.append(f"failed runs: {', '.join(failed)} (task logs under {DEMO / 'airflow' / 'logs'})")
-    if created != landed or not rows:
-        problems.append(f"the emulator saw {created} createReport calls for {landed} requested reports")
-    problems += wrong_sellers(rows, generated)
+    print_emulator_stats(stats)
+    problems = demo_problems(states, rows, phase1_created, generated, DEMO / "airflow" / "logs")
+    landed = len(rows)
     for problem in problems:
         say(f"FAILED: {problem}")
     if problems:
@@ -321,6 +258,110 @@ def main() -> int:
     say(f"OK: {landed} requested reports, one createReport each; {amazon} Amazon-generated "
         f"reports landed once each; the lake is {LAKE}")
     return 0
+
+
+def airflow_demo_env() -> dict[str, str]:
+    """Airflow settings every demo shares."""
+    return {
+        # One signing key for the tokens the scheduler issues and the api-servers check.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        # The demo's Airflow listens on loopback only; everyone who reaches it is an admin.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    }
+
+
+def sp_reports_env(emulator_url: str, aws_url: str, registry: Path) -> dict[str, str]:
+    """The sp-reports settings and connections of the demos (the lake and the notification queue are each
+    demo's own): the three accounts at the emulator, and AWS (SQS, S3) at moto_server."""
+    return {
+        "SP_REPORTS_POLL_INTERVAL": "2",
+        "SP_REPORTS_DISABLE_SCHEDULES": "1",  # only the runs the demo triggers
+        "SP_REPORTS_REGISTRY": str(registry),
+        "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "2",
+        # SQS (and S3) on moto_server on loopback, through the amazon provider's AWS connection.
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
+                                                "extra": {"endpoint_url": aws_url, "region_name": "us-east-1"}}),
+        "SP_REPORTS_ACCOUNTS": ",".join(ACCOUNTS),
+        **{f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(connection(conn_id, emulator_url)) for conn_id in ACCOUNTS},
+    }
+
+
+def start_emulator(port: int, sqs_url: str, env: dict, processes: list[subprocess.Popen], lake: object) -> str:
+    """The SP-API emulator with the demo's sellers, notifying through SQS; returns its URL."""
+    emulator_url = f"http://127.0.0.1:{port}"
+    say(f"starting the SP-API emulator on {emulator_url} ({SPEED}x Amazon's speed, notifying via SQS, "
+        f"a settlement per account every {SETTLEMENT_PERIOD // SPEED}s, seed {SEED}); the lake is {lake}")
+    processes.append(start("emulator", [str(BIN / "sp-reports"), "emulator", "--port", str(port),
+                                        "--speed", str(SPEED), "--processing-seconds", str(4 * SPEED),
+                                        "--sqs-endpoint", sqs_url, "--settlement-period", str(SETTLEMENT_PERIOD),
+                                        "--seed", str(SEED), "--config-json", json.dumps(emulator_sellers())],
+                                 env))
+    wait_until("the emulator", lambda: http.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
+    return emulator_url
+
+
+def unpause_demo_dags(api: str) -> None:
+    for dag_id in (*DEMO_RUNS, "sp_reports_report_schedules", "sp_reports_generated_reports"):
+        problems = http.get(f"{api}/importErrors").json().get("import_errors", [])
+        if problems:
+            raise RuntimeError(f"DAG import errors: {problems}")
+        http.patch(f"{api}/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+
+
+def requested_reports(api: str, processes: list[subprocess.Popen],
+                      demo_runs: dict[str, list[str]] | None = None) -> tuple[dict, dict, list[dict]]:
+    """Phase 1: trigger each report type's DAG for its marketplaces (the last three days), wait for the runs.
+    Returns the run ids and final states by DAG id, and the summary rows (one per report)."""
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    runs = {}
+    for dag_id, marketplaces in (demo_runs or DEMO_RUNS).items():
+        conf = {"marketplace_ids": marketplaces,
+                "data_start": (today - timedelta(days=3)).isoformat(), "data_end": today.isoformat()}
+        response = http.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        response.raise_for_status()
+        runs[dag_id] = response.json()["dag_run_id"]
+        say(f"triggered {dag_id} for {', '.join(marketplaces)} ({runs[dag_id]})")
+
+    states = {}
+
+    def all_finished() -> bool:
+        for dag_id, run_id in runs.items():
+            states[dag_id] = http.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+        return all(state in ("success", "failed") for state in states.values())
+
+    wait_until("the DAG runs", all_finished, RUN_TIMEOUT, processes)
+
+    rows = []
+    for dag_id, run_id in runs.items():
+        say(f"{dag_id}: run {states[dag_id]}")
+        entry = http.get(f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/summarize/xcomEntries/return_value")
+        if entry.is_success:
+            rows.extend(entry.json()["value"])
+    return runs, states, rows
+
+
+def print_emulator_stats(stats: dict) -> None:
+    print("\nEmulator calls per operation:")
+    for operation, count in sorted(stats["calls"].items()):
+        print(f"  {operation:<24} {count}")
+    print(f"  {'notifications published':<24} {stats['notifications']['notificationsPublished']}")
+    print("\nEmulator calls per seller:")
+    for seller, calls in sorted(stats.get("calls_by_seller", {}).items()):
+        print(f"  {seller:<24} " + ", ".join(f"{op} {n}" for op, n in sorted(calls.items())))
+
+
+def demo_problems(states: dict, rows: list[dict], created: int, generated: dict, logs: Path) -> list[str]:
+    """What did not hold: failed runs, a createReport count other than one per requested report, a report
+    under the wrong seller, and report_generated's checks of the reports Amazon created."""
+    problems = report_generated(generated)
+    failed = [dag_id for dag_id, state in states.items() if state != "success"]
+    if failed:
+        problems.append(f"failed runs: {', '.join(failed)} (task logs under {logs})")
+    if created != len(rows) or not rows:
+        problems.append(f"the emulator saw {created} createReport calls for {len(rows)} requested reports")
+    return problems + wrong_sellers(rows, generated)
 
 
 def connection(conn_id: str, emulator_url: str) -> dict:
@@ -389,7 +430,7 @@ def trigger_and_wait(api: str, dag_id: str, processes: list[subprocess.Popen], c
 
 
 def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: str,
-                             processes: list[subprocess.Popen]) -> dict:
+                             processes: list[subprocess.Popen], lake: object = None) -> dict:
     """Phase 2: notifications, schedules as code, settlements by listing. Returns what it saw."""
     from sp_reports.client import Credentials, SellingPartnerClient, ensure_report_notifications
     from sp_reports.lake import Lake
@@ -408,7 +449,7 @@ def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: 
     say("unpaused sp_reports_notifications (continuous: deferred on the queue between batches)")
 
     states = {"sp_reports_report_schedules": trigger_and_wait(api, "sp_reports_report_schedules", processes)}
-    ledger = Ledger(Lake(str(LAKE)))
+    ledger = Ledger(lake or Lake(str(LAKE)))
 
     def recorded_now() -> dict:
         # Only what this demo recorded counts (its lake is its own; the filter keeps that true if it is reused).

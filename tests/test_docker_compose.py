@@ -23,7 +23,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 
 REQUIRED_SERVICES = {
     "postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-    "airflow-worker", "airflow-triggerer", "airflow-init",
+    "airflow-worker", "airflow-worker-parse", "airflow-triggerer", "airflow-init",
 }
 # Long-running Airflow components and the command each runs.
 COMPONENT_COMMANDS = {
@@ -31,10 +31,12 @@ COMPONENT_COMMANDS = {
     "airflow-scheduler": "scheduler",
     "airflow-dag-processor": "dag-processor",
     "airflow-worker": "celery worker",
+    "airflow-worker-parse": ["celery", "worker", "--queues", "${SP_REPORTS_PARSE_QUEUE:-sp_reports_parse}"],
     "airflow-triggerer": "triggerer",
 }
 # Environment variables sp_reports (and the DAG file) read at runtime.
-PACKAGE_ENV = ("SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL")
+PACKAGE_ENV = ("SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL",
+               "SP_REPORTS_PARSE_QUEUE")
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}, ${NAME:+alt}; `$${...}` is an escape.
 VAR_REF = re.compile(r"(?<!\$)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
@@ -136,9 +138,10 @@ def test_celery_executor_with_postgres_and_redis(airflow_services):
         env = {key: _resolve(value) for key, value in _env(svc).items()}
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         db = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-        assert db.scheme == "postgresql+psycopg2" and db.hostname == "postgres", name
+        # psycopg 3, pinned in constraints.txt: SQLAlchemy 2.1's postgresql driver (make demo-distributed's too).
+        assert db.scheme == "postgresql+psycopg" and db.hostname == "postgres", name
         backend = urlsplit(env["AIRFLOW__CELERY__RESULT_BACKEND"])
-        assert backend.scheme == "db+postgresql" and backend.hostname == "postgres", name
+        assert backend.scheme == "db+postgresql+psycopg" and backend.hostname == "postgres", name
         # Celery results and the metadata DB are the same database.
         assert backend.netloc == db.netloc and backend.path == db.path, name
         broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
@@ -148,6 +151,18 @@ def test_celery_executor_with_postgres_and_redis(airflow_services):
         # Shared signing keys: each component must agree on them (no per-container generated value).
         for key in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
             assert re.fullmatch(r"__\w+__", env[key]), (name, key)
+
+
+def test_parse_document_has_a_worker_of_its_own(airflow_services):
+    """SP_REPORTS_PARSE_QUEUE names parse_document's queue in every component (the DAG processor reads it), and
+    airflow-worker-parse serves exactly that queue while airflow-worker serves the default one: the topology
+    of make demo-distributed (scripts/demo_distributed.py, DEMO_WORKERS)."""
+    queues = {_resolve(_env(svc)["SP_REPORTS_PARSE_QUEUE"]) for svc in airflow_services.values()}
+    assert queues == {"sp_reports_parse"}
+    command = airflow_services["airflow-worker-parse"]["command"]
+    assert _resolve(command[command.index("--queues") + 1]) == "sp_reports_parse"
+    assert "--queues" not in airflow_services["airflow-worker"]["command"]
+    assert _env(airflow_services["airflow-worker-parse"]) == _env(airflow_services["airflow-worker"])
 
 
 def test_depends_on_targets_exist_and_can_satisfy_the_condition(services):
@@ -321,7 +336,7 @@ def test_dockerfile_installs_the_project_with_the_constraints():
     assert len(installs) == 1
     install = installs[0]
     assert re.search(r"(--constraint|-c) /opt/airflow/project/constraints\.txt", install)
-    assert '"/opt/airflow/project[airflow]"' in install
+    assert '"/opt/airflow/project[airflow,celery]"' in install
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in install
 
 

@@ -13,7 +13,7 @@ NAMES = (
     "SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL",
     "SP_REPORTS_DISABLE_SCHEDULES", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL", "SP_REPORTS_SQS_AWS_CONN_ID",
     "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "SP_REPORTS_ACCOUNTS", "SP_REPORTS_QUOTA_REDIS_URL",
-    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__BROKER_URL", "SP_REPORTS_PARSE_QUEUE",
 )
 
 
@@ -34,6 +34,7 @@ def test_defaults(env, tmp_path):
     assert s.notifications_poll_seconds == 20
     assert s.accounts == ("selling_partner_default",)
     assert s.quota_redis_url is None  # no Redis anywhere: each process keeps its own quota buckets
+    assert s.parse_queue is None  # Airflow's default queue
 
 
 def test_the_lake_default_follows_airflow_home_or_its_own_default(env):
@@ -54,7 +55,7 @@ def test_every_variable_is_read(env, tmp_path):
         "SP_REPORTS_DISABLE_SCHEDULES": "true", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL": "http://q",
         "SP_REPORTS_SQS_AWS_CONN_ID": "sqs_aws", "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "5",
         "SP_REPORTS_ACCOUNTS": " amazon_a_na, amazon_a_fe,,amazon_a_na ",
-        "SP_REPORTS_QUOTA_REDIS_URL": "redis://quotas:6379/3",
+        "SP_REPORTS_QUOTA_REDIS_URL": "redis://quotas:6379/3", "SP_REPORTS_PARSE_QUEUE": " parsing ",
     }
     for name, value in values.items():
         env.setenv(name, value)
@@ -65,6 +66,7 @@ def test_every_variable_is_read(env, tmp_path):
         False, "http://q", "sqs_aws", 5)
     assert s.accounts == ("amazon_a_na", "amazon_a_fe")
     assert s.quota_redis_url == "redis://quotas:6379/3"
+    assert s.parse_queue == "parsing"
 
 
 @pytest.mark.parametrize("broker, own, expected", [
@@ -109,3 +111,23 @@ def test_blank_means_unset(env):
     env.setenv("SP_REPORTS_LAKE", "  ")
     env.setenv("SP_REPORTS_REGISTRY", "")
     assert settings().registry == PACKAGED_REGISTRY and settings().lake.endswith("lake")
+
+
+def test_the_parse_queue_reaches_parse_document_only(env):
+    """SP_REPORTS_PARSE_QUEUE sends parse_document, and only it, to that queue; unset, no task names a queue
+    (each gets Airflow's default, [operators] default_queue)."""
+    from airflow.sdk import DAG
+
+    from sp_reports.landing_tasks import landing_tasks
+
+    def queues() -> dict[str, str]:
+        with DAG("parse_queue_probe", schedule=None) as dag:
+            landing_tasks({"report_id": "1"}, via="request", report=next(iter(load_registry().values())))
+        return {task_id: task.queue for task_id, task in dag.task_dict.items()}
+
+    default = queues()
+    assert len(set(default.values())) == 1
+    env.setenv("SP_REPORTS_PARSE_QUEUE", "sp_reports_parse")
+    parsed = queues()
+    assert parsed.pop("parse_document") == "sp_reports_parse"
+    assert parsed == {task_id: q for task_id, q in default.items() if task_id != "parse_document"}

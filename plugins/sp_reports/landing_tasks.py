@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.lake_connection import lake_from_airflow
 from sp_reports.registry import ReportType, load_registry
+from sp_reports.settings import settings
 
 if TYPE_CHECKING:
     from sp_reports.payloads import FetchedDocument, FinishedReport, Manifest, ParsedDocument
@@ -74,7 +75,12 @@ def landing_tasks(finished, *, via: str, report: ReportType | None = None):
         with SellingPartnerHook(finished["selling_partner_conn_id"]).get_conn() as client:
             return pipeline.fetch_document(client, lake, finished)
 
-    @task(multiple_outputs=False)
+    # Parsing is the CPU- and memory-heavy step: SP_REPORTS_PARSE_QUEUE can send it to workers of its own
+    # (``airflow celery worker --queues``); unset, it runs on Airflow's default queue like the other tasks.
+    parse_queue = settings().parse_queue
+    parse_options: dict[str, Any] = {"queue": parse_queue} if parse_queue else {}
+
+    @task(multiple_outputs=False, **parse_options)
     def parse_document(fetched: FetchedDocument) -> ParsedDocument:
         from sp_reports import pipeline
 

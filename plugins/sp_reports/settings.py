@@ -45,6 +45,9 @@ class Settings:
     quota_redis_url: str | None
     """``SP_REPORTS_QUOTA_REDIS_URL``: the Redis holding the SP-API quota buckets the whole fleet shares; unset: the
     Celery broker's when that is Redis; ``none`` or no Redis: each process keeps its own buckets."""
+    parse_queue: str | None
+    """``SP_REPORTS_PARSE_QUEUE``: the executor queue (a Celery queue) of ``parse_document``, the CPU- and
+    memory-heavy step, e.g. to run it on bigger workers; unset means Airflow's default queue."""
 
 
 def default_lake_root() -> str:
@@ -66,6 +69,7 @@ def settings() -> Settings:
         notifications_poll_seconds=int(_number("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", 20, maximum=20)),
         accounts=_names("SP_REPORTS_ACCOUNTS", DEFAULT_ACCOUNT),
         quota_redis_url=_quota_redis_url(),
+        parse_queue=_text("SP_REPORTS_PARSE_QUEUE"),
     )
 
 
