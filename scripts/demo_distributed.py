@@ -29,12 +29,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -68,6 +69,7 @@ class Topology:
         self.workers = workers
         self.lake_root = f"s3://{BUCKET}/{self.run}/lake"
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, tuple[list[str], dict]] = {}
         self.started: dict[str, float] = {}
         self.ready: dict[str, float] = {}
         self.stopped: dict[str, float] = {}
@@ -114,6 +116,10 @@ class Topology:
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{ports['api']}/execution/",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "demo_hostname.hostname",
+            # A task whose worker died stops heartbeating; the scheduler fails it (and its retry runs) after this
+            # long instead of the default 5 minutes.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["trigger_logs"]),
             **demo.airflow_demo_env(),
             "SP_REPORTS_LAKE": self.lake_root,
@@ -273,9 +279,26 @@ class Topology:
     # --- helpers ---------------------------------------------------------------------------------------
 
     def _start(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
+        self.commands[name] = (args, env or self.env)
         self.processes[name] = demo.start(name, args, env or self.env)
-        self.started[name] = time.monotonic()
+        self.started.setdefault(name, time.monotonic())
         return self.processes[name]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process's whole group (a worker's forked tasks included): a host lost, nothing cleaned up."""
+        process = self.processes[name]
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+    def restart(self, name: str) -> None:
+        """Start a killed process again, as it was started (its log is appended to)."""
+        args, env = self.commands[name]
+        with open(self.home / f"{name}.log", "a") as log:  # the child keeps its own copy of the descriptor
+            self.processes[name] = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
 
     def _ready(self, name: str) -> None:
         self.ready.setdefault(name, time.monotonic())
@@ -293,6 +316,115 @@ class Topology:
     def _psql(sql: str) -> None:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
                         "-q", "-c", sql], check=True, capture_output=True)
+
+
+# --- faults of a fleet -------------------------------------------------------------------------------------
+
+ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
+# No natural keys: each report replaces its own rows, so a report landed twice would show twice its rows.
+SALES = "GET_SALES_AND_TRAFFIC_REPORT"
+FAULT_MARKETPLACES = [demo.US, demo.DE, demo.JP]
+
+
+def fleet_faults(topology: Topology) -> list[str]:
+    """The faults a fleet has, on this topology: (1) the triggerer killed (SIGKILL) while three reports wait
+    deferred, then started again: the waits resume, every report lands, one createReport each, none cancelled;
+    (2) each worker killed (SIGKILL of its whole process tree) while it parses or lands a report, then started
+    again: the scheduler fails the task whose worker vanished, its retry lands the report exactly once."""
+    api, emulator = topology.api, topology.emulator_url
+    problems: list[str] = []
+    days = (6, 3)
+
+    # (1) The triggerer. Reports take 40 s (emulated 20 min) here, so the waits are deferred when it dies.
+    before = emulator_calls(emulator)
+    configure_emulator(emulator, processing_seconds=40 * demo.SPEED)
+    run = trigger(api, ORDERS, FAULT_MARKETPLACES, days)
+    wait_until("three deferred waits", lambda: states_of(api, ORDERS, run, "report.request_report").count("deferred")
+               == len(FAULT_MARKETPLACES), demo.RUN_TIMEOUT, topology._alive())
+    topology.kill("triggerer")
+    say(f"killed the triggerer (SIGKILL) while {len(FAULT_MARKETPLACES)} reports waited deferred; starting another")
+    configure_emulator(emulator, processing_seconds=4 * demo.SPEED)
+    time.sleep(3)
+    topology.restart("triggerer")
+    state = wait_run(api, ORDERS, run, topology)
+    calls = {op: n - before.get(op, 0) for op, n in emulator_calls(emulator).items()}
+    say(f"after the triggerer's restart: run {state}, {calls.get('createReport', 0)} createReport, "
+        f"{calls.get('cancelReport', 0)} cancelReport")
+    if state != "success" or calls.get("createReport", 0) != len(FAULT_MARKETPLACES) or calls.get("cancelReport"):
+        problems.append(f"triggerer restart: run {state}, {calls.get('createReport', 0)} createReport for "
+                        f"{len(FAULT_MARKETPLACES)} reports, {calls.get('cancelReport', 0)} cancelled")
+
+    # (2) The workers. Big documents, so that parsing and landing take long enough to be caught at it.
+    configure_emulator(emulator, rows_per_report=60_000)
+    http.patch(f"{api}/dags/{SALES}", json={"is_paused": False}).raise_for_status()
+    run = trigger(api, SALES, FAULT_MARKETPLACES, days)
+    killed: dict[str, str] = {}
+
+    def kill_a_busy_worker() -> bool:
+        for ti in task_instances(api, SALES, run):
+            worker = ti.get("hostname")
+            if ti["state"] == "running" and ti["task_id"] in ("report.parse_document", "report.land") \
+                    and worker in topology.workers and worker not in killed:
+                topology.kill(worker)
+                killed[worker] = f"{ti['task_id']}[{ti['map_index']}]"
+                say(f"killed {worker} (SIGKILL of its process tree) while it ran {killed[worker]}; starting it again")
+                topology.restart(worker)
+        state = http.get(f"{api}/dags/{SALES}/dagRuns/{run}").json()["state"]
+        return state in ("success", "failed")
+
+    wait_until(f"{SALES} with its workers killed", kill_a_busy_worker, demo.RUN_TIMEOUT, topology._alive())
+    configure_emulator(emulator, rows_per_report=50)
+    state = http.get(f"{api}/dags/{SALES}/dagRuns/{run}").json()["state"]
+    summary = http.get(f"{api}/dags/{SALES}/dagRuns/{run}/taskInstances/summarize/xcomEntries/return_value")
+    rows = summary.json()["value"] if summary.is_success else []
+    landed = rows_by_report(topology.lake(), SALES)
+    for row in rows:
+        found = landed.get((row["selling_partner_id"], row["report_id"]), 0)
+        say(f"  {row['selling_partner_id']} report {row['report_id']}: {row['rows']} rows reported, {found} in the lake")
+        if found != row["rows"]:
+            problems.append(f"worker kill: report {row['report_id']} has {found} rows in the lake, not {row['rows']}")
+    retried = [ti for ti in task_instances(api, SALES, run) if ti.get("try_number", 1) > 1]
+    say(f"after killing {', '.join(f'{w} ({t})' for w, t in killed.items()) or 'no worker'}: run {state}, "
+        f"{len(rows)} reports, {len(retried)} task(s) retried")
+    if not killed:
+        problems.append("worker kill: no worker was caught parsing or landing")
+    if state != "success" or len(rows) != len(FAULT_MARKETPLACES):
+        problems.append(f"worker kill: run {state} with {len(rows)} of {len(FAULT_MARKETPLACES)} reports")
+    return problems
+
+
+def trigger(api: str, dag_id: str, marketplaces: list[str], days: tuple[int, int]) -> str:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    conf = {"marketplace_ids": marketplaces, "data_start": (today - timedelta(days=days[0])).isoformat(),
+            "data_end": (today - timedelta(days=days[1])).isoformat()}
+    response = http.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+    response.raise_for_status()
+    run = response.json()["dag_run_id"]
+    say(f"triggered {dag_id} for {', '.join(marketplaces)} ({run})")
+    return run
+
+
+def wait_run(api: str, dag_id: str, run: str, topology: Topology) -> str:
+    state: dict[str, str] = {}
+
+    def finished() -> bool:
+        state["value"] = http.get(f"{api}/dags/{dag_id}/dagRuns/{run}").json()["state"]
+        return state["value"] in ("success", "failed")
+
+    wait_until(dag_id, finished, demo.RUN_TIMEOUT, topology._alive())
+    return state["value"]
+
+
+def states_of(api: str, dag_id: str, run: str, task_id: str) -> list[str]:
+    return [ti["state"] for ti in task_instances(api, dag_id, run) if ti["task_id"] == task_id]
+
+
+def emulator_calls(emulator: str) -> dict[str, int]:
+    return http.get(f"{emulator}/_emulator/stats").json()["calls"]
+
+
+def configure_emulator(emulator: str, **changes) -> None:
+    http.post(f"{emulator}/_emulator/config", json=changes).raise_for_status()
 
 
 # --- what ran where --------------------------------------------------------------------------------------
@@ -347,6 +479,15 @@ def crossed_workers(reports: list[dict]) -> list[dict]:
     return out
 
 
+def rows_by_report(lake, report_type: str) -> Counter[tuple[str, str]]:
+    """Rows of the report type's table per (seller, reportId), read from S3 with deltalake."""
+    from sp_reports.columns import SELLER_COLUMN
+    from sp_reports.lake import read_table, table_name_for
+
+    table = read_table(lake, table_name_for(report_type), columns=[SELLER_COLUMN, "report_id"])
+    return Counter(zip(table.column(SELLER_COLUMN).to_pylist(), table.column("report_id").to_pylist(), strict=True))
+
+
 def read_back(lake, root: str, report_types) -> dict[str, Counter[str]]:
     """Rows per seller of each report type's table, read from S3 with deltalake."""
     from sp_reports.columns import SELLER_COLUMN
@@ -386,6 +527,10 @@ def main() -> int:
         phases["requested reports"] = time.monotonic() - mark
         created = http.get(f"{topology.emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
         reports = split_reports(runs, rows, api)
+
+        mark = time.monotonic()
+        problems += fleet_faults(topology)
+        phases["faults"] = time.monotonic() - mark
 
         mark = time.monotonic()
         generated = demo.amazon_generated_reports(api, topology.env, topology.emulator_url, topology.queue_arn,

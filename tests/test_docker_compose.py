@@ -165,6 +165,20 @@ def test_parse_document_has_a_worker_of_its_own(airflow_services):
     assert _env(airflow_services["airflow-worker-parse"]) == _env(airflow_services["airflow-worker"])
 
 
+def test_every_component_shares_the_quota_buckets_in_the_brokers_redis(airflow_services, monkeypatch):
+    """The workers and the triggerer take SP-API quota tokens from one Redis (the native topology's too): with
+    SP_REPORTS_QUOTA_REDIS_URL empty, settings() falls back to the Celery broker's Redis in every component."""
+    from sp_reports.settings import settings
+
+    for name, svc in airflow_services.items():
+        env = {key: _resolve(value) for key, value in _env(svc).items()}
+        assert env["SP_REPORTS_QUOTA_REDIS_URL"] == "", name
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        assert settings().quota_redis_url == env["AIRFLOW__CELERY__BROKER_URL"], name
+        assert settings().quota_redis_url.startswith("redis://"), name
+
+
 def test_depends_on_targets_exist_and_can_satisfy_the_condition(services):
     for name, svc in services.items():
         depends_on = svc.get("depends_on") or {}
