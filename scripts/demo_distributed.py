@@ -340,7 +340,7 @@ def fleet_faults(topology: Topology) -> list[str]:
     configure_emulator(emulator, processing_seconds=40 * demo.SPEED)
     run = trigger(api, ORDERS, FAULT_MARKETPLACES, days)
     wait_until("three deferred waits", lambda: states_of(api, ORDERS, run, "report.request_report").count("deferred")
-               == len(FAULT_MARKETPLACES), demo.RUN_TIMEOUT, topology._alive())
+               == len(FAULT_MARKETPLACES), demo.RUN_TIMEOUT, topology.processes.values())
     topology.kill("triggerer")
     say(f"killed the triggerer (SIGKILL) while {len(FAULT_MARKETPLACES)} reports waited deferred; starting another")
     configure_emulator(emulator, processing_seconds=4 * demo.SPEED)
@@ -372,7 +372,7 @@ def fleet_faults(topology: Topology) -> list[str]:
         state = http.get(f"{api}/dags/{SALES}/dagRuns/{run}").json()["state"]
         return state in ("success", "failed")
 
-    wait_until(f"{SALES} with its workers killed", kill_a_busy_worker, demo.RUN_TIMEOUT, topology._alive())
+    wait_until(f"{SALES} with its workers killed", kill_a_busy_worker, demo.RUN_TIMEOUT, topology.processes.values())
     configure_emulator(emulator, rows_per_report=50)
     state = http.get(f"{api}/dags/{SALES}/dagRuns/{run}").json()["state"]
     summary = http.get(f"{api}/dags/{SALES}/dagRuns/{run}/taskInstances/summarize/xcomEntries/return_value")
@@ -411,7 +411,7 @@ def wait_run(api: str, dag_id: str, run: str, topology: Topology) -> str:
         state["value"] = http.get(f"{api}/dags/{dag_id}/dagRuns/{run}").json()["state"]
         return state["value"] in ("success", "failed")
 
-    wait_until(dag_id, finished, demo.RUN_TIMEOUT, topology._alive())
+    wait_until(dag_id, finished, demo.RUN_TIMEOUT, topology.processes.values())
     return state["value"]
 
 
