@@ -549,6 +549,8 @@ def main() -> int:
         print(f"  429 responses: {sum(throttled.values())}"
               + (" (" + ", ".join(f"{op} {n}" for op, n in sorted(throttled.items())) + ")" if throttled else ""))
         problems += demo.demo_problems(states, rows, created, generated, topology.home / "airflow" / "logs")
+        if throttled:  # every process takes its tokens from the shared buckets in the broker's Redis
+            problems.append(f"the emulator answered {sum(throttled.values())} requests with 429")
         crossed = crossed_workers(reports)
         if not crossed:
             problems.append("no report's fetch, parse and land ran on more than one worker and landed")
