@@ -393,6 +393,13 @@ def fleet_faults(topology: Topology) -> list[str]:
     return problems
 
 
+def shared_buckets(redis_db: int) -> list[str]:
+    """The quota buckets in Redis (client/shared_quota.py keys: sp-reports:quota:<operation>:<key hash>)."""
+    found = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-n", str(redis_db), "--scan", "--pattern",
+                            "sp-reports:quota:*"], check=True, capture_output=True, text=True).stdout
+    return found.split()
+
+
 def trigger(api: str, dag_id: str, marketplaces: list[str], days: tuple[int, int]) -> str:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     conf = {"marketplace_ids": marketplaces, "data_start": (today - timedelta(days=days[0])).isoformat(),
@@ -527,6 +534,11 @@ def main() -> int:
         phases["requested reports"] = time.monotonic() - mark
         created = http.get(f"{topology.emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
         reports = split_reports(runs, rows, api)
+        buckets = shared_buckets(topology.redis_db)
+        say(f"SP-API quota buckets the processes share in Redis db {topology.redis_db}: {len(buckets)} "
+            f"({', '.join(sorted({key.rsplit(':', 2)[-2] for key in buckets})) or 'none'})")
+        if not buckets:
+            problems.append("no shared quota bucket in Redis: each process kept its own")
 
         mark = time.monotonic()
         problems += fleet_faults(topology)
