@@ -375,21 +375,24 @@ def fleet_faults(topology: Topology) -> list[str]:
     wait_until(f"{SALES} with its workers killed", kill_a_busy_worker, demo.RUN_TIMEOUT, topology.processes.values())
     configure_emulator(emulator, rows_per_report=50)
     state = http.get(f"{api}/dags/{SALES}/dagRuns/{run}").json()["state"]
-    summary = http.get(f"{api}/dags/{SALES}/dagRuns/{run}/taskInstances/summarize/xcomEntries/return_value")
-    rows = summary.json()["value"] if summary.is_success else []
-    landed = rows_by_report(topology.lake(), SALES)
-    for row in rows:
-        found = landed.get((row["selling_partner_id"], row["report_id"]), 0)
-        say(f"  {row['selling_partner_id']} report {row['report_id']}: {row['rows']} rows reported, {found} in the lake")
-        if found != row["rows"]:
-            problems.append(f"worker kill: report {row['report_id']} has {found} rows in the lake, not {row['rows']}")
+    # Every table the report landed in (the JSON report's main table and its per-ASIN table) holds its rows once.
+    manifests = [m for m in (land_result(api, SALES, run, i) for i in range(len(FAULT_MARKETPLACES))) if m]
+    lake = topology.lake()
+    for manifest in manifests:
+        for table in manifest["tables"].values():
+            found = rows_by_report(lake, table["name"]).get((manifest["selling_partner_id"], manifest["report_id"]), 0)
+            say(f"  {manifest['selling_partner_id']} report {manifest['report_id']}: {table['name']} "
+                f"{table['rows']} rows landed, {found} in the lake")
+            if found != table["rows"]:
+                problems.append(f"worker kill: report {manifest['report_id']} has {found} rows in {table['name']}, "
+                                f"not {table['rows']}")
     retried = [ti for ti in task_instances(api, SALES, run) if ti.get("try_number", 1) > 1]
     say(f"after killing {', '.join(f'{w} ({t})' for w, t in killed.items()) or 'no worker'}: run {state}, "
-        f"{len(rows)} reports, {len(retried)} task(s) retried")
+        f"{len(manifests)} reports landed, {len(retried)} task(s) retried")
     if not killed:
         problems.append("worker kill: no worker was caught parsing or landing")
-    if state != "success" or len(rows) != len(FAULT_MARKETPLACES):
-        problems.append(f"worker kill: run {state} with {len(rows)} of {len(FAULT_MARKETPLACES)} reports")
+    if state != "success" or len(manifests) != len(FAULT_MARKETPLACES):
+        problems.append(f"worker kill: run {state} with {len(manifests)} of {len(FAULT_MARKETPLACES)} reports landed")
     return problems
 
 
@@ -486,12 +489,19 @@ def crossed_workers(reports: list[dict]) -> list[dict]:
     return out
 
 
-def rows_by_report(lake, report_type: str) -> Counter[tuple[str, str]]:
-    """Rows of the report type's table per (seller, reportId), read from S3 with deltalake."""
-    from sp_reports.columns import SELLER_COLUMN
-    from sp_reports.lake import read_table, table_name_for
+def land_result(api: str, dag_id: str, run: str, map_index: int) -> dict | None:
+    """The manifest a mapped land task returned (None if it did not land)."""
+    response = http.get(f"{api}/dags/{dag_id}/dagRuns/{run}/taskInstances/report.land/xcomEntries/return_value",
+                        params={"map_index": map_index})
+    return response.json()["value"] if response.is_success else None
 
-    table = read_table(lake, table_name_for(report_type), columns=[SELLER_COLUMN, "report_id"])
+
+def rows_by_report(lake, table_name: str) -> Counter[tuple[str, str]]:
+    """Rows of a table per (seller, reportId), read from S3 with deltalake."""
+    from sp_reports.columns import SELLER_COLUMN
+    from sp_reports.lake import read_table
+
+    table = read_table(lake, table_name, columns=[SELLER_COLUMN, "report_id"])
     return Counter(zip(table.column(SELLER_COLUMN).to_pylist(), table.column("report_id").to_pylist(), strict=True))
 
 
