@@ -339,8 +339,11 @@ def fleet_faults(topology: Topology) -> list[str]:
     before = emulator_calls(emulator)
     configure_emulator(emulator, processing_seconds=40 * demo.SPEED)
     run = trigger(api, ORDERS, FAULT_MARKETPLACES, days)
-    wait_until("three deferred waits", lambda: states_of(api, ORDERS, run, "report.request_report").count("deferred")
-               == len(FAULT_MARKETPLACES), demo.RUN_TIMEOUT, topology.processes.values())
+    def all_deferred() -> bool:
+        note_shared_buckets(topology.redis_db)
+        return states_of(api, ORDERS, run, "report.request_report").count("deferred") == len(FAULT_MARKETPLACES)
+
+    wait_until("three deferred waits", all_deferred, demo.RUN_TIMEOUT, topology.processes.values())
     topology.kill("triggerer")
     say(f"killed the triggerer (SIGKILL) while {len(FAULT_MARKETPLACES)} reports waited deferred; starting another")
     configure_emulator(emulator, processing_seconds=4 * demo.SPEED)
@@ -361,6 +364,7 @@ def fleet_faults(topology: Topology) -> list[str]:
     killed: dict[str, str] = {}
 
     def kill_a_busy_worker() -> bool:
+        note_shared_buckets(topology.redis_db)
         for ti in task_instances(api, SALES, run):
             worker = ti.get("hostname")
             if ti["state"] == "running" and ti["task_id"] in ("report.parse_document", "report.land") \
@@ -396,11 +400,14 @@ def fleet_faults(topology: Topology) -> list[str]:
     return problems
 
 
-def shared_buckets(redis_db: int) -> list[str]:
-    """The quota buckets in Redis (client/shared_quota.py keys: sp-reports:quota:<operation>:<key hash>)."""
+SHARED_BUCKETS: set[str] = set()  # quota buckets seen in Redis during the fault runs
+
+
+def note_shared_buckets(redis_db: int) -> None:
+    """Record the quota buckets in Redis now (client/shared_quota.py keys: sp-reports:quota:<operation>:<hash>)."""
     found = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-n", str(redis_db), "--scan", "--pattern",
                             "sp-reports:quota:*"], check=True, capture_output=True, text=True).stdout
-    return found.split()
+    SHARED_BUCKETS.update(found.split())
 
 
 def trigger(api: str, dag_id: str, marketplaces: list[str], days: tuple[int, int]) -> str:
@@ -544,15 +551,15 @@ def main() -> int:
         phases["requested reports"] = time.monotonic() - mark
         created = http.get(f"{topology.emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
         reports = split_reports(runs, rows, api)
-        buckets = shared_buckets(topology.redis_db)
-        say(f"SP-API quota buckets the processes share in Redis db {topology.redis_db}: {len(buckets)} "
-            f"({', '.join(sorted({key.rsplit(':', 2)[-2] for key in buckets})) or 'none'})")
-        if not buckets:
-            problems.append("no shared quota bucket in Redis: each process kept its own")
 
         mark = time.monotonic()
         problems += fleet_faults(topology)
         phases["faults"] = time.monotonic() - mark
+        # Seen while the fault runs' waits and fetches went on (a bucket expires once it is full again).
+        say(f"SP-API quota buckets the processes shared in Redis db {topology.redis_db}: {len(SHARED_BUCKETS)} "
+            f"({', '.join(sorted({key.rsplit(':', 2)[-2] for key in SHARED_BUCKETS})) or 'none'})")
+        if not SHARED_BUCKETS:
+            problems.append("no shared quota bucket in Redis: each process kept its own")
 
         mark = time.monotonic()
         generated = demo.amazon_generated_reports(api, topology.env, topology.emulator_url, topology.queue_arn,
