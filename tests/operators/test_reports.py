@@ -166,6 +166,7 @@ class LostResponseClient:
 
 
 def test_a_lost_create_response_adopts_the_matching_report(sp_conn, monkeypatch):
+    sp_conn.config(processing_seconds=30)  # still running at the first check, whatever the machine's load
     real = SellingPartnerClient(Credentials(**EMULATOR_CREDENTIALS), endpoint=sp_conn.base_url,
                                 lwa_endpoint=sp_conn.lwa_url)
     lost = LostResponseClient(real)
