@@ -1,4 +1,4 @@
-"""Quota buckets shared by the fleet in Redis (client/shared_quota.py), against a real Redis on 127.0.0.1:6379:
+"""Quota buckets shared by the fleet in Redis (sp_reports.client.shared_quota), against a real Redis on 127.0.0.1:6379:
 the Lua reservation arithmetic, two OS processes on one bucket, Amazon's stated rate and 429s reaching every
 process, the fallback to in-process buckets while Redis is away, and the fleet scenario against the emulator."""
 
