@@ -62,9 +62,11 @@ def rebuilt(trigger):
     """What the triggerer does with a trigger: its kwargs go through JSON in the database, then the
     class is rebuilt from its path."""
     from airflow.sdk.module_loading import import_string
+    from airflow.serialization.serialized_objects import BaseSerialization
 
     classpath, kwargs = trigger.serialize()
-    return import_string(classpath)(**json.loads(json.dumps(kwargs)))
+    stored = json.loads(json.dumps(BaseSerialization.serialize(kwargs)))  # datetimes too, as the database keeps them
+    return import_string(classpath)(**BaseSerialization.deserialize(stored))
 
 
 async def first_event(trigger, timeout: float = 30.0) -> dict:
@@ -92,14 +94,20 @@ def land_one_table(lake, table_name: str, files: list[str], *, report_id: str, s
     return LandResult(tables={"": landing}, columns_added=landed.columns_added, columns_missing=landed.columns_missing)
 
 
-def run_deferred(op, context) -> dict:
-    """Play the whole deferral as Airflow would: execute -> TaskDeferred -> trigger event -> resume."""
+def run_deferred(op, context, on_defer=None) -> dict:
+    """Play every deferral as Airflow would: execute -> TaskDeferred -> trigger event -> the resumed method, which
+    may defer again. ``on_defer(deferred)`` sees each ``TaskDeferred`` before its trigger runs."""
     import asyncio
 
     from airflow.sdk.exceptions import TaskDeferred
 
-    try:
-        return op.execute(context)
-    except TaskDeferred as deferred:
-        event = asyncio.run(first_event(rebuilt(deferred.trigger)))
-        return getattr(op, deferred.method_name)(context, event)
+    resume = op.execute
+    args: tuple = (context,)
+    while True:
+        try:
+            return resume(*args)
+        except TaskDeferred as deferred:
+            if on_defer is not None:
+                on_defer(deferred)
+            event = asyncio.run(first_event(rebuilt(deferred.trigger), timeout=120.0))
+            resume, args = getattr(op, deferred.method_name), (context, event)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 
+from sp_reports.amazon_limits import PUBLISHED_COOLDOWNS
 from sp_reports.registry import RegistryError, load_registry
+from support import SPAPI_MODELS
 
 REQUIRED = {
     "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
@@ -39,6 +44,9 @@ def test_project_registry_has_the_required_report_types():
         ("GET_X: {natural_keys: sku}", "list of column names"),
         ("GET_X: {columns: {qty: number}}", "columns must map"),
         ("GET_X: {format: xml}", "need records"),
+        ("GET_X: {cooldown: soon}", "cooldown must be a duration"),
+        ("GET_X: {reuse_max_age: -5}", "reuse_max_age must be a duration"),
+        ("GET_X: {stuck_after: 0}", "stuck_after must be longer than 0"),
     ],
 )
 def test_malformed_registry_is_a_clear_error(tmp_path, text, message):
@@ -52,3 +60,41 @@ def test_malformed_registry_is_a_clear_error(tmp_path, text, message):
 def test_missing_registry_names_the_path(tmp_path):
     with pytest.raises(RegistryError, match="not found"):
         load_registry(tmp_path / "nope.yaml")
+
+
+def test_limits_read_as_durations_with_amazons_cooldowns_by_default(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA: {}\n"
+        "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA: {cooldown: 0, reuse_max_age: 0}\n"
+        "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL: {cooldown: 90s, reuse_max_age: 1.5h, stuck_after: 2d}\n"
+    )
+    registry = load_registry(path)
+    inventory = registry["GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"]
+    assert inventory.cooldown == timedelta(minutes=30)
+    assert inventory.reuse_max_age == timedelta(hours=1) and inventory.stuck_after == timedelta(hours=2)
+    returns = registry["GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA"]
+    assert returns.cooldown is None and returns.reuse_max_age == timedelta(0)  # switched off
+    orders = registry["GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"]
+    assert (orders.cooldown, orders.reuse_max_age, orders.stuck_after) == (
+        timedelta(seconds=90), timedelta(hours=1.5), timedelta(days=2),
+    )
+
+
+def test_published_cooldowns_are_amazons_fba_table():
+    """Each FBA report the reportType values page calls near real-time has 30 minutes, each daily one 4 hours, and
+    the "All Orders" reports, which it exempts, none."""
+    page = (SPAPI_MODELS / "docs-legacy" / "reporttype-values_2022-01-04.md").read_text(encoding="utf-8")
+    section = page[page.index("## Fulfillment by Amazon (FBA) reports"):]
+    section = section[: section.index("\n## ", 10)]
+    expected = {}
+    for row in re.split(r"<tr", section)[1:]:
+        types = re.findall(r"GET_[A-Z_]+", row)
+        text = re.sub(r"[\s\-]", "", re.sub(r"<[^>]+>", " ", row).lower())
+        if types and "nearrealtime" in text:
+            expected[types[0]] = timedelta(minutes=30)
+        elif types and "daily" in text:
+            expected[types[0]] = timedelta(hours=4)
+    fba = {name: cooldown for name, cooldown in PUBLISHED_COOLDOWNS.items() if cooldown != timedelta(hours=24)}
+    assert len(expected) == 29 and fba == expected
+    assert "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL" not in PUBLISHED_COOLDOWNS

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
 
+from sp_reports.existing_reports import instant
 from sp_reports.finished_report import TERMINAL_STATUSES, fatal_error, finished_report
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.triggers.notifications import ReportNotificationTrigger
@@ -44,6 +45,8 @@ class ReportWaitMixin:
     notification_queue_url: str | None = None
     aws_conn_id: str | None = "aws_default"
     fallback_poll_interval: float = 900.0
+    # A report still IN_QUEUE/IN_PROGRESS this long after its creation is stuck (``report_stuck``); None: never.
+    stuck_after: timedelta | None = None
     _report_id: str | None = None
 
     if TYPE_CHECKING:  # provided by BaseOperator; the signatures are its own, or mypy rejects the mix
@@ -84,7 +87,7 @@ class ReportWaitMixin:
     def hook(self) -> SellingPartnerHook:
         return SellingPartnerHook(self.selling_partner_conn_id)
 
-    def waiting_trigger(self, report_id: str, deadline: float) -> ReportWaitTrigger:
+    def waiting_trigger(self, report_id: str, deadline: float, stuck_at: float | None) -> ReportWaitTrigger:
         if self.notification_queue_url:
             return ReportNotificationTrigger(
                 report_id=report_id,
@@ -93,6 +96,7 @@ class ReportWaitMixin:
                 fallback_poll_interval=self.fallback_poll_interval,
                 selling_partner_conn_id=self.selling_partner_conn_id,
                 deadline=deadline,
+                stuck_at=stuck_at,
                 cancel_on_kill=self.cancel_on_kill,
             )
         return ReportProcessingTrigger(
@@ -100,17 +104,9 @@ class ReportWaitMixin:
             selling_partner_conn_id=self.selling_partner_conn_id,
             poll_interval=self.poll_interval,
             deadline=deadline,
+            stuck_at=stuck_at,
             cancel_on_kill=self.cancel_on_kill,
         )
-
-    def check_report(self, client: SellingPartnerClient, report_id: str) -> FinishedReport | str:
-        """One getReport: the finished report once terminal, else its status."""
-        report = client.get_report(report_id)
-        status = report["processingStatus"]
-        if status in TERMINAL_STATUSES:
-            return self.finish(client, report)
-        self.log.info("Report %s is %s", report_id, status)
-        return str(status)
 
     def wait_for_report(self, client: SellingPartnerClient, report_id: str, max_wait: timedelta) -> FinishedReport:
         """The finished report; in deferrable mode, defer after the first check."""
@@ -118,19 +114,59 @@ class ReportWaitMixin:
         self.hook.account()  # a connection that cannot name the report's seller fails now, not after the wait
         deadline = time.time() + max_wait.total_seconds()
         while True:
-            checked = self.check_report(client, report_id)
-            if not isinstance(checked, str):
-                return checked
+            finished, status, stuck_at = self.check_report(client, report_id)
+            if finished is not None:
+                return finished
             if self.deferrable:
                 self.defer(
-                    trigger=self.waiting_trigger(report_id, deadline),
+                    trigger=self.waiting_trigger(report_id, deadline, stuck_at),
                     method_name="execute_complete",
                     # Backstop only: the trigger's own deadline fires first, with a message naming the report.
                     timeout=max_wait + timedelta(minutes=10),
                 )
             if time.time() >= deadline:
-                raise self.timeout_error(report_id, checked, max_wait.total_seconds())
-            time.sleep(min(self.poll_interval, max(deadline - time.time(), 0)))
+                raise self.timeout_error(report_id, status, max_wait.total_seconds())
+            until = min(deadline, stuck_at) if stuck_at is not None else deadline
+            time.sleep(min(self.poll_interval, max(until - time.time(), 0)))
+
+    def check_report(
+        self, client: SellingPartnerClient, report_id: str
+    ) -> tuple[FinishedReport | None, str, float | None]:
+        """One getReport: (the finished report once terminal or replaced, else None; its status; when it counts as
+        stuck)."""
+        report = client.get_report(report_id)
+        status = str(report["processingStatus"])
+        if status in TERMINAL_STATUSES:
+            return self.finish(client, report), status, None
+        self.log.info("Report %s is %s", report_id, status)
+        stuck_at = self.stuck_at(report)
+        if stuck_at is not None and time.time() >= stuck_at:
+            return self.report_stuck(client, report), status, stuck_at
+        return None, status, stuck_at
+
+    def stuck_at(self, report: dict[str, Any]) -> float | None:
+        """When this report counts as stuck (epoch seconds): ``stuck_after`` past its creation."""
+        if self.stuck_after is None or not report.get("createdTime"):
+            return None
+        return (instant(report["createdTime"]) + self.stuck_after).timestamp()
+
+    def report_stuck(self, client: SellingPartnerClient, report: dict[str, Any]) -> FinishedReport:
+        """A report Amazon is not finishing. Waiting for a report someone else requested, all a task can do is
+        fail saying so; the request operator replaces it instead."""
+        raise AirflowException(
+            self.stuck_message(report)
+            + (
+                "; this task did not request it, so it cannot replace it: request the report again (e.g. clear the "
+                "request task of the DAG that created it)"
+            )
+        )
+
+    def stuck_message(self, report: dict[str, Any]) -> str:
+        age = time.time() - instant(report["createdTime"]).timestamp()
+        return (
+            f"report {report['reportId']} ({report['reportType']}) is stuck: still {report['processingStatus']} "
+            f"{timedelta(seconds=round(age))} after its creation (stuck_after {self.stuck_after})"
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> FinishedReport:
         if event["status"] == "timeout":
@@ -138,6 +174,8 @@ class ReportWaitMixin:
         if event["status"] == "error":
             raise AirflowException(f"waiting for report {event['report_id']} failed: {event['message']}")
         with self.hook.get_conn() as client:
+            if event["status"] == "stuck":
+                return self.report_stuck(client, event["report"])
             return self.finish(client, event["report"])
 
     def finish(self, client: SellingPartnerClient, report: dict[str, Any]) -> FinishedReport:

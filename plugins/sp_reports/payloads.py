@@ -29,6 +29,7 @@ class FinishedReport(TypedDict):
     report_schedule_id: str | None
     rows: NotRequired[int]  # 0 when Amazon CANCELLED the report (no data): nothing to fetch
     notification_id: NotRequired[str | None]  # when a notification announced it
+    reused: NotRequired[bool]  # True when Amazon already had it and the request task used it instead of asking
 
 
 class FetchedDocument(FinishedReport):

@@ -283,6 +283,7 @@ def summary_row(finished: FinishedReport, manifest: Manifest | None) -> dict:
         "report_id": finished["report_id"],
         "marketplace_ids": finished["marketplace_ids"],
         "processing_status": finished["processing_status"],
+        "reused": bool(finished.get("reused")),
         "rows": manifest["rows_landed"] if manifest else finished.get("rows", 0),
         "rows_quarantined": manifest["rows_quarantined"] if manifest else 0,
         "table_uri": main.get("uri"),
@@ -293,10 +294,11 @@ def format_summary(rows: list[dict]) -> str:
     lines = [
         f"{'seller':<16} {'reportId':<20} {'marketplace':<16} {'status':<10} {'rows':>8} {'quarantined':>11}  table"
     ]
+    # "DONE reused": Amazon had the report already and the request task used it instead of asking again.
     for row in rows:
         lines.append(
             f"{row['selling_partner_id']:<16} {row['report_id']:<20} {','.join(row['marketplace_ids']):<16} "
-            f"{row['processing_status']:<10} "
+            f"{row['processing_status'] + (' reused' if row.get('reused') else ''):<10} "
             f"{row['rows']:>8} {row['rows_quarantined']:>11}  {row['table_uri'] or '-'}"
         )
     return "\n".join(lines)

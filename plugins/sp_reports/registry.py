@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sp_reports.amazon_limits import PUBLISHED_COOLDOWNS
 from sp_reports.settings import settings
 
 FORMATS = ("tsv", "xml", "json")
@@ -34,12 +36,21 @@ _FIELDS = {
     "records",
     "requestable",
     "amazon_schedule",
+    "cooldown",
+    "reuse_max_age",
+    "stuck_after",
 }
 # CreateReportScheduleSpecification.period in reports_2021-06-30.json.
 SCHEDULE_PERIODS = (
     "PT5M", "PT15M", "PT30M", "PT1H", "PT2H", "PT4H", "PT8H", "PT12H", "P1D", "P2D", "P3D", "PT84H",
     "P7D", "P14D", "P15D", "P18D", "P30D", "P1M",
 )  # fmt: skip
+# A report Amazon finished this recently, for the same request, is used instead of asking again.
+DEFAULT_REUSE_MAX_AGE = timedelta(hours=1)
+# Amazon's reports take minutes; one still waiting after this is stuck (amzn/selling-partner-api-models#1457).
+DEFAULT_STUCK_AFTER = timedelta(hours=2)
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,13 @@ class ReportType:
     requestable: bool = True
     # A report schedule Amazon should run for this type: {"period", "marketplace_ids", "report_options"}.
     amazon_schedule: AmazonSchedule | None = None
+    # How soon Amazon generates this type again: a request inside the window ends FATAL (no error document).
+    # Default: Amazon's published figure (sp_reports.amazon_limits), else None.
+    cooldown: timedelta | None = None
+    # A DONE report for the same request younger than this is reused instead of requesting again; 0 = never.
+    reuse_max_age: timedelta = DEFAULT_REUSE_MAX_AGE
+    # A report still IN_QUEUE / IN_PROGRESS this long after its creation is stuck: cancelled and replaced once.
+    stuck_after: timedelta = DEFAULT_STUCK_AFTER
 
     @property
     def table_name(self) -> str:
@@ -164,7 +182,29 @@ def _parse_entry(path: Path, name: Any, spec: Any) -> ReportType:
         records=tuple(records),
         requestable=requestable,
         amazon_schedule=_parse_schedule(where, spec.get("amazon_schedule"), options, requestable),
+        cooldown=_duration(where, "cooldown", spec.get("cooldown", PUBLISHED_COOLDOWNS.get(name, 0))) or None,
+        reuse_max_age=_duration(where, "reuse_max_age", spec.get("reuse_max_age", DEFAULT_REUSE_MAX_AGE)),
+        stuck_after=_positive(where, "stuck_after", spec.get("stuck_after", DEFAULT_STUCK_AFTER)),
     )
+
+
+def _duration(where: str, name: str, value: Any) -> timedelta:
+    """``30m``, ``4h``, ``1d``, ``90s`` or a number of seconds; 0 allowed."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    match = _DURATION_RE.match(str(value).strip()) if isinstance(value, str) else None
+    if not match:
+        raise RegistryError(f"{where}: {name} must be a duration like 90s, 30m, 4h or 1d (or seconds), not {value!r}")
+    return timedelta(**{_DURATION_UNITS[match[2]]: float(match[1])})
+
+
+def _positive(where: str, name: str, value: Any) -> timedelta:
+    duration = _duration(where, name, value)
+    if not duration:
+        raise RegistryError(f"{where}: {name} must be longer than 0")
+    return duration
 
 
 def _parse_schedule(where: str, raw: Any, default_options: dict[str, str], requestable: bool) -> AmazonSchedule | None:

@@ -115,6 +115,9 @@ def build_report_dag(
                 request=request,
                 poll_interval=poll_interval,
                 max_wait=max_wait,
+                cooldown=report.cooldown,
+                reuse_max_age=report.reuse_max_age,
+                stuck_after=report.stuck_after,
             )
 
             landing_tasks(requested.output, via="request", report=report)

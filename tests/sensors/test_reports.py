@@ -53,3 +53,22 @@ def test_sensor_poke_mode(sp_conn):
         assert time.time() < deadline
         time.sleep(0.1)
     assert result.xcom_value["processing_status"] == "DONE"
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_sensor_fails_on_a_stuck_report_saying_it_cannot_replace_it(sp_conn, deferrable):
+    from datetime import timedelta
+
+    sp_conn.config(stuck_reports=1, processing_seconds=0.2)
+    report_id = existing_report(sp_conn)
+    sensor = ReportProcessingSensor(task_id="wait", report_id=report_id, poll_interval=0.1,
+                                    stuck_after=timedelta(seconds=1), deferrable=deferrable)
+    started = time.monotonic()
+    with pytest.raises(AirflowException, match=f"report {report_id} .* is stuck: still IN_PROGRESS .*cannot replace"):
+        if deferrable:
+            run_deferred(sensor, {})
+        else:
+            while not sensor.poke({}).is_done:
+                time.sleep(0.1)
+    assert time.monotonic() - started < 30  # at stuck_after, not the sensor's 6-hour timeout
+    assert sp_conn.stats()["calls"].get("cancelReport", 0) == 0

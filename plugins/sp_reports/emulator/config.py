@@ -70,6 +70,12 @@ class EmulatorConfig:
     # Deterministic outcome per report type, e.g. {"GET_MERCHANT_LISTINGS_ALL_DATA": "FATAL"}.
     outcomes: dict[str, str] = field(default_factory=dict)
     fatal_error_document: bool = True
+    # Amazon generates some report types at most once per window (FBA: 30 min near real-time, 4 h daily), per
+    # marketplace: a request inside the window ends FATAL with no error document. Seconds per report type,
+    # scaled by speed, e.g. {"GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA": 1800}.
+    cooldowns: dict[str, float] = field(default_factory=dict)
+    # The first this many reports each seller account requests stay IN_PROGRESS forever (a stuck report).
+    stuck_reports: int = 0
     # Reject report types Amazon does not know (Amazon answers 400 for them).
     strict_report_types: bool = True
 
@@ -141,6 +147,10 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be positive")
         if self.processing_seconds < 0:
             raise ValueError("processing_seconds must not be negative")
+        if self.stuck_reports < 0:
+            raise ValueError("stuck_reports must not be negative")
+        if any(not isinstance(v, (int, float)) or v < 0 for v in self.cooldowns.values()):
+            raise ValueError(f"cooldowns must map report types to seconds >= 0, got {self.cooldowns!r}")
         if self.rows_per_report < 0:
             raise ValueError("rows_per_report must not be negative")
         if self.download_chunk_size < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class Report:
     # Mixed into the seeds of its outcome, document id and content, so that two sellers' reports
     # with the same reportId differ; "" for the default seller (as before sellers existed).
     owner: str = ""
+    # Never finishes: IN_PROGRESS forever (EmulatorConfig.stuck_reports).
+    stuck: bool = False
 
     @property
     def content_key(self) -> str:
@@ -74,7 +77,9 @@ class Report:
 
     def finished_at(self) -> float:
         """When the report reaches (or reached) its terminal status."""
-        return self.cancelled_at if self.cancelled_at is not None else self.created + self.total_seconds
+        if self.cancelled_at is not None:
+            return self.cancelled_at
+        return math.inf if self.stuck else self.created + self.total_seconds
 
     def status(self, now: float) -> str:
         if self.cancelled_at is not None:
@@ -82,7 +87,7 @@ class Report:
         elapsed = now - self.created
         if elapsed < self.queue_seconds:
             return "IN_QUEUE"
-        if elapsed < self.total_seconds:
+        if elapsed < self.total_seconds or self.stuck:
             return "IN_PROGRESS"
         return self.outcome
 
@@ -152,6 +157,9 @@ class Store:
     # Reports whose terminal status the publisher has not seen yet (kept apart so a tick does not
     # scan every report ever created).
     unfinished: set[str] = field(default_factory=set)
+    # (report type, marketplace) -> when Amazon last generated it: the start of its cooldown window.
+    generated: dict[tuple[str, str], float] = field(default_factory=dict)
+    stuck_created: int = 0  # how many of EmulatorConfig.stuck_reports this store has handed out
     next_settlement: float | None = None
     seller_id: str | None = None  # None: the default seller
     owner: str = ""  # e.g. "A1SELLER.NA"; "" for the default seller
@@ -197,6 +205,7 @@ class Store:
         outcome: str | None = None,
         processing_seconds: float | None = None,
     ) -> Report:
+        requested = schedule_id is None and outcome is None  # by createReport, not a schedule or a settlement
         report_id = self._new_report_id()
         # Outcome and timing depend only on seed + reportId, so they reproduce across runs.
         salt = f"{self.owner}:" if self.owner else ""
@@ -212,7 +221,10 @@ class Store:
                 outcome = "DONE"
         error_details = None
         max_days = MAX_RANGE_DAYS.get(report_type)
-        if max_days is not None and data_end - data_start > max_days * DAY:
+        in_cooldown = requested and self._in_cooldown(config, now, report_type, marketplace_ids)
+        if in_cooldown:
+            outcome = "FATAL"  # and no error document: Amazon says nothing about why
+        elif max_days is not None and data_end - data_start > max_days * DAY:
             outcome = "FATAL"
             error_details = (
                 f"Report request failed because the requested date range exceeds the maximum "
@@ -227,8 +239,10 @@ class Store:
         if processing_seconds is not None:
             total = processing_seconds
 
+        stuck = requested and not in_cooldown and self.stuck_created < config.stuck_reports
+        self.stuck_created += stuck
         document_id = None
-        if outcome == "DONE" or (outcome == "FATAL" and config.fatal_error_document):
+        if outcome == "DONE" or (outcome == "FATAL" and config.fatal_error_document and not in_cooldown):
             region = MARKETPLACES[marketplace_ids[0]].region if marketplace_ids[0] in MARKETPLACES else "na"
             document_id = f"amzn1.spdoc.1.4.{region}.{uuid.UUID(int=rng.getrandbits(128), version=4)}"
             self.documents[document_id] = report_id
@@ -253,10 +267,23 @@ class Store:
             quirks=config.quirks(),
             seller_id=self.seller_id,
             owner=self.owner,
+            stuck=stuck,
         )
         self.reports[report_id] = report
         self.unfinished.add(report_id)
         return report
+
+    def _in_cooldown(self, config: EmulatorConfig, now: float, report_type: str, marketplace_ids: list[str]) -> bool:
+        """Whether Amazon refuses to generate this type again yet; if not, this request starts a new window."""
+        cooldown = config.cooldowns.get(report_type)
+        if not cooldown:
+            return False
+        window = cooldown / config.speed
+        keys = [(report_type, marketplace) for marketplace in marketplace_ids]
+        if any(now - self.generated.get(key, -math.inf) < window for key in keys):
+            return True
+        self.generated.update(dict.fromkeys(keys, now))
+        return False
 
     def take_finished(self, now: float) -> list[Report]:
         """Reports that reached a terminal status since the previous call, oldest first."""
@@ -273,6 +300,7 @@ class Store:
         """The earliest time something happens without a request: a report finishing, a schedule or
         settlement creating a report. None when nothing is pending."""
         times = [self.reports[rid].finished_at() for rid in self.unfinished if rid in self.reports]
+        times = [t for t in times if math.isfinite(t)]
         times += [s.next_creation for s in self.schedules.values()]
         if self.next_settlement is not None:
             times.append(self.next_settlement)

@@ -17,7 +17,8 @@ class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
     error document summarised. Deferrable by default; the sensor's ``timeout`` bounds the wait and
     the failure names the report. It never cancels a report it did not create. With
     ``notification_queue_url`` it waits for the report's notification instead of polling (see
-    ``RequestReportOperator``)."""
+    ``RequestReportOperator``). With ``stuck_after``, a report still IN_QUEUE/IN_PROGRESS that long after its
+    creation fails the sensor at once, saying so, rather than when ``timeout`` runs out."""
 
     template_fields: Sequence[str] = ("report_id",)
     ui_color = "#ff9900"
@@ -32,12 +33,14 @@ class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
         notification_queue_url: str | None = None,
         aws_conn_id: str | None = "aws_default",
         fallback_poll_interval: float = 900.0,
+        stuck_after: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.report_id = report_id
+        self.stuck_after = stuck_after
         self.configure_wait(
             selling_partner_conn_id=selling_partner_conn_id,
             deferrable=deferrable,
@@ -56,7 +59,7 @@ class ReportProcessingSensor(ReportWaitMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         with self.hook.get_conn() as client:
-            checked = self.check_report(client, self.report_id)
-        if isinstance(checked, str):
+            finished, _, _ = self.check_report(client, self.report_id)
+        if finished is None:
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=checked)
+        return PokeReturnValue(is_done=True, xcom_value=finished)

@@ -27,6 +27,7 @@ class ReportWaitTrigger(BaseTrigger):
 
     * ``{"status": "terminal", "report": <Report>}``
     * ``{"status": "timeout", "report_id": ..., "last_status": ..., "waited_seconds": ...}``
+    * ``{"status": "stuck", "report": <Report>}``: still IN_QUEUE/IN_PROGRESS at ``stuck_at`` (epoch seconds)
     * ``{"status": "error", "report_id": ..., "message": ...}``: a permanent error (a 4xx other than 429,
       credentials refused after a fresh token). 429, 5xx and network errors are retried until the deadline.
     """
@@ -40,6 +41,7 @@ class ReportWaitTrigger(BaseTrigger):
         "deadline",
         "started_at",
         "cancel_on_kill",
+        "stuck_at",
     )
 
     def __init__(
@@ -50,6 +52,7 @@ class ReportWaitTrigger(BaseTrigger):
         deadline: float | None = None,
         started_at: float | None = None,
         cancel_on_kill: bool = True,
+        stuck_at: float | None = None,
     ) -> None:
         super().__init__()
         self.report_id = report_id
@@ -58,6 +61,7 @@ class ReportWaitTrigger(BaseTrigger):
         self.deadline = deadline
         self.started_at = started_at if started_at is not None else time.time()
         self.cancel_on_kill = cancel_on_kill
+        self.stuck_at = stuck_at
         self._failures = 0
         self._last_status = "unknown"
 
@@ -90,6 +94,8 @@ class ReportWaitTrigger(BaseTrigger):
             self._last_status = report["processingStatus"]
             if self._last_status in TERMINAL_STATUSES:
                 return TriggerEvent({"status": "terminal", "report": report})
+            if self.stuck_at is not None and time.time() >= self.stuck_at:
+                return TriggerEvent({"status": "stuck", "report": report})
             wait = self.poll_interval
         if self.deadline is not None and time.time() >= self.deadline:
             return TriggerEvent(
@@ -103,9 +109,11 @@ class ReportWaitTrigger(BaseTrigger):
         return self._bounded(wait)
 
     def _bounded(self, wait: float) -> float:
-        if self.deadline is None:
+        """Never sleep past the deadline, nor past the moment the report counts as stuck."""
+        limits = [t for t in (self.deadline, self.stuck_at) if t is not None]
+        if not limits:
             return wait
-        return max(0.0, min(wait, self.deadline - time.time()))
+        return max(0.0, min(wait, min(limits) - time.time()))
 
     async def on_kill(self) -> None:
         """A report still in Amazon's queue is cancelled, but only if a user ended the task.

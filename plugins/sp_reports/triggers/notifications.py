@@ -40,9 +40,10 @@ class ReportNotificationTrigger(ReportWaitTrigger):
         deadline: float | None = None,
         started_at: float | None = None,
         cancel_on_kill: bool = True,
+        stuck_at: float | None = None,
     ) -> None:
         super().__init__(
-            report_id, selling_partner_conn_id, fallback_poll_interval, deadline, started_at, cancel_on_kill
+            report_id, selling_partner_conn_id, fallback_poll_interval, deadline, started_at, cancel_on_kill, stuck_at
         )
         self.queue_url = queue_url
         self.aws_conn_id = aws_conn_id

@@ -1,0 +1,56 @@
+"""Amazon's published limits per report type that are not quotas: how soon a report type may be generated again.
+
+From the Reports API's report type values, FBA section (tests/spapi-models/docs-legacy/reporttype-values_2022-01-04.md):
+"A near real-time FBA report is generated no more than once every 30 minutes ... A daily FBA report is generated
+no more than once every four hours." A request inside that window ends FATAL with no error document, per marketplace
+(amzn/selling-partner-api-models#4032). The four "All Orders" reports are exempt. Two more ask for once per 24 hours.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+NEAR_REAL_TIME_FBA = timedelta(minutes=30)
+DAILY_FBA = timedelta(hours=4)
+ONCE_A_DAY = timedelta(hours=24)
+
+_NEAR_REAL_TIME_FBA_TYPES = (
+    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_GENERAL",
+    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING",
+    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_TAX",
+    "GET_FBA_FULFILLMENT_CUSTOMER_SHIPMENT_SALES_DATA",
+    "GET_AFN_INVENTORY_DATA",
+    "GET_AFN_INVENTORY_DATA_BY_COUNTRY",
+    "GET_RESERVED_INVENTORY_DATA",
+    "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA",
+    "GET_FBA_MYI_ALL_INVENTORY_DATA",
+    "GET_RESTOCK_INVENTORY_RECOMMENDATIONS_REPORT",
+    "GET_STRANDED_INVENTORY_UI_DATA",
+    "GET_STRANDED_INVENTORY_LOADER_DATA",
+    "GET_EXCESS_INVENTORY_DATA",
+    "GET_FBA_FULFILLMENT_REMOVAL_ORDER_DETAIL_DATA",
+    "GET_FBA_FULFILLMENT_REMOVAL_SHIPMENT_DETAIL_DATA",
+)
+_DAILY_FBA_TYPES = (
+    "GET_FBA_FULFILLMENT_CUSTOMER_SHIPMENT_PROMOTION_DATA",
+    "GET_LEDGER_SUMMARY_VIEW_DATA",
+    "GET_FBA_FULFILLMENT_CURRENT_INVENTORY_DATA",
+    "GET_FBA_FULFILLMENT_MONTHLY_INVENTORY_DATA",
+    "GET_FBA_FULFILLMENT_INVENTORY_RECEIPTS_DATA",
+    "GET_FBA_FULFILLMENT_INVENTORY_SUMMARY_DATA",
+    "GET_FBA_FULFILLMENT_INVENTORY_ADJUSTMENTS_DATA",
+    "GET_FBA_FULFILLMENT_INVENTORY_HEALTH_DATA",
+    "GET_FBA_FULFILLMENT_INBOUND_NONCOMPLIANCE_DATA",
+    "GET_FBA_INVENTORY_AGED_DATA",
+    "GET_FBA_REIMBURSEMENTS_DATA",
+    "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA",
+    "GET_FBA_FULFILLMENT_CUSTOMER_SHIPMENT_REPLACEMENT_DATA",
+    "GET_FBA_RECOMMENDED_REMOVAL_DATA",
+)
+_ONCE_A_DAY_TYPES = ("GET_REFERRAL_FEE_PREVIEW_REPORT", "FEE_DISCOUNTS_REPORT")
+
+PUBLISHED_COOLDOWNS: dict[str, timedelta] = {
+    **dict.fromkeys(_NEAR_REAL_TIME_FBA_TYPES, NEAR_REAL_TIME_FBA),
+    **dict.fromkeys(_DAILY_FBA_TYPES, DAILY_FBA),
+    **dict.fromkeys(_ONCE_A_DAY_TYPES, ONCE_A_DAY),
+}
