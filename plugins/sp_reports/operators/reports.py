@@ -15,6 +15,8 @@ from sp_reports.payloads import FinishedReport
 
 # A planned request's account: which connection requests it (not createReport arguments).
 ACCOUNT_KEYS = ("selling_partner_conn_id", "selling_partner_id")
+# Every key of a planned request that is no createReport argument: its account, and how to run it.
+NOT_CREATE_REPORT_ARGS = (*ACCOUNT_KEYS, "force_new_report", "request_number", "request_count")
 # The key under which a task instance remembers the report it created, across retries and restarts.
 REPORT_ID_KEY = "sp_report_id"
 # Amazon serves getReport for 90 days; remembering the id longer is pointless.
@@ -88,7 +90,7 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
 
     def report_spec(self) -> dict:
         """The createReport arguments: the operator's, overridden by the planned request's."""
-        request = {k: v for k, v in (self.request or {}).items() if k not in ACCOUNT_KEYS}
+        request = {k: v for k, v in (self.request or {}).items() if k not in NOT_CREATE_REPORT_ARGS}
         spec = {
             "report_type": self.report_type,
             "marketplace_ids": self.marketplace_ids,
