@@ -180,7 +180,11 @@ def _parse_time(value: str, name: str) -> datetime:
 
 def _doc(report: ReportType) -> str:
     keys = ", ".join(report.natural_keys) or "none"
-    span = f"at most {report.max_range_days} days per report" if report.takes_date_range else "snapshot (no date range)"
+    span = (
+        f"at most {report.max_range_days} days per report; a re-triggered run skips the ranges the ledger holds"
+        if report.takes_date_range
+        else "snapshot (no date range)"
+    )
     return (
         f"### {report.report_type}\n\n{report.description}\n\n"
         f"* format: `{report.format}`; {span}\n* natural keys: {keys}\n"
