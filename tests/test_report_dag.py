@@ -214,3 +214,73 @@ def test_planning_refuses_a_marketplace_no_account_covers(airflow_db, global_sel
     out, err = capfd.readouterr()
     assert "no account covers marketplace DE A1PA6795UKMFR9 (served by region EU)" in out + err
     assert global_seller.stats()["calls"].get("createReport", 0) == 0
+
+
+# A backfill of four 30-day chunks, US only: four reports.
+BACKFILL = {"marketplace_ids": ["ATVPDKIKX0DER"], "data_start": "2026-07-01T00:00:00+00:00",
+            "data_end": "2026-10-29T00:00:00+00:00"}
+
+
+def created_reports(emulator) -> int:
+    return emulator.stats()["calls"].get("createReport", 0)
+
+
+def ledger_rows(lake_dir) -> list[dict]:
+    return DeltaTable(str(lake_dir / "tables" / "_ledger")).to_pyarrow_table().to_pylist()
+
+
+def plan_of(run) -> list[dict]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        (xcom,) = session.query(XComModel).filter(
+            XComModel.run_id == run.run_id, XComModel.task_id == "plan", XComModel.key == "return_value")
+        return xcom.value if isinstance(xcom.value, list) else json.loads(xcom.value)
+
+
+def test_a_retriggered_backfill_requests_only_the_ranges_the_ledger_lacks(airflow_db, sp_conn, lake_dir, capfd):
+    first = run_dag(ORDERS, BACKFILL, accounts=("selling_partner_default",))
+    assert first.state == "success", task_states(first)
+    assert created_reports(sp_conn) == 4
+    assert read_table(lake_from_airflow(), ORDERS.lower()).num_rows == 4 * 20
+    capfd.readouterr()
+
+    # Everything landed: the re-run requests nothing, lands nothing, and succeeds.
+    version = DeltaTable(str(lake_dir / "tables" / ORDERS.lower())).version()
+    again = run_dag(ORDERS, BACKFILL, accounts=("selling_partner_default",))
+    assert again.state == "success", task_states(again)
+    assert created_reports(sp_conn) == 4
+    assert DeltaTable(str(lake_dir / "tables" / ORDERS.lower())).version() == version
+    states = task_states(again)
+    assert states["report.request_report"] == ["skipped"] and states["summarize"] == ["success"]
+    out, err = capfd.readouterr()
+    assert "Skipping 4 of 4 report(s): their ranges are in the ledger already" in out + err
+    assert "Nothing left to request" in out + err
+
+    # A chunk whose landing the ledger does not hold (a failed run) is the one requested again.
+    third_chunk = "2026-08-30T00:00:00+00:00"
+    (lost,) = [r for r in ledger_rows(lake_dir) if r["data_start_time"].isoformat() == third_chunk]
+    DeltaTable(str(lake_dir / "tables" / "_ledger")).delete(f"report_id = '{lost['report_id']}'")
+    resumed = run_dag(ORDERS, BACKFILL, accounts=("selling_partner_default",))
+    assert resumed.state == "success", task_states(resumed)
+    assert created_reports(sp_conn) == 5
+    assert task_states(resumed)["report.request_report"] == ["success"]
+    (planned,) = plan_of(resumed)
+    assert (planned["data_start_time"], planned["request_number"], planned["request_count"]) == (third_chunk, 1, 1)
+    assert planned["force_new_report"] is False
+    (redone,) = [r for r in ledger_rows(lake_dir) if r["data_start_time"].isoformat() == third_chunk]
+    assert redone["report_id"] != lost["report_id"] and redone["status"] == "DONE"
+    out, err = capfd.readouterr()
+    assert "Skipping 3 of 4 report(s)" in out + err
+
+
+def test_a_backfill_without_skip_landed_requests_every_range_again(airflow_db, sp_conn, lake_dir):
+    two_chunks = {**BACKFILL, "data_end": "2026-08-30T00:00:00+00:00"}
+    assert run_dag(ORDERS, two_chunks, accounts=("selling_partner_default",)).state == "success"
+    run = run_dag(ORDERS, {**two_chunks, "skip_landed": False, "force_new_report": True},
+                  accounts=("selling_partner_default",))
+    assert run.state == "success", task_states(run)
+    assert created_reports(sp_conn) == 4
+    assert len(ledger_rows(lake_dir)) == 4
+    assert [(r["request_number"], r["force_new_report"]) for r in plan_of(run)] == [(1, True), (2, True)]

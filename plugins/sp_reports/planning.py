@@ -2,12 +2,13 @@
 
 Amazon caps the date range of many report types, so a longer period becomes several reports; each marketplace
 gets its own report so every landed row is attributable to one marketplace; and each goes to the account (seller
-and region) that serves it.
+and region) that serves it. A re-triggered backfill drops the requests whose range the lake's ledger already
+holds (``drop_landed``), so it resumes where the last run stopped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sp_reports.accounts import Account, route
@@ -63,4 +64,53 @@ def plan_requests(
         }
         for account, marketplace in pairs
         for s, e in ranges
+    ]
+
+
+# Amazon may give a report's data end inclusively (23:59:59 rather than the next midnight): adjacent
+# reports then leave a gap this small, which is no gap in the data.
+RANGE_GAP_TOLERANCE = timedelta(seconds=1)
+# Keys of a planned request that say how to run it, not what to ask createReport for.
+FORCE_NEW_REPORT, REQUEST_NUMBER, REQUEST_COUNT = "force_new_report", "request_number", "request_count"
+
+
+def drop_landed(
+    requests: Iterable[dict], landed: Mapping[tuple[str, str, str], Sequence[tuple[datetime, datetime]]]
+) -> tuple[list[dict], list[dict]]:
+    """(kept, skipped): a request is skipped when the data ranges ``landed`` holds for its (seller, report
+    type, marketplace) together cover its whole range (``Ledger.landed_ranges``). Requests without a range
+    (snapshot reports) are always kept: each one is news."""
+    kept, skipped = [], []
+    for request in requests:
+        start, end, marketplaces = request["data_start_time"], request["data_end_time"], request["marketplace_ids"]
+        marketplace = marketplaces[0] if len(marketplaces) == 1 else None
+        spans = (
+            landed.get((request["selling_partner_id"], request["report_type"], marketplace), ()) if marketplace else ()
+        )
+        # plan_requests writes aware ISO date-times
+        if start and end and covered(datetime.fromisoformat(start), datetime.fromisoformat(end), spans):
+            skipped.append(request)
+        else:
+            kept.append(request)
+    return kept, skipped
+
+
+def covered(start: datetime, end: datetime, spans: Iterable[tuple[datetime, datetime]]) -> bool:
+    """Whether the union of ``spans`` covers [start, end] (gaps up to RANGE_GAP_TOLERANCE ignored)."""
+    reached = start
+    for span_start, span_end in sorted(spans):
+        if reached >= end - RANGE_GAP_TOLERANCE:
+            break
+        if span_start > reached + RANGE_GAP_TOLERANCE:
+            return False
+        reached = max(reached, span_end)
+    return reached >= end - RANGE_GAP_TOLERANCE
+
+
+def numbered(requests: Sequence[dict], force_new_report: bool) -> list[dict]:
+    """The requests with what the request task needs besides createReport's arguments: whether to ask for a
+    new report even if Amazon has a matching recent one, and the request's place in the run (for its log)."""
+    return [
+        {**request, FORCE_NEW_REPORT: force_new_report, REQUEST_NUMBER: number, REQUEST_COUNT: len(requests)}
+        for number, request in enumerate(requests, start=1)
     ]

@@ -10,11 +10,12 @@ from airflow.sdk import DAG, Param, get_current_context, task, task_group
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.landing_tasks import landing_tasks, summarize
 from sp_reports.operators.reports import RequestReportOperator
-from sp_reports.planning import plan_requests
+from sp_reports.planning import drop_landed, numbered, plan_requests
 from sp_reports.registry import ReportType
 from sp_reports.settings import DEFAULT_ACCOUNT
 
 GROUP = "report"
+SKIPPED_SHOWN = 5  # skipped requests the plan's log names; the rest are counted
 
 
 def build_report_dag(
@@ -55,6 +56,12 @@ def build_report_dag(
             title="Report options",
             description="reportOptions sent with createReport (string values).",
         ),
+        "force_new_report": Param(
+            False,
+            type="boolean",
+            title="Force new reports",
+            description="Request new reports even if Amazon has a recent matching one.",
+        ),
     }
     if report.takes_date_range:
         params["data_start"] = Param(
@@ -70,6 +77,12 @@ def build_report_dag(
             format="date-time",
             title="Data end",
             description=f"At most {report.max_range_days} days per report; longer ranges are split.",
+        )
+        params["skip_landed"] = Param(
+            True,
+            type="boolean",
+            title="Skip landed ranges",
+            description="Skip date ranges the ledger already holds (a re-triggered backfill resumes).",
         )
 
     with DAG(
@@ -104,7 +117,11 @@ def build_report_dag(
                 mine = [r for r in requests if r["selling_partner_conn_id"] == account.conn_id]
                 marketplaces = sorted({m for r in mine for m in r["marketplace_ids"]})
                 print(f"  {account}: {len(mine)} report(s) for {', '.join(marketplaces) or 'no marketplace'}")
-            return requests
+            if p.get("skip_landed"):
+                requests = _without_landed(report, requests)
+                if not requests:
+                    print("Nothing left to request: the ledger holds every planned range")
+            return numbered(requests, force_new_report=bool(p.get("force_new_report")))
 
         @task_group(group_id=GROUP)
         def one_report(request: dict) -> None:
@@ -125,6 +142,24 @@ def build_report_dag(
         planned = plan()
         one_report.expand(request=planned) >> summarize(f"{GROUP}.request_report", mapped_over="plan")
     return dag
+
+
+def _without_landed(report: ReportType, requests: list[dict]) -> list[dict]:
+    """The requests whose data range the lake's ledger does not hold yet: one ledger read for the whole plan."""
+    from sp_reports.lake.ledger import Ledger  # pyarrow and deltalake: only when a plan runs, not at DAG parsing
+    from sp_reports.lake_connection import lake_from_airflow
+
+    kept, skipped = drop_landed(requests, Ledger(lake_from_airflow()).landed_ranges([report.report_type]))
+    if skipped:
+        print(f"Skipping {len(skipped)} of {len(requests)} report(s): their ranges are in the ledger already")
+        for request in skipped[:SKIPPED_SHOWN]:
+            print(
+                f"  {request['selling_partner_conn_id']} {','.join(request['marketplace_ids'])} "
+                f"{request['data_start_time']}..{request['data_end_time']}"
+            )
+        if len(skipped) > SKIPPED_SHOWN:
+            print(f"  and {len(skipped) - SKIPPED_SHOWN} more")
+    return kept
 
 
 def _data_range(start, end, interval_start, interval_end) -> tuple[datetime, datetime]:
@@ -148,7 +183,11 @@ def _parse_time(value: str, name: str) -> datetime:
 
 def _doc(report: ReportType) -> str:
     keys = ", ".join(report.natural_keys) or "none"
-    span = f"at most {report.max_range_days} days per report" if report.takes_date_range else "snapshot (no date range)"
+    span = (
+        f"at most {report.max_range_days} days per report; a re-triggered run skips the ranges the ledger holds"
+        if report.takes_date_range
+        else "snapshot (no date range)"
+    )
     return (
         f"### {report.report_type}\n\n{report.description}\n\n"
         f"* format: `{report.format}`; {span}\n* natural keys: {keys}\n"

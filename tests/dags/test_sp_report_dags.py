@@ -76,6 +76,9 @@ def test_trigger_form_matches_the_report_type(dagbag):
         assert {"marketplace_ids", "report_options"} <= set(params)
         assert ("data_start" in params) is report.takes_date_range
         assert params["report_options"] == report.report_options
+        # A backfill resumes by default; only a date range can be partly landed.
+        assert ("skip_landed" in params) is report.takes_date_range and params.get("skip_landed", True) is True
+        assert params["force_new_report"] is False
 
 
 def test_schedules_come_from_the_registry(dagbag):

@@ -1,15 +1,18 @@
-"""The ledger: one row per report, first final record wins, watermark never passes a LISTED report."""
+"""The ledger: one row per report, first final record wins, watermark never passes a LISTED report, data ranges
+of landed reports."""
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
 from sp_reports.lake import Lake
 from sp_reports.lake.delta import read_table
-from sp_reports.lake.ledger import LEDGER_TABLE, Ledger
+from sp_reports.lake.ledger import LEDGER_TABLE, SCHEMA, Ledger
 
 OVERLAP = timedelta(days=2)
 SELLER, OTHER = "A3EMULATORSELLER", "A2OTHERSELLER"
@@ -129,3 +132,58 @@ def test_the_watermark_is_per_seller(ledger):
 def test_a_seller_id_that_is_no_seller_id_is_refused(ledger):
     with pytest.raises(ValueError, match="selling_partner_id must be an Amazon seller id"):
         ledger.record(report("1", "2026-11-01T00:00:00Z", seller="../etc"), "DONE", "listing")
+
+
+def ranged(report_id: str, start: str, end: str, marketplaces=("ATVPDKIKX0DER",), seller: str = SELLER) -> dict:
+    return {**report(report_id, end, "GET_ORDERS", seller), "marketplace_ids": list(marketplaces),
+            "data_start_time": start, "data_end_time": end}
+
+
+def test_each_row_holds_the_reports_data_range(ledger):
+    ledger.mark_listed([ranged("1", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")])
+    ledger.record(report("2", "2026-11-01T00:00:00Z"), "DONE", "listing")  # a snapshot: no range
+    entries = ledger.entries()
+    assert (entries[(SELLER, "1")]["data_start_time"], entries[(SELLER, "1")]["data_end_time"]) == (
+        datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 11, 2, tzinfo=timezone.utc))
+    assert entries[(SELLER, "2")]["data_start_time"] is None
+
+
+def test_landed_ranges_are_those_of_landed_or_empty_one_marketplace_reports(ledger):
+    day = ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z"]
+    ledger.record(ranged("1", day[0], day[1]), "DONE", "request", rows_landed=5)
+    ledger.record(ranged("2", day[1], day[2]), "CANCELLED", "request")  # Amazon had no data
+    ledger.record(ranged("3", day[2], day[3]), "FATAL", "request")
+    ledger.mark_listed([ranged("4", day[2], day[3])])
+    ledger.record(ranged("5", day[0], day[3], marketplaces=("ATVPDKIKX0DER", "A2EUQ1WTGCTBG2")), "DONE", "request")
+    ledger.record(ranged("6", day[0], day[1], seller=OTHER, marketplaces=("A2EUQ1WTGCTBG2",)), "DONE", "request")
+    ledger.record({**ranged("7", day[0], day[1]), "report_type": "GET_RETURNS"}, "DONE", "request")
+
+    utc = timezone.utc
+    assert ledger.landed_ranges(["GET_ORDERS"]) == {
+        (SELLER, "GET_ORDERS", "ATVPDKIKX0DER"): [(datetime(2026, 11, 1, tzinfo=utc), datetime(2026, 11, 2, tzinfo=utc)),
+                                                  (datetime(2026, 11, 2, tzinfo=utc), datetime(2026, 11, 3, tzinfo=utc))],
+        (OTHER, "GET_ORDERS", "A2EUQ1WTGCTBG2"): [(datetime(2026, 11, 1, tzinfo=utc), datetime(2026, 11, 2, tzinfo=utc))],
+    }
+    assert Ledger(Lake(str(ledger.lake.root) + "-empty")).landed_ranges(["GET_ORDERS"]) == {}
+
+
+OLD_SCHEMA = pa.schema([f for f in SCHEMA if f.name not in ("data_start_time", "data_end_time")])
+
+
+def test_a_ledger_written_before_data_ranges_gets_the_columns_on_its_next_write(ledger):
+    old = report("1", "2026-11-01T00:00:00Z")
+    old_row = {**old, "status": "DONE", "marketplace_ids": "ATVPDKIKX0DER", "report_created_time": None,
+               "rows_landed": 3, "via": "listing", "manifest": None, "recorded_at": datetime.now(timezone.utc)}
+    write_deltalake(ledger.uri, pa.Table.from_pylist([old_row], schema=OLD_SCHEMA))
+
+    # Read as it is: the range columns are null, the old report counts for no range.
+    assert ledger.entries()[(SELLER, "1")]["data_start_time"] is None
+    assert ledger.landed_ranges(["GET_ORDERS"]) == {} and ledger.landed(keys("1")) == set(keys("1"))
+
+    ledger.mark_listed([ranged("2", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")])
+    assert ledger.record(ranged("2", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"), "DONE", "request") is True
+    assert {"data_start_time", "data_end_time"} <= set(DeltaTable(ledger.uri).schema().to_arrow().names)
+    rows = {r["report_id"]: r for r in read_table(ledger.lake, LEDGER_TABLE).to_pylist()}
+    assert rows["1"]["rows_landed"] == 3 and rows["1"]["data_end_time"] is None
+    assert rows["2"]["data_end_time"] == datetime(2026, 11, 2, tzinfo=timezone.utc)
+    assert list(ledger.landed_ranges(["GET_ORDERS"])) == [(SELLER, "GET_ORDERS", "ATVPDKIKX0DER")]

@@ -13,6 +13,10 @@ reportIds are unique only per seller, so every lookup takes key pairs and return
 Writes are MERGEs keyed on (``selling_partner_id``, ``report_id``) that never overwrite a final status,
 retried on concurrent commits: two runs recording the same report leave one row. A ledger without the
 ``selling_partner_id`` column (a lake of the single-seller layout) raises ``LegacyLakeError``.
+
+Each row also holds the report's data range (``data_start_time``, ``data_end_time``), so a re-triggered
+backfill can skip the ranges already landed (``landed_ranges``). Ledgers written before those columns
+existed get them on their next write, and read as null until then.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, overload
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from sp_reports.columns import SELLER_COLUMN
@@ -45,6 +50,10 @@ FINAL_STATUSES = ("DONE", "CANCELLED", "FATAL")
 COMMIT_ATTEMPTS = 8
 
 Key = tuple[str, str]  # (selling_partner_id, report_id)
+RangeKey = tuple[str, str, str]  # (selling_partner_id, report_type, marketplace_id)
+DataRange = tuple[datetime, datetime]
+# Statuses whose data range needs no new report: landed, or Amazon had no data for it.
+RANGE_SETTLED_STATUSES = ("DONE", "CANCELLED")
 
 SCHEMA = pa.schema(
     [
@@ -58,6 +67,8 @@ SCHEMA = pa.schema(
         pa.field("via", pa.string()),  # request | notification | listing | recovered
         pa.field("manifest", pa.string()),
         pa.field("recorded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("data_start_time", pa.timestamp("us", tz="UTC")),
+        pa.field("data_end_time", pa.timestamp("us", tz="UTC")),
     ]
 )
 
@@ -104,6 +115,28 @@ class Ledger:
         candidates = [t for t in (newest_final and newest_final - overlap, oldest_listed) if t is not None]
         return min(candidates) if candidates else None
 
+    def landed_ranges(self, report_types: Iterable[str]) -> dict[RangeKey, list[DataRange]]:
+        """{(selling_partner_id, report_type, marketplace_id): [(data start, data end), ...]}, sorted: the data
+        ranges of reports of these types that landed (DONE) or had no data (CANCELLED), one ledger read for
+        every seller and marketplace. Only reports of exactly one marketplace count (a report of several
+        is not the one a plan asks for); FATAL and LISTED reports, and those without a range, don't."""
+        table = self._read()
+        if table is None:
+            return {}
+        table = table.filter(pc.is_in(table.column("report_type"), value_set=pa.array(sorted(set(report_types)))))
+        table = table.filter(pc.is_in(table.column("status"), value_set=pa.array(RANGE_SETTLED_STATUSES)))
+        table = table.filter(
+            pc.and_(pc.is_valid(table.column("data_start_time")), pc.is_valid(table.column("data_end_time")))
+        )
+        ranges: dict[RangeKey, list[DataRange]] = {}
+        columns = [SELLER_COLUMN, "report_type", "marketplace_ids", "data_start_time", "data_end_time"]
+        for row in table.select(columns).to_pylist():
+            marketplace = row["marketplace_ids"] or ""
+            if marketplace and "," not in marketplace:
+                key = (row[SELLER_COLUMN], row["report_type"], marketplace)
+                ranges.setdefault(key, []).append((row["data_start_time"], row["data_end_time"]))
+        return {key: sorted(spans) for key, spans in ranges.items()}
+
     # ------------------------------------------------------------------------------------ writing
 
     def mark_listed(self, reports: Iterable[FinishedReport], via: str = "listing") -> None:
@@ -131,16 +164,16 @@ class Ledger:
             return 0
         source = pa.Table.from_pylist(rows, schema=SCHEMA)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            table = self._open(create=True)
-            merge = table.merge(
-                source,
-                predicate=f"t.{SELLER_COLUMN} = s.{SELLER_COLUMN} AND t.report_id = s.report_id",
-                source_alias="s",
-                target_alias="t",
-            )
-            if overwrite_listed:
-                merge = merge.when_matched_update_all(predicate=f"t.status = '{LISTED}'")
             try:
+                table = self._with_all_columns(self._open(create=True))
+                merge = table.merge(
+                    source,
+                    predicate=f"t.{SELLER_COLUMN} = s.{SELLER_COLUMN} AND t.report_id = s.report_id",
+                    source_alias="s",
+                    target_alias="t",
+                )
+                if overwrite_listed:
+                    merge = merge.when_matched_update_all(predicate=f"t.status = '{LISTED}'")
                 metrics = merge.when_not_matched_insert_all().execute()
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS:
@@ -182,6 +215,17 @@ class Ledger:
             raise LegacyLakeError("the ledger (tables/_ledger)", self.lake.root)
         return table
 
+    def _with_all_columns(self, table: DeltaTable) -> DeltaTable:
+        """The ledger with every column of SCHEMA: one written before a column was added gets it (nullable,
+        a metadata-only commit; a concurrent writer adding it too makes this raise CommitFailedError)."""
+        existing = set(table.schema().to_arrow().names)
+        missing = [f for f in SCHEMA if f.name not in existing]
+        if not missing:
+            return table
+        table.alter.add_columns(DeltaSchema.from_arrow(pa.schema(missing)).fields)
+        log.info("Ledger %s: added columns %s", self.uri, [f.name for f in missing])
+        return self._checked(DeltaTable(self.uri, storage_options=self.lake.storage_options))
+
     def _read(self) -> pa.Table | None:
         from .delta import read_table
 
@@ -191,6 +235,9 @@ class Ledger:
             return None
         if SELLER_COLUMN not in table.column_names:
             raise LegacyLakeError("the ledger (tables/_ledger)", self.lake.root)
+        for f in SCHEMA:  # a ledger from before a column was added: the column reads as null
+            if f.name not in table.column_names:
+                table = table.append_column(f, pa.nulls(table.num_rows, f.type))
         return table
 
 
@@ -206,6 +253,8 @@ def _row(report: FinishedReport, status: str, via: str, rows_landed: int = 0, ma
         "via": via,
         "manifest": manifest,
         "recorded_at": datetime.now(UTC),
+        "data_start_time": _instant(report.get("data_start_time")),
+        "data_end_time": _instant(report.get("data_end_time")),
     }
 
 
