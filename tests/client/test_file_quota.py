@@ -150,6 +150,58 @@ async def test_one_store_per_folder_per_process(tmp_path):
     assert file_buckets(tmp_path) is file_buckets(str(tmp_path))
 
 
+# -- reserving ahead of a call, through the client ------------------------------------------------------------
+
+CREATE_PATH = "/reports/2021-06-30/reports"
+REFILL = 1 / operations.CREATE_REPORT.rate  # 59.9 s
+
+
+async def create(client, **kwargs) -> str:
+    return await client.create_report("GET_MERCHANT_LISTINGS_ALL_DATA", ["ATVPDKIKX0DER"], **kwargs)
+
+
+async def test_reservations_queue_like_requests_and_a_reserved_create_takes_no_token(stores, make_client, amazon,
+                                                                                     sleeps):  # fmt: skip
+    amazon.route("POST", CREATE_PATH, httpx.Response(202, json={"reportId": "R1"}))
+    client, other_process = make_client(quota_store=stores()), make_client(quota_store=stores())
+    got = [await (client if i % 2 else other_process).reserve_quota("createReport") for i in range(16)]
+    assert got == pytest.approx([0] * 14 + [REFILL, 2 * REFILL])  # the burst (15) less the client's spare token
+    assert await create(client, quota_reserved=True) == "R1"
+    assert sleeps == []  # sent at once
+    assert await other_process.reserve_quota("createReport") == pytest.approx(3 * REFILL)  # the create took none
+    assert await create(client) == "R1"  # without the flag, a create takes its token
+    assert sleeps[-1] == pytest.approx(4 * REFILL)
+
+
+async def test_a_reserved_create_refused_with_429_drains_the_store_and_retries_on_a_token(stores, make_client, amazon,
+                                                                                          fake, sleeps):  # fmt: skip
+    amazon.queue("POST", CREATE_PATH, fake.error_response(429, "QuotaExceeded", "slow down"),
+                 httpx.Response(202, json={"reportId": "R1"}, headers={"x-amzn-RateLimit-Limit": "0.0125"}))  # fmt: skip
+    client = make_client(quota_store=stores())
+    assert await client.reserve_quota("createReport") == 0  # 13 tokens left
+    assert await create(client, quota_reserved=True) == "R1"
+    # One refill after the 429; the retry's own token was earned meanwhile.
+    assert sleeps == [pytest.approx(REFILL)]
+    # The store was drained (not 12 tokens left) and holds the rate Amazon stated.
+    assert await make_client(quota_store=stores()).reserve_quota("createReport") == pytest.approx(1 / 0.0125)
+
+
+async def test_without_a_store_reservations_pace_this_process_only(make_client):
+    client = make_client()
+    assert [await client.reserve_quota("createReport") for _ in range(15)][-1] == pytest.approx(REFILL)
+    assert await client.reserve_quota("getReport") == 0
+    with pytest.raises(ValueError, match="unknown operation 'createReports'"):
+        await client.reserve_quota("createReports")
+
+
+def test_the_blocking_client_reserves_too(tmp_path, credentials, amazon):
+    from sp_reports.client import SellingPartnerClient
+
+    with SellingPartnerClient(credentials, transport=amazon.transport, quota_store=FileBuckets(tmp_path)) as client:
+        assert client.reserve_quota("getReportDocument") == 0
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == ["getReportDocument"]
+
+
 # -- processes sharing a folder ------------------------------------------------------------------------------
 
 

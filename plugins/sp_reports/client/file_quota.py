@@ -69,6 +69,7 @@ class FileBuckets(BucketActions):
         self.directory = Path(directory)
         self.lock_timeout = lock_timeout
         self.clock = clock
+        self._paths: dict[Hashable, str] = {}  # hashing a key and building its path cost more than the file work
         self._outage = Outage(f"the quota folder {str(self.directory)!r}", "this machine's processes", cooldown,
                               time.monotonic)  # fmt: skip
 
@@ -92,7 +93,9 @@ class FileBuckets(BucketActions):
         ``OSError``, ``TimeoutError`` (the lock) or ``UnreadableBucketError``."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
-        path = self.bucket_path(key)
+        path = self._paths.get(key)
+        if path is None:
+            path = self._paths[key] = str(self.bucket_path(key))
         fd = _open(path)
         try:
             self._lock(fd, path)
@@ -121,7 +124,7 @@ class FileBuckets(BucketActions):
         self._outage.succeeded()
         return answer
 
-    def _lock(self, fd: int, path: Path) -> None:
+    def _lock(self, fd: int, path: str) -> None:
         deadline = time.monotonic() + self.lock_timeout
         pause = 0.0001
         while True:
@@ -160,12 +163,12 @@ def step(state: dict[str, float] | None, action: str, now: float, given_rate: fl
     return {"tokens": tokens, "ts": now, "rate": rate, "expires": expires}, wait
 
 
-def _open(path: Path) -> int:
+def _open(path: str) -> int:
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
     try:
         return os.open(path, flags, 0o666)
     except FileNotFoundError:  # the first bucket of a new folder
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, flags, 0o666)
 
 
