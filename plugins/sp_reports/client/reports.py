@@ -303,7 +303,9 @@ class AsyncSellingPartnerClient:
         deferred until the due time): with a Redis or a file store it paces every process sharing it;
         without one (``SP_REPORTS_QUOTA_DIR=none`` and no Redis) it lives in this process's own bucket
         and paces this process only. A reservation never used is not given back: it delays later ones
-        by one refill.
+        by one refill. Send at the due time, not long after: the store counts the token spent when
+        reserved, so reservations kept while Amazon's bucket sits full (the burst's, due at once) and
+        then sent together with later ones can exceed the burst.
         """
         op = ops.BY_NAME.get(operation)
         if op is None:
