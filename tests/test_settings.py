@@ -13,7 +13,7 @@ NAMES = (
     "SP_REPORTS_LAKE", "SP_REPORTS_AWS_CONN_ID", "SP_REPORTS_REGISTRY", "SP_REPORTS_POLL_INTERVAL",
     "SP_REPORTS_DISABLE_SCHEDULES", "SP_REPORTS_NOTIFICATIONS_QUEUE_URL", "SP_REPORTS_SQS_AWS_CONN_ID",
     "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", "SP_REPORTS_ACCOUNTS", "SP_REPORTS_QUOTA_REDIS_URL",
-    "AIRFLOW__CELERY__BROKER_URL", "SP_REPORTS_PARSE_QUEUE",
+    "AIRFLOW__CELERY__BROKER_URL", "SP_REPORTS_PARSE_QUEUE", "SP_REPORTS_QUOTA_DIR",
 )
 
 
@@ -33,13 +33,15 @@ def test_defaults(env, tmp_path):
     assert (s.aws_conn_id, s.sqs_aws_conn_id, s.notifications_queue_url) == ("aws_default", "aws_default", None)
     assert s.notifications_poll_seconds == 20
     assert s.accounts == ("selling_partner_default",)
-    assert s.quota_redis_url is None  # no Redis anywhere: each process keeps its own quota buckets
+    assert s.quota_redis_url is None  # no Redis anywhere: the machine's processes share quota files
+    assert s.quota_dir == tmp_path / "airflow-home" / "sp_reports" / "quota"
     assert s.parse_queue is None  # Airflow's default queue
 
 
 def test_the_lake_default_follows_airflow_home_or_its_own_default(env):
     env.delenv("AIRFLOW_HOME")
     assert settings().lake == str(Path("~/airflow/lake").expanduser())
+    assert settings().quota_dir == Path("~/airflow/sp_reports/quota").expanduser()
 
 
 def test_the_packaged_registry_is_package_data_and_loads():
@@ -56,6 +58,7 @@ def test_every_variable_is_read(env, tmp_path):
         "SP_REPORTS_SQS_AWS_CONN_ID": "sqs_aws", "SP_REPORTS_NOTIFICATIONS_POLL_SECONDS": "5",
         "SP_REPORTS_ACCOUNTS": " amazon_a_na, amazon_a_fe,,amazon_a_na ",
         "SP_REPORTS_QUOTA_REDIS_URL": "redis://quotas:6379/3", "SP_REPORTS_PARSE_QUEUE": " parsing ",
+        "SP_REPORTS_QUOTA_DIR": str(tmp_path / "quotas"),
     }
     for name, value in values.items():
         env.setenv(name, value)
@@ -67,6 +70,7 @@ def test_every_variable_is_read(env, tmp_path):
     assert s.accounts == ("amazon_a_na", "amazon_a_fe")
     assert s.quota_redis_url == "redis://quotas:6379/3"
     assert s.parse_queue == "parsing"
+    assert s.quota_dir == tmp_path / "quotas"
 
 
 @pytest.mark.parametrize("broker, own, expected", [
@@ -85,6 +89,16 @@ def test_the_quota_redis_defaults_to_a_redis_celery_broker(env, broker, own, exp
     if own is not None:
         env.setenv("SP_REPORTS_QUOTA_REDIS_URL", own)
     assert settings().quota_redis_url == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("none", None), (" None ", None),  # each process keeps its own buckets
+    ("/var/lib/sp-reports/quota", Path("/var/lib/sp-reports/quota")),
+    ("~/quota", Path("~/quota").expanduser()),
+])
+def test_the_quota_folder_can_be_moved_or_disabled(env, value, expected):
+    env.setenv("SP_REPORTS_QUOTA_DIR", value)
+    assert settings().quota_dir == expected
 
 
 def test_a_quota_redis_url_that_is_not_redis_fails_without_repeating_it(env):

@@ -44,17 +44,25 @@ class Settings:
     """``SP_REPORTS_ACCOUNTS``: the ``selling_partner`` connections (comma-separated ids) the DAGs serve."""
     quota_redis_url: str | None
     """``SP_REPORTS_QUOTA_REDIS_URL``: the Redis holding the SP-API quota buckets the whole fleet shares; unset: the
-    Celery broker's when that is Redis; ``none`` or no Redis: each process keeps its own buckets."""
+    Celery broker's when that is Redis; ``none`` or no Redis: the file store below."""
+    quota_dir: Path | None
+    """``SP_REPORTS_QUOTA_DIR``: the folder of the quota buckets every process of this machine shares (one small file
+    each), used when there is no Redis store; unset: ``sp_reports/quota`` in Airflow's home; ``none``: each process
+    keeps its own buckets."""
     parse_queue: str | None
     """``SP_REPORTS_PARSE_QUEUE``: the executor queue (a Celery queue) of ``parse_document``, the CPU- and
     memory-heavy step, e.g. to run it on bigger workers; unset means Airflow's default queue."""
 
 
+def airflow_home() -> Path:
+    """``$AIRFLOW_HOME``, else ``~/airflow``, as Airflow itself decides: the same folder for the DAGs, the tasks and
+    the ``sp-reports`` command, whatever their working directory."""
+    return Path(os.environ.get("AIRFLOW_HOME") or str(Path("~/airflow").expanduser()))
+
+
 def default_lake_root() -> str:
-    """``lake/`` in Airflow's home (``$AIRFLOW_HOME``, else ``~/airflow``, as Airflow itself decides): the same
-    folder for the DAGs, the tasks and the ``sp-reports`` command, whatever their working directory."""
-    home = os.environ.get("AIRFLOW_HOME") or str(Path("~/airflow").expanduser())
-    return str(Path(home) / "lake")
+    """``lake/`` in Airflow's home."""
+    return str(airflow_home() / "lake")
 
 
 def settings() -> Settings:
@@ -69,6 +77,7 @@ def settings() -> Settings:
         notifications_poll_seconds=int(_number("SP_REPORTS_NOTIFICATIONS_POLL_SECONDS", 20, maximum=20)),
         accounts=_names("SP_REPORTS_ACCOUNTS", DEFAULT_ACCOUNT),
         quota_redis_url=_quota_redis_url(),
+        quota_dir=_quota_dir(),
         parse_queue=_text("SP_REPORTS_PARSE_QUEUE"),
     )
 
@@ -89,6 +98,13 @@ def _quota_redis_url() -> str | None:
         # The value is not repeated: it may hold a password.
         raise SettingsError(f"{name} must be a redis://, rediss:// or unix:// URL, or none")
     return text
+
+
+def _quota_dir() -> Path | None:
+    text = _text("SP_REPORTS_QUOTA_DIR")
+    if text is None:
+        return airflow_home() / "sp_reports" / "quota"
+    return None if text.lower() == "none" else Path(text).expanduser()
 
 
 def _text(name: str) -> str | None:

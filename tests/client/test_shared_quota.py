@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import socket
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-import sp_reports
+from quota_fleet import emulator_job, run_fleet, seed_documents
 from sp_reports.client import (
     AsyncSellingPartnerClient,
     Credentials,
@@ -32,7 +26,6 @@ from sp_reports.client import (
 from sp_reports.emulator import testing
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-WORKER = Path(__file__).with_name("quota_worker.py")
 KEY = ("https://sellingpartnerapi-na.amazon.com", "amzn1.application-oa2-client.test", "f00d" * 16, "getReport", 1.0)
 REPORT_PATH = "/reports/2021-06-30/reports/R1"
 
@@ -232,18 +225,9 @@ def emulator():
 def test_two_workers_fetching_documents_together(emulator, prefix, real_time, shared):
     """Two processes download 20 documents together at getReportDocument's real quota (rate 0.0167/s, burst 15)
     scaled by the emulator's speed: with shared buckets Amazon never says 429; each process with its own does."""
-    documents = seed_documents(emulator, DOCUMENTS)
+    documents = seed_documents(emulator, DOCUMENTS, SPEED)
     jobs = [
-        {
-            "mode": "fetch",
-            "redis_url": REDIS_URL if shared else None,
-            "prefix": prefix,
-            "speed": SPEED,
-            "credentials": dict(emulator.credentials),
-            "endpoint": emulator.base_url,
-            "lwa_endpoint": emulator.lwa_url,
-            "document_ids": half,
-        }
+        emulator_job(emulator, SPEED, mode="fetch", redis_url=REDIS_URL if shared else None, prefix=prefix, document_ids=half)
         for half in (documents[::2], documents[1::2])
     ]
     assert run_fleet(jobs) == [DOCUMENTS // 2, DOCUMENTS // 2]
@@ -257,52 +241,6 @@ def test_two_workers_fetching_documents_together(emulator, prefix, real_time, sh
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def seed_documents(emu, count: int) -> list[str]:
-    """``count`` DONE reports made the way Amazon makes them (no quota spent); their document ids."""
-    emu.reset(config=True)
-    with httpx.Client(base_url=emu.base_url, timeout=10) as http:
-        for _ in range(count):
-            http.post("/_emulator/reports", json={"reportType": "GET_MERCHANT_LISTINGS_ALL_DATA",
-                                                 "marketplaceIds": ["ATVPDKIKX0DER"]}).raise_for_status()  # fmt: skip
-
-    async def done() -> list[str]:
-        async with AsyncSellingPartnerClient(Credentials(**emu.credentials), endpoint=emu.base_url,
-                                             lwa_endpoint=emu.lwa_url, scale_quotas=SPEED) as client:  # fmt: skip
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                page = await client.get_reports(report_types=["GET_MERCHANT_LISTINGS_ALL_DATA"],
-                                                processing_statuses=["DONE"], page_size=100)  # fmt: skip
-                if len(page["reports"]) == count:
-                    return [r["reportDocumentId"] for r in page["reports"]]
-                await asyncio.sleep(0.05)
-        raise AssertionError("the seeded reports did not finish")
-
-    return asyncio.run(done())
-
-
-def run_fleet(jobs: list[dict]) -> list:
-    """Start one worker process per job, let them all go at once, return each one's result."""
-    env = {**os.environ, "PYTHONPATH": str(Path(sp_reports.__file__).resolve().parents[1])}
-    procs = [subprocess.Popen([sys.executable, str(WORKER), json.dumps(job)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=env) for job in jobs]  # fmt: skip
-    try:
-        for proc in procs:
-            assert proc.stdout.readline().strip() == "ready"
-        for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        results = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=60)
-            assert proc.returncode == 0, out
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
 
 
 def free_port() -> int:

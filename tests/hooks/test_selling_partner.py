@@ -65,3 +65,28 @@ def test_unknown_region_is_rejected(emulator, monkeypatch):
         SellingPartnerHook().get_conn()
 
 
+
+
+def test_the_hook_shares_quotas_through_redis_else_files_else_not(sp_conn, monkeypatch, tmp_path):
+    """Redis when configured (the fleet); else the quota folder (this machine's processes); else none."""
+    from sp_reports.client import FileBuckets, SharedBuckets
+    from sp_reports.hooks.selling_partner import quota_store
+
+    hook = SellingPartnerHook()
+
+    def store():
+        assert hook.client_kwargs(hook.get_connection(hook.selling_partner_conn_id))["quota_store"] is quota_store()
+        return quota_store()
+
+    monkeypatch.delenv("AIRFLOW__CELERY__BROKER_URL", raising=False)
+    monkeypatch.setenv("SP_REPORTS_QUOTA_REDIS_URL", "redis://127.0.0.1:6379/7")
+    monkeypatch.setenv("SP_REPORTS_QUOTA_DIR", str(tmp_path))
+    assert isinstance(store(), SharedBuckets) and store().url == "redis://127.0.0.1:6379/7"
+    monkeypatch.setenv("SP_REPORTS_QUOTA_REDIS_URL", "none")
+    assert isinstance(store(), FileBuckets) and store().directory == tmp_path
+    monkeypatch.delenv("SP_REPORTS_QUOTA_DIR")  # the default: a folder in Airflow's home
+    assert store().directory.parts[-2:] == ("sp_reports", "quota")
+    monkeypatch.setenv("SP_REPORTS_QUOTA_DIR", "none")
+    assert store() is None
+    with hook.get_conn() as client:  # and a client works on each
+        client.get_reports(report_types=["GET_MERCHANT_LISTINGS_ALL_DATA"], page_size=1)

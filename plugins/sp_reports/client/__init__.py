@@ -22,6 +22,8 @@ from .errors import (
     ServerError,
     is_transient,
 )
+from .file_quota import FileBuckets, file_buckets
+from .quota_store import QuotaStore
 from .ratelimit import BUCKETS, TokenBucket
 from .redaction import redact_url
 from .reports import AsyncSellingPartnerClient
@@ -42,11 +44,13 @@ __all__ = [
     "Credentials",
     "DocumentDownload",
     "DocumentDownloadError",
+    "FileBuckets",
     "InvalidInputError",
     "NetworkError",
     "NotFoundError",
     "OutcomeUnknownError",
     "QuotaExceededError",
+    "QuotaStore",
     "SellingPartnerClient",
     "SellingPartnerError",
     "ServerError",
@@ -54,6 +58,7 @@ __all__ = [
     "TokenBucket",
     "TokenCache",
     "ensure_report_notifications",
+    "file_buckets",
     "is_transient",
     "redact_url",
     "shared_buckets",

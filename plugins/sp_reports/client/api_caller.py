@@ -12,9 +12,9 @@ import httpx
 from .auth import LwaAuth
 from .errors import NetworkError, OutcomeUnknownError, error_from_response, says_token_expired
 from .operations import Operation
+from .quota_store import QuotaStore
 from .ratelimit import BUCKETS, BucketRegistry, TokenBucket, rate_from_headers
 from .retry import RetryPolicy, retry_after_seconds
-from .shared_quota import SharedBuckets
 
 # The request certainly never reached Amazon: safe to retry even a non-idempotent request.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -37,8 +37,9 @@ class ApiCaller:
     policy: RetryPolicy
     scale_quotas: float = 1.0
     buckets: BucketRegistry = BUCKETS
-    # The fleet's buckets in Redis (client/shared_quota.py); None, or Redis unusable: the process's ``buckets``.
-    quota_store: SharedBuckets | None = None
+    # Buckets shared with other processes (Redis: client/shared_quota.py, files: client/file_quota.py); None, or
+    # the store unusable: the process's ``buckets``.
+    quota_store: QuotaStore | None = None
 
     def quota_key(self, op: Operation) -> tuple[str, str, str | None, str, float]:
         # Amazon meters per application and selling partner (grantless operations per application only), so
@@ -59,9 +60,12 @@ class ApiCaller:
         path_params: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
+        *,
+        quota_reserved: bool = False,
     ) -> httpx.Response:
         """Send ``op`` until it succeeds or fails for good; returns the 2xx response or raises a
-        ``SellingPartnerError`` subclass.
+        ``SellingPartnerError`` subclass. ``quota_reserved``: the first attempt's token was taken by ``reserve``
+        earlier (and its wait is over); every later attempt takes its own.
 
         * 429: wait (Retry-After, else one bucket refill) and retry.
         * 5xx and network errors: full-jitter exponential backoff and retry; a non-idempotent
@@ -71,7 +75,7 @@ class ApiCaller:
         """
         url = self.endpoint + op.path.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
         params = {k: v for k, v in (params or {}).items() if v is not None}
-        quota = _Quota(self.quota_key(op), self.bucket(op), self.quota_store)
+        quota = self._quota(op, reserved=quota_reserved)
         policy = self.policy
         refreshed = False
         attempt = 0
@@ -130,6 +134,14 @@ class ApiCaller:
                 continue
             raise error_from_response(op.name, response)
 
+    async def reserve(self, op: Operation) -> float:
+        """Take one token of ``op`` now, for a request sent later (``call(..., quota_reserved=True)``); returns the
+        seconds until it is due."""
+        return await self._quota(op).reserve()
+
+    def _quota(self, op: Operation, reserved: bool = False) -> _Quota:
+        return _Quota(self.quota_key(op), self.bucket(op), self.quota_store, reserved)
+
     async def _take_token(self, quota: _Quota) -> None:
         wait = await quota.reserve()
         try:
@@ -147,24 +159,33 @@ class ApiCaller:
 
 
 class _Quota:
-    """One operation's quota for one call: the fleet's bucket in Redis when a store is configured and
-    answering, else (and always as the fallback) the process's own ``TokenBucket``.
+    """One operation's quota for one call: the shared bucket when a store is configured and answering, else (and
+    always as the fallback) the process's own ``TokenBucket``.
 
-    The shared bucket is used again by each reservation once Redis answers; drain, refund and a new rate go
-    where the last token came from (a rate also to the process's bucket, so a fallback starts right).
+    The shared bucket is used again by each reservation once the store answers; drain, refund and a new rate go
+    where the last token came from (a rate also to the process's bucket, so a fallback starts right). A call whose
+    first token was ``reserved`` earlier takes none for its first attempt; that token came from the store when
+    there is one (the reservation's own fallback cannot be known any more, and draining the store errs on the
+    side of fewer requests).
     """
 
     def __init__(self, key: tuple[str, str, str | None, str, float], bucket: TokenBucket,
-                 store: SharedBuckets | None) -> None:  # fmt: skip
+                 store: QuotaStore | None, reserved: bool = False) -> None:  # fmt: skip
         self.key = key
         self.bucket = bucket
         self.store = store
-        self.shared_rate: float | None = None  # the shared bucket's rate when the last token came from Redis
+        self.reserved = reserved
+        self.from_store = reserved and store is not None  # where the last token came from
+        self.shared_rate: float | None = None  # the shared bucket's rate, when the last token told it
 
     async def reserve(self) -> float:
+        if self.reserved:
+            self.reserved = False
+            return 0.0
         reserved = None
         if self.store is not None:
             reserved = await self.store.reserve(self.key, self.bucket.rate, self.bucket.burst)
+        self.from_store = reserved is not None
         if reserved is None:
             self.shared_rate = None
             return self.bucket.reserve()
@@ -172,22 +193,27 @@ class _Quota:
         return wait
 
     async def refund(self) -> None:
-        if self.store is None or self.shared_rate is None:
+        if self.store is None or not self.from_store:
             self.bucket.refund()
-        else:  # if Redis went away meanwhile the token stays spent: that errs on the side of fewer requests
-            await self.store.refund(self.key, self.shared_rate, self.bucket.burst)
+        else:  # if the store went away meanwhile the token stays spent: that errs on the side of fewer requests
+            await self.store.refund(self.key, self.stored_rate, self.bucket.burst)
 
     async def drain(self) -> None:
         self.bucket.drain()
-        if self.store is not None and self.shared_rate is not None:
-            await self.store.drain(self.key, self.shared_rate, self.bucket.burst)
+        if self.store is not None and self.from_store:
+            await self.store.drain(self.key, self.stored_rate, self.bucket.burst)
 
     async def set_rate(self, rate: float) -> None:
         if rate != self.bucket.rate:
             self.bucket.set_rate(rate)
-        store = self.store if self.shared_rate is not None and rate != self.shared_rate else None
+        store = self.store if self.from_store and rate != self.shared_rate else None
         if store is not None and await store.set_rate(self.key, rate, self.bucket.burst):
             self.shared_rate = rate
+
+    @property
+    def stored_rate(self) -> float:
+        """The shared bucket's rate as far as known (the store keeps its own; this one counts for a new bucket)."""
+        return self.bucket.rate if self.shared_rate is None else self.shared_rate
 
     @property
     def refill_time(self) -> float:

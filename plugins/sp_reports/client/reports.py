@@ -17,8 +17,8 @@ from .documents import DocumentDownload
 from .documents import download_document as _download_document
 from .endpoints import DEFAULT_LWA_ENDPOINT, USER_AGENT, check_lwa_endpoint, resolve_endpoint
 from .errors import NotFoundError, SellingPartnerError
+from .quota_store import QuotaStore
 from .retry import RetryPolicy
-from .shared_quota import SharedBuckets
 
 DateTime = datetime | str
 
@@ -30,9 +30,10 @@ class AsyncSellingPartnerClient:
     use the application's ``sellingpartnerapi::notifications`` token, never the seller's.
 
     Access tokens and per-operation quota buckets are shared process-wide, so creating many
-    clients for the same credentials is cheap and they throttle together. ``quota_store`` (a
-    ``SharedBuckets``, e.g. ``shared_buckets(settings().quota_redis_url)``) shares the quota buckets
-    with every process of the fleet through Redis; None (the default) keeps them in-process.
+    clients for the same credentials is cheap and they throttle together. ``quota_store`` shares the
+    quota buckets with other processes: a ``SharedBuckets`` (e.g. ``shared_buckets(settings().quota_redis_url)``)
+    with every process of the fleet through Redis, a ``FileBuckets`` (``file_buckets(settings().quota_dir)``)
+    with every process of the machine through files; None (the default) keeps them in-process.
     ``transport`` is for tests (e.g. ``httpx.MockTransport``).
     """
 
@@ -48,7 +49,7 @@ class AsyncSellingPartnerClient:
         timeout: float = 30.0,
         scale_quotas: float = 1.0,
         *,
-        quota_store: SharedBuckets | None = None,
+        quota_store: QuotaStore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
@@ -56,8 +57,8 @@ class AsyncSellingPartnerClient:
         self.endpoint = resolve_endpoint(region, endpoint)
         self.lwa_endpoint = check_lwa_endpoint(lwa_endpoint)
         self.credentials = credentials
-        if quota_store is not None and not isinstance(quota_store, SharedBuckets):
-            raise TypeError("quota_store must be a sp_reports.client.SharedBuckets or None")
+        if quota_store is not None and not isinstance(quota_store, QuotaStore):
+            raise TypeError("quota_store must be a quota store (sp_reports.client.SharedBuckets, FileBuckets) or None")
         self.quota_store = quota_store
         self._policy = RetryPolicy(max_attempts, backoff_base, backoff_cap)
         if scale_quotas <= 0:
@@ -98,8 +99,13 @@ class AsyncSellingPartnerClient:
         data_start_time: DateTime | None = None,
         data_end_time: DateTime | None = None,
         report_options: Mapping[str, str] | None = None,
+        quota_reserved: bool = False,
     ) -> str:
         """Request a report; returns its reportId.
+
+        ``quota_reserved``: the first attempt's createReport token was taken earlier by
+        ``reserve_quota("createReport")`` (maybe in another process) and its wait is over, so the
+        first attempt sends at once; a retry after a 429 takes a token as usual.
 
         Raises ``OutcomeUnknownError`` if the request was sent but the response was lost: it is
         not resent (that could queue a duplicate report); look for the report with ``get_reports``.
@@ -115,7 +121,7 @@ class AsyncSellingPartnerClient:
             body["dataEndTime"] = end
         if report_options is not None:
             body["reportOptions"] = check.report_options(report_options)
-        response = await self._api.call(ops.CREATE_REPORT, json=body)
+        response = await self._api.call(ops.CREATE_REPORT, json=body, quota_reserved=quota_reserved)
         return _field(ops.CREATE_REPORT, response, "reportId")
 
     async def get_report(self, report_id: str) -> dict[str, Any]:
@@ -283,6 +289,28 @@ class AsyncSellingPartnerClient:
             "subscriptionId": check.identifier("subscription_id", subscription_id),
         }
         await self._api.call(ops.DELETE_SUBSCRIPTION, path)
+
+    # -- quotas ----------------------------------------------------------------------------------
+
+    async def reserve_quota(self, operation: str) -> float:
+        """Take one token of ``operation`` (e.g. ``"createReport"``) for this client's selling partner now,
+        for a request sent later; returns the seconds until it is due (0: available now).
+
+        Reservations queue like the client's own requests: once the burst is spent, each is due one
+        refill (1 / rate) after the one before. Send the request no earlier than that, with
+        ``create_report(..., quota_reserved=True)``, which then takes no token for its first attempt.
+        The reservation lives in the quota store, so the process that sends may be another one (a task
+        deferred until the due time): with a Redis or a file store it paces every process sharing it;
+        without one (``SP_REPORTS_QUOTA_DIR=none`` and no Redis) it lives in this process's own bucket
+        and paces this process only. A reservation never used is not given back: it delays later ones
+        by one refill. Send at the due time, not long after: the store counts the token spent when
+        reserved, so reservations kept while Amazon's bucket sits full (the burst's, due at once) and
+        then sent together with later ones can exceed the burst.
+        """
+        op = ops.BY_NAME.get(operation)
+        if op is None:
+            raise ValueError(f"unknown operation {operation!r}; one of {', '.join(sorted(ops.BY_NAME))}")
+        return await self._api.reserve(op)
 
     # -- grantless -------------------------------------------------------------------------------
 

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from .quota_store import BucketActions, Outage, bucket_name
 from .redaction import redact_url
-
-logger = logging.getLogger("sp_reports.client")
 
 DEFAULT_PREFIX = "sp-reports:quota:"
 
@@ -73,7 +70,7 @@ return {string.format('%.17g', wait), string.format('%.17g', rate)}
 """
 
 
-class SharedBuckets:
+class SharedBuckets(BucketActions):
     """Token buckets in Redis at ``url``, shared by every process that names the same Redis and ``prefix``.
 
     ``reserve``/``refund``/``drain``/``set_rate`` take the in-process registry's key and the bucket's default
@@ -101,7 +98,7 @@ class SharedBuckets:
         self.clock = clock
         self._by_loop: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
         self._mutex = threading.Lock()
-        self._down_until: float | None = None  # set while Redis is considered unreachable
+        self._outage = Outage(f"Redis at {self.redacted_url}", "the fleet", cooldown, lambda: self.clock())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.redacted_url!r}, prefix={self.prefix!r})"
@@ -114,31 +111,11 @@ class SharedBuckets:
     @property
     def available(self) -> bool:
         """False while a failure's cooldown lasts."""
-        with self._mutex:
-            return self._down_until is None or self.clock() >= self._down_until
+        return self._outage.available
 
     def redis_key(self, key: Hashable) -> str:
         """``{prefix}{operation}:{sha256 of the whole key}``: the operation readable, nothing secret spelled out."""
-        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
-        operation = key[3] if isinstance(key, tuple) and len(key) > 3 else "bucket"
-        return f"{self.prefix}{operation}:{digest}"
-
-    async def reserve(self, key: Hashable, rate: float, burst: int) -> tuple[float, float] | None:
-        """Take a token: ``(seconds to wait before using it, the bucket's rate)``, or None (use your own)."""
-        answer = await self._run("reserve", key, rate, burst)
-        return None if answer is None else (float(answer[0]), float(answer[1]))
-
-    async def refund(self, key: Hashable, rate: float, burst: int) -> bool:
-        """Give back a reservation that was not used (the waiter was cancelled)."""
-        return await self._run("refund", key, rate, burst) is not None
-
-    async def drain(self, key: Hashable, rate: float, burst: int) -> bool:
-        """Amazon said 429: the fleet's bucket is empty, whatever it held."""
-        return await self._run("drain", key, rate, burst) is not None
-
-    async def set_rate(self, key: Hashable, rate: float, burst: int) -> bool:
-        """Amazon stated ``rate`` (``x-amzn-RateLimit-Limit``): every process uses it from now on."""
-        return await self._run("set_rate", key, rate, burst) is not None
+        return self.prefix + bucket_name(key)
 
     async def aclose_loop(self) -> None:
         """Close the connections of the running loop (a loop about to close, e.g. a sync client's)."""
@@ -148,7 +125,7 @@ class SharedBuckets:
             with contextlib.suppress(Exception):  # closing is best effort
                 await entry[0].aclose()
 
-    async def _run(self, action: str, key: Hashable, rate: float, burst: int) -> list[bytes] | None:
+    async def _run(self, action: str, key: Hashable, rate: float, burst: int) -> tuple[float, float] | None:
         if not self.available:
             return None
         try:
@@ -159,10 +136,11 @@ class SharedBuckets:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - Redis is a helper: whatever went wrong, the caller's own bucket serves
-            self._failed(exc)
+            self._outage.failed(exc)
             return None
-        self._succeeded()
-        return list(answer)
+        self._outage.succeeded()
+        wait, bucket_rate = answer
+        return float(wait), float(bucket_rate)
 
     def _client(self) -> tuple[Any, Any]:
         loop = asyncio.get_running_loop()
@@ -184,25 +162,6 @@ class SharedBuckets:
                 client = Redis(connection_pool=pool, retry=no_retry)
                 entry = self._by_loop[loop] = (client, client.register_script(RESERVE))
             return entry
-
-    def _failed(self, exc: BaseException) -> None:
-        with self._mutex:
-            first = self._down_until is None
-            self._down_until = self.clock() + self.cooldown
-        if first:
-            logger.warning(
-                "SP-API quotas: Redis at %s is unusable (%s: %s); using this process's own quota buckets, "
-                "trying Redis again every %gs",
-                self.redacted_url, type(exc).__name__, exc or "no detail", self.cooldown,
-            )  # fmt: skip
-
-    def _succeeded(self) -> None:
-        with self._mutex:
-            was_down = self._down_until is not None
-            self._down_until = None
-        if was_down:
-            logger.info("SP-API quotas: Redis at %s is back; quota buckets are shared by the fleet again",
-                        self.redacted_url)  # fmt: skip
 
 
 _STORES: dict[str, SharedBuckets] = {}

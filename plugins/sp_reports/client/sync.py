@@ -76,7 +76,7 @@ class SellingPartnerClient:
             return
         self._run(self._client.aclose())
         store = self._client.quota_store
-        if store is not None:  # the loop is this client's own: its Redis connections go with it
+        if store is not None:  # the loop is this client's own: its store's connections go with it
             self._run(store.aclose_loop())
         with self._mutex:
             self._closed = True
@@ -105,3 +105,4 @@ class SellingPartnerClient:
     get_subscription = _sync(AsyncSellingPartnerClient.get_subscription)
     delete_subscription = _sync(AsyncSellingPartnerClient.delete_subscription)
     get_grantless_access_token = _sync(AsyncSellingPartnerClient.get_grantless_access_token)
+    reserve_quota = _sync(AsyncSellingPartnerClient.reserve_quota)

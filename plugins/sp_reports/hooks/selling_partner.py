@@ -16,8 +16,10 @@ from sp_reports.client import (
     REGION_ENDPOINTS,
     AsyncSellingPartnerClient,
     Credentials,
+    QuotaStore,
     SellingPartnerClient,
     SellingPartnerError,
+    file_buckets,
     shared_buckets,
 )
 from sp_reports.settings import settings
@@ -95,8 +97,7 @@ class SellingPartnerHook(BaseHook):
             "region": region,
             "endpoint": extra.get("endpoint") or None,
             "lwa_endpoint": extra.get("lwa_endpoint") or DEFAULT_LWA_ENDPOINT,
-            # The fleet's quota buckets (SP_REPORTS_QUOTA_REDIS_URL): one store per process, None without Redis.
-            "quota_store": shared_buckets(settings().quota_redis_url),
+            "quota_store": quota_store(),
             **self.client_options,
         }
 
@@ -116,6 +117,16 @@ class SellingPartnerHook(BaseHook):
         except (SellingPartnerError, AccountError, ValueError) as exc:
             return False, str(exc)
         return True, f"Connection to the Selling Partner API works: {account}."
+
+
+def quota_store() -> QuotaStore | None:
+    """Where this process's clients keep their quota buckets (one store per process): the fleet's Redis
+    (``SP_REPORTS_QUOTA_REDIS_URL``) when there is one, else the machine's files (``SP_REPORTS_QUOTA_DIR``), else
+    None (each process its own buckets)."""
+    current = settings()
+    if current.quota_redis_url is not None:
+        return shared_buckets(current.quota_redis_url)
+    return file_buckets(current.quota_dir)
 
 
 SHARED_CLIENT_TTL = 300.0
