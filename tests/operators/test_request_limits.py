@@ -3,7 +3,6 @@ cooldown FATAL out, replacing a stuck report, and booking createReport's quota a
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -42,16 +41,15 @@ def creates(emulator) -> int:
 # -- reuse ----------------------------------------------------------------------------------------------------
 
 
-def test_a_recent_done_report_is_reused_with_no_create_report(sp_conn, caplog):
+def test_a_recent_done_report_is_reused_with_no_create_report(sp_conn, capfd):
     first = run(operator())
     assert creates(sp_conn) == 1 and "reused" not in first
 
-    caplog.set_level(logging.INFO)
     again = run(operator())  # another run, another task instance: nothing remembered
 
     assert creates(sp_conn) == 1
     assert again["report_id"] == first["report_id"] and again["reused"] is True
-    assert f"Reusing report {first['report_id']}" in caplog.text
+    assert f"Reusing report {first['report_id']}" in capfd.readouterr().out
 
 
 def test_a_report_still_in_progress_is_reused(sp_conn):
@@ -106,7 +104,7 @@ def test_a_cooldown_fatal_is_waited_out_deferred_then_requested_once_more(sp_con
     assert len(waits) == 1
     trigger, made_before_waiting = waits[0]
     window_ends = datetime.fromisoformat(earlier["created_time"].replace("Z", "+00:00")) + timedelta(seconds=4)
-    assert window_ends <= trigger.moment <= window_ends + timedelta(seconds=1)
+    assert window_ends <= trigger.moment <= window_ends + timedelta(seconds=2)  # a margin for clocks and rounding
     assert made_before_waiting == 2
     assert creates(sp_conn) == 3
 
@@ -144,10 +142,9 @@ def test_a_fatal_without_an_earlier_report_is_not_a_cooldown(sp_conn):
 # -- stuck reports --------------------------------------------------------------------------------------------
 
 
-def test_a_stuck_report_is_replaced_once(sp_conn, caplog):
+def test_a_stuck_report_is_replaced_once(sp_conn, capfd):
     sp_conn.config(stuck_reports=1, processing_seconds=0.5)
     store = MemoryTaskStateStore()
-    caplog.set_level(logging.INFO)
 
     finished = run(operator(stuck_after=timedelta(seconds=2)), store)
 
@@ -157,7 +154,7 @@ def test_a_stuck_report_is_replaced_once(sp_conn, caplog):
         listed = client.get_reports(report_types=[ORDERS])["reports"]
     stuck = next(r for r in listed if r["reportId"] != finished["report_id"])
     assert stuck["processingStatus"] == "IN_PROGRESS"
-    assert f"Stuck report {stuck['reportId']} is replaced by report {finished['report_id']}" in caplog.text
+    assert f"Stuck report {stuck['reportId']} is replaced by report {finished['report_id']}" in capfd.readouterr().out
     assert store.get(REPORT_ID_KEY) == finished["report_id"]
 
 

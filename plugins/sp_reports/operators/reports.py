@@ -36,7 +36,8 @@ COOLDOWN_KEY = "sp_report_cooldown_waited"
 REPORT_ID_RETENTION = timedelta(days=90)
 # A createReport token due later than this is waited for deferred (no worker held), sooner in the worker.
 DEFER_QUOTA_WAITS_OVER = 10.0
-# Amazon's clock and ours differ a little: a cooldown is waited out with a tenth more, at most this much more.
+# Amazon's times are to the second and its clock is not ours: a cooldown is waited out with a second and a tenth
+# more, at most this much more.
 COOLDOWN_MARGIN = timedelta(seconds=30)
 
 
@@ -273,11 +274,13 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
         if waited:
             raise ReportFatalError(
                 f"report {report['reportId']} ({report['reportType']}) ended FATAL again after this task waited "
-                f"out the {self.cooldown} cooldown that report {waited} ran into; report {earlier['reportId']} "
-                f"(created {earlier['createdTime']}) restarted it. Another job requests this type for the same "
-                "marketplace: space them at least the cooldown apart (registry: cooldown), then clear this task"
+                f"out the {self.cooldown} cooldown once (report {waited} ran into it); the window now runs from "
+                f"report {earlier['reportId']}, created {earlier['createdTime']}. Something else requests this type "
+                "for the same marketplace, or the registry's cooldown is shorter than Amazon's: space the requests "
+                "at least the cooldown apart (registry: cooldown), then clear this task"
             )
-        until = instant(earlier["createdTime"]) + self.cooldown + min(COOLDOWN_MARGIN, self.cooldown / 10)
+        margin = min(COOLDOWN_MARGIN, timedelta(seconds=1) + self.cooldown / 10)
+        until = instant(earlier["createdTime"]) + self.cooldown + margin
         self.log.warning(
             "%sReport %s ended FATAL with no error document %s after report %s of the same type and marketplace: "
             "Amazon generates %s at most once per %s. Waiting until %s UTC, deferred, then requesting once more",
