@@ -1,5 +1,5 @@
-"""Amazon Selling Partner API client for the Reports API 2021-06-30 and the Notifications API v1
-(no Airflow needed).
+"""Amazon Selling Partner API client for the Reports API 2021-06-30, the Notifications API v1 and the Tokens
+API's Restricted Data Tokens (no Airflow needed).
 
 ``AsyncSellingPartnerClient`` is the implementation; ``SellingPartnerClient`` is its blocking
 face. See docs/architecture.md for the contract.
@@ -25,6 +25,7 @@ from .errors import (
 from .ratelimit import BUCKETS, TokenBucket
 from .redaction import redact_url
 from .reports import AsyncSellingPartnerClient
+from .restricted import RestrictedDataToken
 from .shared_quota import SharedBuckets, shared_buckets
 from .subscriptions import REPORT_PROCESSING_FINISHED, ensure_report_notifications
 from .sync import SellingPartnerClient
@@ -47,6 +48,7 @@ __all__ = [
     "NotFoundError",
     "OutcomeUnknownError",
     "QuotaExceededError",
+    "RestrictedDataToken",
     "SellingPartnerClient",
     "SellingPartnerError",
     "ServerError",

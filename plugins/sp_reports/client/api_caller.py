@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Protocol
 
 import httpx
 
@@ -20,6 +19,30 @@ from .shared_quota import SharedBuckets
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Retrying cannot help: the request itself is malformed.
 _HOPELESS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+class AccessTokenSource(Protocol):
+    """Where a call's ``x-amz-access-token`` comes from: the LWA token (the default), or a Restricted Data Token."""
+
+    async def token(self) -> tuple[str, bool]:
+        """The token, and whether it came from a cache (a cached one may have been revoked: worth one refresh)."""
+        ...
+
+    def invalidate(self, token: str) -> None:
+        """Amazon rejected ``token``: the next ``token()`` gets a fresh one."""
+        ...
+
+
+@dataclass(frozen=True)
+class _LwaToken:
+    auth: LwaAuth
+    scope: str | None
+
+    async def token(self) -> tuple[str, bool]:
+        return await self.auth.access_token(self.scope)
+
+    def invalidate(self, token: str) -> None:
+        self.auth.invalidate(token, self.scope)
 
 
 @dataclass(repr=False, eq=False)  # never prints its auth; compared by identity
@@ -59,6 +82,8 @@ class ApiCaller:
         path_params: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
+        *,
+        access_token: AccessTokenSource | None = None,
     ) -> httpx.Response:
         """Send ``op`` until it succeeds or fails for good; returns the 2xx response or raises a
         ``SellingPartnerError`` subclass.
@@ -68,8 +93,12 @@ class ApiCaller:
           request whose response was lost raises ``OutcomeUnknownError`` instead.
         * 401/403 with a cached token (or one Amazon says expired): refresh the token, retry once.
         All of these share ``max_attempts``, except the single token refresh, which is extra.
+
+        ``access_token`` replaces the LWA token (of the seller, or the operation's grantless scope), e.g. with a
+        Restricted Data Token for a restricted operation; it is refreshed the same way.
         """
-        url = self.endpoint + op.path.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        url = self.endpoint + op.resource_path(path_params)
+        tokens = access_token or _LwaToken(self.auth, op.grantless_scope)
         params = {k: v for k, v in (params or {}).items() if v is not None}
         quota = _Quota(self.quota_key(op), self.bucket(op), self.quota_store)
         policy = self.policy
@@ -80,7 +109,7 @@ class ApiCaller:
             last = attempt >= policy.max_attempts
             # The access token first: a quota token taken before a slow LWA exchange would be spent
             # late, bunching this request up with the ones scheduled after it.
-            token, from_cache = await self.auth.access_token(op.grantless_scope)
+            token, from_cache = await tokens.token()
             await self._take_token(quota)
             request = self.http.build_request(
                 op.method, url, params=params, json=json, headers={"x-amz-access-token": token}
@@ -110,7 +139,7 @@ class ApiCaller:
                 return response
             if status in (401, 403) and not refreshed and (from_cache or says_token_expired(response)):
                 # The cached token may have been revoked or expired early: one fresh token, one retry.
-                self.auth.invalidate(token, op.grantless_scope)
+                tokens.invalidate(token)
                 refreshed = True
                 await policy.wait_before_retry(op.name, f"HTTP {status} (refreshing the access token)", attempt, 0.0)
                 attempt -= 1
