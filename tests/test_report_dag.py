@@ -214,3 +214,20 @@ def test_planning_refuses_a_marketplace_no_account_covers(airflow_db, global_sel
     out, err = capfd.readouterr()
     assert "no account covers marketplace DE A1PA6795UKMFR9 (served by region EU)" in out + err
     assert global_seller.stats()["calls"].get("createReport", 0) == 0
+
+
+def test_a_restricted_report_type_lands_through_a_restricted_data_token(airflow_db, sp_conn, lake_dir, capfd, caplog):
+    invoicing = "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING"
+    caplog.set_level(logging.DEBUG)
+    run = run_dag(invoicing, {**CONF, "marketplace_ids": ["ATVPDKIKX0DER"]}, accounts=("selling_partner_default",))
+
+    assert run.state == "success", task_states(run)
+    rows = read_table(lake_from_airflow(), invoicing.lower())
+    assert rows.num_rows == 20
+    # The buyer's PII landed: it is what the token was for.
+    assert all(rows.column("buyer_name").to_pylist()) and all(rows.column("bill_address_1").to_pylist())
+    stats = sp_conn.stats()
+    assert stats["calls"]["createRestrictedDataToken"] == 1
+    assert stats["by_operation_status"]["getReportDocument"] == {"200": 1}  # never refused: no LWA-token attempt
+    out, err = capfd.readouterr()
+    assert "Atz.sprdt|" not in out + err + caplog.text  # the token never reaches a log
