@@ -230,4 +230,10 @@ def test_a_restricted_report_type_lands_through_a_restricted_data_token(airflow_
     assert stats["calls"]["createRestrictedDataToken"] == 1
     assert stats["by_operation_status"]["getReportDocument"] == {"200": 1}  # never refused: no LWA-token attempt
     out, err = capfd.readouterr()
-    assert "Atz.sprdt|" not in out + err + caplog.text  # the token never reaches a log
+    assert "Atz.sprdt|" not in out + err + caplog.text  # the token never reaches a log ...
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        values = [x.value for x in session.query(XComModel).filter(XComModel.run_id == run.run_id)]
+    assert values and "Atz.sprdt|" not in json.dumps(values, default=str)  # ... nor an XCom
