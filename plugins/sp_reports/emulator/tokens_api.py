@@ -1,6 +1,6 @@
 """Tokens API 2021-03-01: createRestrictedDataToken, for the selling partner whose LWA token calls it.
 
-The request is checked against the model (tests/spapi-models/tokens_2021-03-01.json): 1 to 50 restrictedResources,
+The request is checked as Amazon's model (tokens_2021-03-01.json) defines it: 1 to 50 restrictedResources,
 each a method of the enum and a path. getReportDocument is restricted per document, so Amazon refuses a generic
 documents path (``/reports/2021-06-30/documents/{reportDocumentId}``): the token must name real documents.
 """
