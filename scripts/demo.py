@@ -2,9 +2,10 @@
 
 Starts the local SP-API emulator, moto_server (SQS) and `airflow standalone` (SQLite, LocalExecutor), then:
 
-1. requested reports: triggers the DAGs of three report types through Airflow's REST API for two sellers
+1. requested reports: triggers the DAGs of four report types through Airflow's REST API for two sellers
    across the three regions (one seller in NA and FE, with two authorisations; one in EU), waits, prints
-   what landed under which seller and checks the emulator saw exactly one createReport per report;
+   what landed under which seller and checks the emulator saw exactly one createReport per report; one type
+   is restricted (buyers' PII), so its document is fetched with a Restricted Data Token, which is checked too;
 2. reports Amazon creates itself: subscribes the SQS queue to REPORT_PROCESSING_FINISHED, lets the
    report-schedules DAG create the registry's schedule, lets the notification DAG land what the
    notifications announce, and the generated-reports DAG land by listing what was never notified
@@ -70,6 +71,8 @@ DEMO_RUNS = {
     "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL": [US, DE, JP],
     "GET_MERCHANT_LISTINGS_ALL_DATA": [US, JP],
     "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA": [DE],
+    # A restricted report type: getReportDocument only with a Restricted Data Token (Tokens API) naming it.
+    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING": [US],
 }
 STARTUP_TIMEOUT = 240
 RUN_TIMEOUT = 600
@@ -249,6 +252,7 @@ def main() -> int:
     print_table(rows)
     print_emulator_stats(stats)
     problems = demo_problems(states, rows, phase1_created, generated, DEMO / "airflow" / "logs")
+    problems += restricted_fetches(rows, stats)
     landed = len(rows)
     for problem in problems:
         say(f"FAILED: {problem}")
@@ -362,6 +366,20 @@ def demo_problems(states: dict, rows: list[dict], created: int, generated: dict,
     if created != len(rows) or not rows:
         problems.append(f"the emulator saw {created} createReport calls for {len(rows)} requested reports")
     return problems + wrong_sellers(rows, generated)
+
+
+def restricted_fetches(rows: list[dict], stats: dict) -> list[str]:
+    """Says how the restricted reports' documents were fetched: each through a Restricted Data Token (the emulator
+    refuses them the LWA token), so at least one createRestrictedDataToken when one landed."""
+    from sp_reports.registry import RESTRICTED_REPORT_TYPES
+
+    restricted = [r for r in rows if r["report_type"] in RESTRICTED_REPORT_TYPES]
+    tokens = stats.get("calls", {}).get("createRestrictedDataToken", 0)
+    say(f"{len(restricted)} restricted report(s) fetched through {tokens} Restricted Data Token(s) "
+        f"(createRestrictedDataToken)")
+    if restricted and not tokens:
+        return [f"{len(restricted)} restricted reports landed but the emulator minted no Restricted Data Token"]
+    return []
 
 
 def connection(conn_id: str, emulator_url: str) -> dict:

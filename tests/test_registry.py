@@ -10,6 +10,8 @@ import pytest
 from sp_reports.amazon_limits import PUBLISHED_COOLDOWNS
 from sp_reports.registry import RegistryError, load_registry
 from support import SPAPI_MODELS
+from sp_reports.emulator import report_types as emulated
+from sp_reports.registry import RESTRICTED_REPORT_TYPES, RegistryError, is_restricted, load_registry
 
 REQUIRED = {
     "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
@@ -98,3 +100,45 @@ def test_published_cooldowns_are_amazons_fba_table():
     fba = {name: cooldown for name, cooldown in PUBLISHED_COOLDOWNS.items() if cooldown != timedelta(hours=24)}
     assert len(expected) == 29 and fba == expected
     assert "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL" not in PUBLISHED_COOLDOWNS
+# Amazon's restricted report types (getReportDocument needs a Restricted Data Token), as its docs list them.
+AMAZON_RESTRICTED = {
+    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING", "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_TAX", "GET_EASYSHIP_DOCUMENTS",
+    "GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING", "GET_FLAT_FILE_ORDER_REPORT_DATA_INVOICING",
+    "GET_FLAT_FILE_ORDER_REPORT_DATA_SHIPPING", "GET_FLAT_FILE_ORDER_REPORT_DATA_TAX", "GET_GST_MTR_B2B_CUSTOM",
+    "GET_ORDER_REPORT_DATA_INVOICING", "GET_ORDER_REPORT_DATA_SHIPPING", "GET_ORDER_REPORT_DATA_TAX",
+    "GET_VAT_TRANSACTION_DATA", "SC_VAT_TAX_REPORT",
+}  # fmt: skip
+
+
+def test_amazons_restricted_report_types_are_known_to_the_registry_and_the_emulator():
+    assert RESTRICTED_REPORT_TYPES == AMAZON_RESTRICTED
+    assert emulated.RESTRICTED_REPORT_TYPES == AMAZON_RESTRICTED  # the emulator keeps its own copy
+    assert AMAZON_RESTRICTED <= emulated.KNOWN_REPORT_TYPES
+
+
+@pytest.mark.parametrize("report_type", sorted(AMAZON_RESTRICTED))
+def test_each_restricted_type_is_restricted_unless_said_and_cannot_be_unrestricted(tmp_path, report_type):
+    path = tmp_path / "r.yaml"
+    path.write_text(f"{report_type}: {{}}\nGET_X_RESTRICTED_SINCE: {{restricted: true}}\nGET_X_OPEN: {{}}\n")
+    registry = load_registry(path)
+    assert registry[report_type].restricted
+    assert registry["GET_X_RESTRICTED_SINCE"].restricted  # a type Amazon restricts later
+    assert not registry["GET_X_OPEN"].restricted
+    assert is_restricted(report_type)
+
+    path.write_text(f"{report_type}: {{restricted: false}}\n")
+    with pytest.raises(RegistryError, match=f"{report_type}.*Amazon restricts {report_type}"):
+        load_registry(path)
+
+
+def test_the_project_lands_a_restricted_report_type(monkeypatch, tmp_path):
+    invoicing = load_registry()["GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING"]
+    assert invoicing.restricted and invoicing.date_column == "shipment-date"
+    assert invoicing.natural_keys == ("shipment-item-id",) and invoicing.max_range_days == 30
+    assert not load_registry()["GET_AMAZON_FULFILLED_SHIPMENTS_DATA_GENERAL"].restricted
+    # is_restricted: Amazon's list, else what the registry in force says.
+    path = tmp_path / "r.yaml"
+    path.write_text("GET_X_RESTRICTED_SINCE: {restricted: true}\n")
+    monkeypatch.setenv("SP_REPORTS_REGISTRY", str(path))
+    assert is_restricted("GET_X_RESTRICTED_SINCE") and is_restricted("GET_VAT_TRANSACTION_DATA")
+    assert not is_restricted("GET_MERCHANT_LISTINGS_ALL_DATA")

@@ -284,3 +284,26 @@ def test_a_backfill_without_skip_landed_requests_every_range_again(airflow_db, s
     assert created_reports(sp_conn) == 4
     assert len(ledger_rows(lake_dir)) == 4
     assert [(r["request_number"], r["force_new_report"]) for r in plan_of(run)] == [(1, True), (2, True)]
+
+
+def test_a_restricted_report_type_lands_through_a_restricted_data_token(airflow_db, sp_conn, lake_dir, capfd, caplog):
+    invoicing = "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING"
+    caplog.set_level(logging.DEBUG)
+    run = run_dag(invoicing, {**CONF, "marketplace_ids": ["ATVPDKIKX0DER"]}, accounts=("selling_partner_default",))
+
+    assert run.state == "success", task_states(run)
+    rows = read_table(lake_from_airflow(), invoicing.lower())
+    assert rows.num_rows == 20
+    # The buyer's PII landed: it is what the token was for.
+    assert all(rows.column("buyer_name").to_pylist()) and all(rows.column("bill_address_1").to_pylist())
+    stats = sp_conn.stats()
+    assert stats["calls"]["createRestrictedDataToken"] == 1
+    assert stats["by_operation_status"]["getReportDocument"] == {"200": 1}  # never refused: no LWA-token attempt
+    out, err = capfd.readouterr()
+    assert "Atz.sprdt|" not in out + err + caplog.text  # the token never reaches a log ...
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        values = [x.value for x in session.query(XComModel).filter(XComModel.run_id == run.run_id)]
+    assert values and "Atz.sprdt|" not in json.dumps(values, default=str)  # ... nor an XCom

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sp_reports.client import SellingPartnerClient
 from sp_reports.payloads import FinishedReport
+from sp_reports.registry import is_restricted
 
 if TYPE_CHECKING:
     from sp_reports.accounts import Account
@@ -43,14 +44,15 @@ def finished_report(report: dict, account: Account) -> FinishedReport:
 
 
 def fatal_error(client: SellingPartnerClient, report: dict) -> ReportFatalError:
-    """Build the error for a FATAL report, with its error document summarised when Amazon gave one."""
+    """Build the error for a FATAL report, with its error document summarised when Amazon gave one (a restricted
+    report type's error document, like its data, takes a Restricted Data Token)."""
     report_id, report_type = report["reportId"], report["reportType"]
     document_id = report.get("reportDocumentId")
     if not document_id:
         return ReportFatalError(f"report {report_id} ({report_type}) ended FATAL; Amazon gave no error document")
     buffer = io.BytesIO()
     try:
-        download = client.download_document(document_id, buffer)
+        download = client.download_document(document_id, buffer, restricted=is_restricted(report_type))
     except Exception as exc:  # noqa: BLE001 - the FATAL is the news; a failed download must not hide it
         return ReportFatalError(
             f"report {report_id} ({report_type}) ended FATAL; its error document {document_id} "

@@ -73,7 +73,9 @@ def landing_tasks(finished, *, via: str, report: ReportType | None = None):
             ledger.record(finished, "CANCELLED", via)
             raise AirflowSkipException(f"report {finished['report_id']}: Amazon had no data; nothing to fetch")
         with SellingPartnerHook(finished["selling_partner_conn_id"]).get_conn() as client:
-            return pipeline.fetch_document(client, lake, finished)
+            # Without a report type of its own, fetch_document looks it up (registry, else Amazon's list).
+            restricted = report.restricted if report else None
+            return pipeline.fetch_document(client, lake, finished, restricted=restricted)
 
     # Parsing is the CPU- and memory-heavy step: SP_REPORTS_PARSE_QUEUE can send it to workers of its own
     # (``airflow celery worker --queues``); unset, it runs on Airflow's default queue like the other tasks.

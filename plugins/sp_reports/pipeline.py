@@ -24,7 +24,7 @@ from sp_reports.lake.paths import raw_metadata_path
 from sp_reports.memory import allocator
 from sp_reports.parsing import parse_document
 from sp_reports.payloads import FetchedDocument, FinishedReport, Manifest, ParsedDocument, ParseResult
-from sp_reports.registry import ReportType
+from sp_reports.registry import ReportType, is_restricted
 
 log = logging.getLogger(__name__)
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
@@ -35,15 +35,22 @@ class AccountingError(RuntimeError):
     """rows read != rows landed + rows quarantined: something was lost, so nothing is committed."""
 
 
-def fetch_document(client: SellingPartnerClient, lake: Lake, finished: FinishedReport) -> FetchedDocument:
-    """Download a DONE report's document into the lake's raw zone, byte for byte (kept for replay)."""
+def fetch_document(
+    client: SellingPartnerClient, lake: Lake, finished: FinishedReport, *, restricted: bool | None = None
+) -> FetchedDocument:
+    """Download a DONE report's document into the lake's raw zone, byte for byte (kept for replay).
+
+    ``restricted``: the report type's registry flag (None: looked up); a restricted type's document is fetched with
+    a Restricted Data Token naming it."""
     report_id, document_id = finished["report_id"], finished["report_document_id"]
+    if restricted is None:
+        restricted = is_restricted(finished["report_type"])
     if not document_id:
         raise ValueError(f"report {report_id} has no reportDocumentId (status {finished['processing_status']})")
     # The client rewinds its sink to retry an interrupted download; object-store outputs cannot
     # rewind, so the bytes are spooled (memory, then local disk) and copied into the lake in one go.
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
-        download = client.download_document(document_id, spool)
+        download = client.download_document(document_id, spool, restricted=restricted)
         spool.seek(0)
         fetched = store_raw_document(lake, finished, spool, content_type=download.content_type)
     if fetched["sha256"] != download.sha256:

@@ -21,6 +21,28 @@ FORMATS = ("tsv", "xml", "json")
 # Declared column types; undeclared columns stay strings (Amazon adds columns without warning).
 COLUMN_TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean")
 _REPORT_TYPE_RE = re.compile(r"^[A-Z0-9_]+$")
+# Amazon's restricted report types: their documents hold buyers' PII, so getReportDocument needs a Restricted Data
+# Token naming the document. From the report type values pages ("This is a restricted report type") and the Tokens API
+# guide "Get authorization to access restricted report types with PII information"
+# (https://developer-docs.amazon.com/sp-api/docs/get-authorization-to-access-restricted-report-types).
+# An entry of one of these is restricted whatever the YAML says; the YAML may add types Amazon restricts later.
+RESTRICTED_REPORT_TYPES = frozenset(
+    {
+        "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING",
+        "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_TAX",
+        "GET_EASYSHIP_DOCUMENTS",
+        "GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING",
+        "GET_FLAT_FILE_ORDER_REPORT_DATA_INVOICING",
+        "GET_FLAT_FILE_ORDER_REPORT_DATA_SHIPPING",
+        "GET_FLAT_FILE_ORDER_REPORT_DATA_TAX",
+        "GET_GST_MTR_B2B_CUSTOM",
+        "GET_ORDER_REPORT_DATA_INVOICING",
+        "GET_ORDER_REPORT_DATA_SHIPPING",
+        "GET_ORDER_REPORT_DATA_TAX",
+        "GET_VAT_TRANSACTION_DATA",
+        "SC_VAT_TAX_REPORT",
+    }
+)
 _FIELDS = {
     "format",
     "description",
@@ -166,6 +188,10 @@ def _parse_entry(path: Path, name: Any, spec: Any) -> ReportType:
     if fmt in ("xml", "json") and not records:
         raise RegistryError(f"{where}: {fmt} report types need records (the record element or arrays)")
     requestable = bool(spec.get("requestable", True))
+    restricted = bool(spec.get("restricted", name in RESTRICTED_REPORT_TYPES))
+    if not restricted and name in RESTRICTED_REPORT_TYPES:
+        raise RegistryError(f"{where}: Amazon restricts {name} (its documents need a Restricted Data Token); "
+                            "drop restricted: false")  # fmt: skip
     return ReportType(
         report_type=name,
         format=fmt,
@@ -174,7 +200,7 @@ def _parse_entry(path: Path, name: Any, spec: Any) -> ReportType:
         natural_keys=tuple(keys),
         max_range_days=max_days,
         report_options=dict(options),
-        restricted=bool(spec.get("restricted", False)),
+        restricted=restricted,
         schedule=spec.get("schedule"),
         columns=dict(columns),
         header_aliases=dict(aliases),
@@ -205,6 +231,15 @@ def _positive(where: str, name: str, value: Any) -> timedelta:
     if not duration:
         raise RegistryError(f"{where}: {name} must be longer than 0")
     return duration
+
+
+def is_restricted(report_type: str) -> bool:
+    """Whether getReportDocument of ``report_type`` needs a Restricted Data Token: Amazon's list, or the registry's
+    ``restricted: true`` for a type Amazon restricted since."""
+    if report_type in RESTRICTED_REPORT_TYPES:
+        return True
+    entry = load_registry().get(report_type)
+    return entry is not None and entry.restricted
 
 
 def _parse_schedule(where: str, raw: Any, default_options: dict[str, str], requestable: bool) -> AmazonSchedule | None:

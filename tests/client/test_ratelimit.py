@@ -84,6 +84,7 @@ def test_documented_quotas():
         "getReportSchedule": (0.0222, 10),
         "cancelReportSchedule": (0.0222, 10),
         "getReportDocument": (0.0167, 15),
+        "createRestrictedDataToken": (1.0, 10),
     }
 
 

@@ -24,6 +24,7 @@ ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 
 MODEL_PATH = SPAPI_MODELS / "reports_2021-06-30.json"
 NOTIFICATIONS_MODEL_PATH = MODEL_PATH.with_name("notifications.json")
+TOKENS_MODEL_PATH = MODEL_PATH.with_name("tokens_2021-03-01.json")
 
 
 class Model:
@@ -74,6 +75,12 @@ def model() -> Model:
 def notifications_model() -> Model:
     """The official Notifications v1 model, checked the same way."""
     return Model(NOTIFICATIONS_MODEL_PATH)
+
+
+@pytest.fixture(scope="session")
+def tokens_model() -> Model:
+    """The official Tokens 2021-03-01 model, checked the same way."""
+    return Model(TOKENS_MODEL_PATH)
 
 
 @pytest.fixture(scope="session")

@@ -38,12 +38,11 @@ HEADERS = {
     "afn-reserved-quantity afn-total-quantity per-unit-volume afn-inbound-working-quantity "
     "afn-inbound-shipped-quantity afn-inbound-receiving-quantity afn-researching-quantity "
     "afn-reserved-future-supply afn-future-supply-buyable",
+    # Without the buyer's name, e-mail and addresses: those are in the restricted ..._INVOICING report only.
     SHIPMENTS: "amazon-order-id merchant-order-id shipment-id shipment-item-id amazon-order-item-id "
-    "merchant-order-item-id purchase-date payments-date shipment-date reporting-date buyer-email buyer-name "
-    "buyer-phone-number sku product-name quantity-shipped currency item-price item-tax shipping-price "
-    "shipping-tax gift-wrap-price gift-wrap-tax ship-service-level recipient-name ship-address-1 ship-address-2 "
-    "ship-address-3 ship-city ship-state ship-postal-code ship-country ship-phone-number bill-address-1 "
-    "bill-address-2 bill-address-3 bill-city bill-state bill-postal-code bill-country item-promotion-discount "
+    "merchant-order-item-id purchase-date payments-date shipment-date reporting-date sku product-name "
+    "quantity-shipped currency item-price item-tax shipping-price shipping-tax gift-wrap-price gift-wrap-tax "
+    "ship-service-level ship-city ship-state ship-postal-code ship-country item-promotion-discount "
     "ship-promotion-discount carrier tracking-number estimated-arrival-date fulfillment-center-id "
     "fulfillment-channel sales-channel",
     RETURNS: "return-date order-id sku asin fnsku product-name quantity fulfillment-center-id detailed-disposition "

@@ -1,5 +1,5 @@
-"""Amazon Selling Partner API client for the Reports API 2021-06-30 and the Notifications API v1
-(no Airflow needed).
+"""Amazon Selling Partner API client for the Reports API 2021-06-30, the Notifications API v1 and the Tokens
+API's Restricted Data Tokens (no Airflow needed).
 
 ``AsyncSellingPartnerClient`` is the implementation; ``SellingPartnerClient`` is its blocking
 face. See docs/architecture.md for the contract.
@@ -27,6 +27,7 @@ from .quota_store import QuotaStore
 from .ratelimit import BUCKETS, TokenBucket
 from .redaction import redact_url
 from .reports import AsyncSellingPartnerClient
+from .restricted import RestrictedDataToken
 from .shared_quota import SharedBuckets, shared_buckets
 from .subscriptions import REPORT_PROCESSING_FINISHED, ensure_report_notifications
 from .sync import SellingPartnerClient
@@ -51,6 +52,7 @@ __all__ = [
     "OutcomeUnknownError",
     "QuotaExceededError",
     "QuotaStore",
+    "RestrictedDataToken",
     "SellingPartnerClient",
     "SellingPartnerError",
     "ServerError",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Protocol
 
 import httpx
 
@@ -20,6 +19,30 @@ from .retry import RetryPolicy, retry_after_seconds
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Retrying cannot help: the request itself is malformed.
 _HOPELESS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+class AccessTokenSource(Protocol):
+    """Where a call's ``x-amz-access-token`` comes from: the LWA token (the default), or a Restricted Data Token."""
+
+    async def token(self) -> tuple[str, bool]:
+        """The token, and whether it came from a cache (a cached one may have been revoked: worth one refresh)."""
+        ...
+
+    def invalidate(self, token: str) -> None:
+        """Amazon rejected ``token``: the next ``token()`` gets a fresh one."""
+        ...
+
+
+@dataclass(frozen=True)
+class _LwaToken:
+    auth: LwaAuth
+    scope: str | None
+
+    async def token(self) -> tuple[str, bool]:
+        return await self.auth.access_token(self.scope)
+
+    def invalidate(self, token: str) -> None:
+        self.auth.invalidate(token, self.scope)
 
 
 @dataclass(repr=False, eq=False)  # never prints its auth; compared by identity
@@ -62,6 +85,7 @@ class ApiCaller:
         json: dict[str, Any] | None = None,
         *,
         quota_reserved: bool = False,
+        access_token: AccessTokenSource | None = None,
     ) -> httpx.Response:
         """Send ``op`` until it succeeds or fails for good; returns the 2xx response or raises a
         ``SellingPartnerError`` subclass. ``quota_reserved``: the first attempt's token was taken by ``reserve``
@@ -72,8 +96,12 @@ class ApiCaller:
           request whose response was lost raises ``OutcomeUnknownError`` instead.
         * 401/403 with a cached token (or one Amazon says expired): refresh the token, retry once.
         All of these share ``max_attempts``, except the single token refresh, which is extra.
+
+        ``access_token`` replaces the LWA token (of the seller, or the operation's grantless scope), e.g. with a
+        Restricted Data Token for a restricted operation; it is refreshed the same way.
         """
-        url = self.endpoint + op.path.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        url = self.endpoint + op.resource_path(path_params)
+        tokens = access_token or _LwaToken(self.auth, op.grantless_scope)
         params = {k: v for k, v in (params or {}).items() if v is not None}
         quota = self._quota(op, reserved=quota_reserved)
         policy = self.policy
@@ -84,7 +112,7 @@ class ApiCaller:
             last = attempt >= policy.max_attempts
             # The access token first: a quota token taken before a slow LWA exchange would be spent
             # late, bunching this request up with the ones scheduled after it.
-            token, from_cache = await self.auth.access_token(op.grantless_scope)
+            token, from_cache = await tokens.token()
             await self._take_token(quota)
             request = self.http.build_request(
                 op.method, url, params=params, json=json, headers={"x-amz-access-token": token}
@@ -114,7 +142,7 @@ class ApiCaller:
                 return response
             if status in (401, 403) and not refreshed and (from_cache or says_token_expired(response)):
                 # The cached token may have been revoked or expired early: one fresh token, one retry.
-                self.auth.invalidate(token, op.grantless_scope)
+                tokens.invalidate(token)
                 refreshed = True
                 await policy.wait_before_retry(op.name, f"HTTP {status} (refreshing the access token)", attempt, 0.0)
                 attempt -= 1

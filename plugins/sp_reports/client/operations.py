@@ -1,12 +1,15 @@
-"""The nine Reports 2021-06-30 operations and the Notifications v1 ones: HTTP shape and documented usage plan.
+"""The nine Reports 2021-06-30 operations, Tokens 2021-03-01's createRestrictedDataToken and the Notifications v1
+ones: HTTP shape and documented usage plan.
 
 Rates and bursts are the defaults from each operation's "Usage Plan" table in Amazon's models
-(tests/spapi-models/reports_2021-06-30.json, notifications.json); ``x-amzn-RateLimit-Limit`` can raise them later.
+(tests/spapi-models/reports_2021-06-30.json, tokens_2021-03-01.json, notifications.json);
+``x-amzn-RateLimit-Limit`` can raise them later.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 BASE = "/reports/2021-06-30"
 
@@ -26,6 +29,10 @@ class Operation:
     # instead of the selling partner's token.
     grantless_scope: str | None = None
 
+    def resource_path(self, path_params: dict[str, str] | None = None) -> str:
+        """The request path, path parameters URL-quoted: also what a Restricted Data Token must name."""
+        return self.path.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
+
 
 GET_REPORTS = Operation("getReports", "GET", f"{BASE}/reports", 0.0222, 10)
 CREATE_REPORT = Operation("createReport", "POST", f"{BASE}/reports", 0.0167, 15, idempotent=False)
@@ -41,6 +48,12 @@ CANCEL_REPORT_SCHEDULE = Operation(
 )
 GET_REPORT_DOCUMENT = Operation("getReportDocument", "GET", f"{BASE}/documents/{{reportDocumentId}}", 0.0167, 15)
 
+# Tokens 2021-03-01 (tokens_2021-03-01.json). A second token for the same resources is harmless, so it is
+# resent like a read.
+CREATE_RESTRICTED_DATA_TOKEN = Operation(
+    "createRestrictedDataToken", "POST", "/tokens/2021-03-01/restrictedDataToken", 1.0, 10
+)
+
 ALL_OPERATIONS = (
     GET_REPORTS,
     CREATE_REPORT,
@@ -51,6 +64,7 @@ ALL_OPERATIONS = (
     GET_REPORT_SCHEDULE,
     CANCEL_REPORT_SCHEDULE,
     GET_REPORT_DOCUMENT,
+    CREATE_RESTRICTED_DATA_TOKEN,
 )
 
 # --- Notifications v1 (every usage plan: 1 request per second, burst 5) ---------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,8 +17,11 @@ from .credentials import Credentials
 from .documents import DocumentDownload
 from .documents import download_document as _download_document
 from .endpoints import DEFAULT_LWA_ENDPOINT, USER_AGENT, check_lwa_endpoint, resolve_endpoint
-from .errors import NotFoundError, SellingPartnerError
+from .errors import NotFoundError
 from .quota_store import QuotaStore
+from .responses import json_object as _body
+from .responses import unexpected as _unexpected
+from .restricted import Resource, RestrictedDataToken, RestrictedTokens, document_resource
 from .retry import RetryPolicy
 
 DateTime = datetime | str
@@ -77,6 +81,7 @@ class AsyncSellingPartnerClient:
             scale_quotas,
             quota_store=quota_store,
         )
+        self._restricted = RestrictedTokens(self._api)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(endpoint={self.endpoint!r}, credentials={self.credentials!r})"
@@ -217,13 +222,18 @@ class AsyncSellingPartnerClient:
 
     # -- documents -------------------------------------------------------------------------------
 
-    async def get_report_document(self, document_id: str) -> dict[str, Any]:
+    async def get_report_document(self, document_id: str, *, restricted: bool = False) -> dict[str, Any]:
         """``{"reportDocumentId", "url", "compressionAlgorithm"?}``. The url is pre-signed and
-        valid for 5 minutes: treat it as a secret (``redact_url`` before logging it)."""
-        path = {"reportDocumentId": check.identifier("document_id", document_id)}
-        return _body(ops.GET_REPORT_DOCUMENT, await self._api.call(ops.GET_REPORT_DOCUMENT, path))
+        valid for 5 minutes: treat it as a secret (``redact_url`` before logging it).
 
-    async def download_document(self, document_id: str, sink: Any) -> DocumentDownload:
+        ``restricted``: the document is of a restricted report type (PII), so the call is made with a Restricted
+        Data Token naming exactly this document (cached, or minted now) instead of the LWA token."""
+        path = {"reportDocumentId": check.identifier("document_id", document_id)}
+        token = self._restricted.source(document_resource(document_id)) if restricted else None
+        response = await self._api.call(ops.GET_REPORT_DOCUMENT, path, access_token=token)
+        return _body(ops.GET_REPORT_DOCUMENT, response)
+
+    async def download_document(self, document_id: str, sink: Any, *, restricted: bool = False) -> DocumentDownload:
         """Stream a report document into ``sink`` (bounded memory) and describe what was written.
 
         ``sink`` needs ``write(bytes)`` (a plain or an async method). It receives the bytes exactly
@@ -234,10 +244,29 @@ class AsyncSellingPartnerClient:
         it had when the download started), otherwise ``DocumentDownloadError`` is raised.
         An expired URL (HTTP 403 from the storage host) is replaced by a fresh one from
         ``getReportDocument``. Retries are bounded by ``max_attempts``. After an error, whatever
-        the sink holds is incomplete and must be discarded.
+        the sink holds is incomplete and must be discarded. ``restricted``: as for ``get_report_document``
+        (every getReportDocument of the download, the URL refresh too, goes with the Restricted Data Token).
         """
         check.identifier("document_id", document_id)
-        return await _download_document(self._http, self.get_report_document, document_id, sink, self._policy)
+        get_document = functools.partial(self.get_report_document, restricted=restricted)
+        return await _download_document(self._http, get_document, document_id, sink, self._policy)
+
+    # -- restricted data tokens ------------------------------------------------------------------
+
+    async def create_restricted_data_token(self, resources: Sequence[Resource]) -> RestrictedDataToken:
+        """createRestrictedDataToken for 1 to 50 ``(method, path)`` resources, e.g.
+        ``("GET", "/reports/2021-06-30/documents/<id>")``. The token is also cached for each of them, so restricted
+        calls of those resources made through this client reuse it. Its ``repr()`` hides the token."""
+        return await self._restricted.create(resources)
+
+    async def prefetch_restricted_documents(self, document_ids: Sequence[str]) -> int:
+        """Restricted Data Tokens ahead of downloading restricted documents: one createRestrictedDataToken per 50
+        documents no cached token covers yet (Amazon's limit), so n downloads cost ceil(n/50) token calls, not n.
+        Returns how many tokens were minted."""
+        if isinstance(document_ids, str):
+            raise TypeError("document_ids must be a list of reportDocumentIds")
+        ids = [check.identifier("document_id", document_id) for document_id in document_ids]
+        return await self._restricted.prefetch(document_resource(document_id) for document_id in ids)
 
     # -- notifications ---------------------------------------------------------------------------
 
@@ -329,16 +358,6 @@ def _optional_csv(name: str, value: Any, max_items: int, allowed: frozenset[str]
     return None if value is None else _csv(check.string_list(name, value, max_items=max_items, allowed=allowed))
 
 
-def _body(op: ops.Operation, response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise _unexpected(op, response, "the response body is not a JSON object")
-    return body
-
-
 def _payload(op: ops.Operation, response: httpx.Response, kind: type = dict) -> Any:
     """Notifications v1 wraps every result in ``payload``."""
     payload = _body(op, response).get("payload")
@@ -352,13 +371,3 @@ def _field(op: ops.Operation, response: httpx.Response, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise _unexpected(op, response, f"the response has no {name}")
     return value
-
-
-def _unexpected(op: ops.Operation, response: httpx.Response, message: str) -> SellingPartnerError:
-    return SellingPartnerError(
-        response.status_code,
-        "UnexpectedResponse",
-        message,
-        op.name,
-        request_id=response.headers.get("x-amzn-RequestId"),
-    )

@@ -98,6 +98,8 @@ class SellingPartnerClient:
     cancel_report_schedule = _sync(AsyncSellingPartnerClient.cancel_report_schedule)
     get_report_document = _sync(AsyncSellingPartnerClient.get_report_document)
     download_document = _sync(AsyncSellingPartnerClient.download_document)
+    create_restricted_data_token = _sync(AsyncSellingPartnerClient.create_restricted_data_token)
+    prefetch_restricted_documents = _sync(AsyncSellingPartnerClient.prefetch_restricted_documents)
     create_destination = _sync(AsyncSellingPartnerClient.create_destination)
     get_destinations = _sync(AsyncSellingPartnerClient.get_destinations)
     delete_destination = _sync(AsyncSellingPartnerClient.delete_destination)

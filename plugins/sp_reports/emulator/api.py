@@ -1,7 +1,7 @@
 """The nine Reports 2021-06-30 operations, and the request path every SP-API operation shares.
 
 Order of checks per call, as Amazon applies them: access token (403, also for a seller token of
-another region at a regional endpoint), injected faults (429/5xx), usage-plan quota (429, per seller
+another region at a regional endpoint; restricted operations also take a Restricted Data Token), injected faults (429/5xx), usage-plan quota (429, per seller
 and region), then request validation and the operation itself.
 
 The routes are served at `{base}` (any region, as before sellers existed) and at the regional
@@ -19,14 +19,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from . import validation as v
+from .auth import ACCESS_DENIED
 from .config import REGIONS, Authorisation
 from .downloads import presigned_url
 from .errors import ApiError, api_error_response, error_response, invalid_input, not_found
 from .marketplaces import MARKETPLACES
+from .report_types import RESTRICTED_REPORT_TYPES
 
 if TYPE_CHECKING:
+    from .quotas import Quotas
     from .runtime import Account, Emulator
     from .state import Store
+    from .tokens import RestrictedToken
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -42,6 +46,13 @@ GET_REPORTS_FILTERS = (
 RETENTION_SECONDS = 90 * 86400
 
 Handler = Callable[["Emulator", Request, bytes], Response]
+
+# The restricted operations of the APIs emulated: they also take a Restricted Data Token as access token.
+RESTRICTED_OPERATIONS = frozenset({"getReportDocument"})
+
+# The statuses whose responses carry x-amzn-RateLimit-Limit, as each model declares them.
+RATE_LIMIT_HEADER_DEFAULT = frozenset({200, 201, 202, 400, 404})  # Reports 2021-06-30, Notifications v1
+RATE_LIMIT_HEADER_STATUSES = {"createRestrictedDataToken": frozenset({200, 400, 404, 415, 429, 500, 503})}
 
 # Path prefix of each regional endpoint; the app serves the SP-API routes under each (and unprefixed).
 REGION_PREFIXES = {"/" + region.lower(): region for region in REGIONS}
@@ -61,6 +72,7 @@ class Caller:
     region: str | None  # the endpoint's region; None = the unprefixed, any-region endpoint
     authorisation: Authorisation | None  # None for a grantless token
     account: Account | None  # the seller's (and region's) state; None for a grantless token
+    restricted: RestrictedToken | None = None  # the Restricted Data Token called with; None for an LWA token
 
 
 def caller(request: Request) -> Caller:
@@ -115,21 +127,34 @@ def _respond(
     """The response, and the seller it was for (None: a grantless call, or no valid token)."""
     config, now = emu.config, emu.clock()
     region = endpoint_region(request)
-    denial, issued = emu.tokens.check(request.headers.get("x-amz-access-token"), now, grantless_scope, region)
-    granted = issued.authorisation if issued is not None and issued.scope == grantless_scope else None
+    token = request.headers.get("x-amz-access-token")
+    restricted = emu.restricted_tokens.find(token) if operation in RESTRICTED_OPERATIONS else None
+    granted: Authorisation | None
+    if restricted is not None:
+        denial, granted = emu.restricted_tokens.check(restricted, now, region), restricted.authorisation
+    else:
+        denial, issued = emu.tokens.check(token, now, grantless_scope, region)
+        granted = issued.authorisation if issued is not None and issued.scope == grantless_scope else None
     seller_id = None if granted is None else (granted.seller_id if granted.region else config.seller_id)
     if denial:
         return error_response(403, "Unauthorized", denial), seller_id
     account = None if granted is None else emu.account(granted.key)
-    request.state.caller = Caller(region, granted, account)
+    request.state.caller = Caller(region, granted, account, restricted)
     return _respond_as(emu, request, operation, handler, body, account), seller_id
 
 
 def _respond_as(
     emu: Emulator, request: Request, operation: str, handler: Handler, body: bytes, account: Account | None
 ) -> Response:
-    config, now = emu.config, emu.clock()
     quotas = emu.app_quotas if account is None else account.quotas
+    response = _answer(emu, request, operation, handler, body, quotas)
+    if response.status_code in RATE_LIMIT_HEADER_STATUSES.get(operation, RATE_LIMIT_HEADER_DEFAULT):
+        response.headers["x-amzn-RateLimit-Limit"] = quotas.limit_header(operation, emu.config.speed)
+    return response
+
+
+def _answer(emu: Emulator, request: Request, operation: str, handler: Handler, body: bytes, quotas: Quotas) -> Response:
+    config, now = emu.config, emu.clock()
     if emu.roll(config.rate_5xx):
         if emu.faults.random() < 0.5:
             return error_response(500, "InternalFailure", "We encountered an internal error. Please try again.")
@@ -140,15 +165,12 @@ def _respond_as(
     if throttled:
         return error_response(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
     try:
-        response = handler(emu, request, body)
+        return handler(emu, request, body)
     except ApiError as error:
-        response = api_error_response(error)
+        return api_error_response(error)
     except Exception:  # an emulator bug must still look like an SP-API failure to the client
         log.exception("%s failed", operation)
         return error_response(500, "InternalFailure", "We encountered an internal error. Please try again.")
-    if response.status_code in (200, 201, 202, 400, 404):  # the statuses the models give this header
-        response.headers["x-amzn-RateLimit-Limit"] = quotas.limit_header(operation, config.speed)
-    return response
 
 
 # --- reports -------------------------------------------------------------------------------------
@@ -331,6 +353,11 @@ def _cancel_report_schedule(emu: Emulator, request: Request, body: bytes) -> Res
 # --- documents -----------------------------------------------------------------------------------
 
 
+def denied() -> ApiError:
+    # Amazon's exact answer, empty details included.
+    return ApiError(403, "Unauthorized", ACCESS_DENIED, "")
+
+
 @router.get(BASE + "/documents/{reportDocumentId}")
 async def get_report_document(request: Request) -> Response:
     return await _operation(request, "getReportDocument", _get_report_document)
@@ -342,6 +369,14 @@ def _get_report_document(emu: Emulator, request: Request, body: bytes) -> Respon
     content_encoding = v.query_bool(request.query_params, "enableContentEncodingUrlHeader")
     now = emu.clock()
     report = store.reports.get(store.documents.get(document_id, ""))
+    restricted = caller(request).restricted
+    if report is None and restricted is not None:
+        raise denied()  # a Restricted Data Token opens its own seller's documents only
+    # Restricted report types' documents (PII) need a token naming this very document; an LWA token or one
+    # naming other resources is refused.
+    named = restricted is not None and restricted.names("GET", f"{BASE}/documents/{document_id}")
+    if report is not None and report.report_type in RESTRICTED_REPORT_TYPES and not named:
+        raise denied()
     if report is None or not report.document_ready(now):
         raise not_found(f"Report document {document_id} not found.")
     result: dict[str, Any] = {

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import api, auth, control, downloads, notifications_api
+from . import api, auth, control, downloads, notifications_api, tokens_api
 from .config import EmulatorConfig
 from .errors import error_response
 from .runtime import Emulator
@@ -40,19 +40,19 @@ class RequestIdMiddleware:
 
 def create_app(config: EmulatorConfig | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
     app = FastAPI(
-        title="SP-API emulator (Reports 2021-06-30, Notifications v1)",
+        title="SP-API emulator (Reports 2021-06-30, Notifications v1, Tokens 2021-03-01)",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
     app.state.emulator = Emulator(config or EmulatorConfig(), clock=clock)
-    for module in (auth, api, notifications_api, downloads, control):
+    for module in (auth, api, notifications_api, tokens_api, downloads, control):
         app.include_router(module.router)
     # The regional endpoints: the same SP-API routes under /na, /eu and /fe, where a seller token of
     # another region is refused and marketplaces must be the region's (api.endpoint_region). LWA,
     # document downloads and the control API stay unprefixed, like Amazon's global LWA and S3.
     for prefix in api.REGION_PREFIXES:
-        for module in (api, notifications_api):
+        for module in (api, notifications_api, tokens_api):
             app.include_router(module.router, prefix=prefix)
     app.add_middleware(RequestIdMiddleware)
 

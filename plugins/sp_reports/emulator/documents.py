@@ -14,19 +14,21 @@ import gzip
 import json
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .config import DocumentQuirks
 from .locales import LOCALES, Locale
 from .marketplaces import CHARSET_LABELS, MARKETPLACES, Marketplace
+from .report_types import RESTRICTED_REPORT_TYPES
 from .state import DAY, Report, iso
 
 ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 LISTINGS = "GET_MERCHANT_LISTINGS_ALL_DATA"
 INVENTORY = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA"
 SHIPMENTS = "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_GENERAL"
+INVOICING_SHIPMENTS = "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING"
 RETURNS = "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA"
 SETTLEMENT = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"
 XML_ORDERS = "GET_XML_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
@@ -121,7 +123,7 @@ COLUMNS: dict[str, list[str]] = {
         "afn-reserved-future-supply",
         "afn-future-supply-buyable",
     ],
-    SHIPMENTS: [
+    INVOICING_SHIPMENTS: [
         "amazon-order-id",
         "merchant-order-id",
         "shipment-id",
@@ -214,6 +216,21 @@ COLUMNS: dict[str, list[str]] = {
     ],
 }
 GENERIC_COLUMNS = ["date", "marketplace-id", "sku", "asin", "product-name", "quantity", "amount", "currency"]
+
+# The buyer's personal data (PII). Only restricted report types, whose documents need a Restricted Data Token,
+# carry these columns: the unrestricted shipments report is the invoicing one without them.
+RESTRICTED_COLUMNS = (
+    "buyer-email", "buyer-name", "buyer-phone-number", "recipient-name", "ship-address-1", "ship-address-2",
+    "ship-address-3", "ship-phone-number", "bill-address-1", "bill-address-2", "bill-address-3", "bill-city",
+    "bill-state", "bill-postal-code", "bill-country",
+)  # fmt: skip
+COLUMNS[SHIPMENTS] = [column for column in COLUMNS[INVOICING_SHIPMENTS] if column not in RESTRICTED_COLUMNS]
+# Restricted types without a layout of their own: the generic columns, then the buyer's.
+BUYER_COLUMNS = [
+    "buyer-email", "buyer-name", "recipient-name", "ship-address-1", "ship-city", "ship-state", "ship-postal-code",
+    "ship-country", "bill-address-1", "bill-city", "bill-state", "bill-postal-code", "bill-country",
+]  # fmt: skip
+ADDRESS_FIELDS = ("address-1", "city", "state", "postal-code", "country")
 
 # Amazon.co.jp and Amazon.de write some headers in their own language (the others stay English);
 # the project's report registry maps them back (header_aliases).
@@ -332,8 +349,7 @@ def encode(document: Lines, codec: str, quirks: DocumentQuirks, report: Report) 
 def flat_file(report: Report, marketplace: Marketplace) -> Lines:
     gen = Generator(report, marketplace)
     quirks = report.quirks
-    columns = list(COLUMNS.get(report.report_type, GENERIC_COLUMNS))
-    build = ROW_BUILDERS.get(report.report_type, Generator.generic_rows)
+    columns, build = layout(report.report_type)
     if quirks.column_drift == "add":
         columns.insert(len(columns) // 2, DRIFT_COLUMN)
     elif quirks.column_drift == "drop":
@@ -351,6 +367,15 @@ def flat_file(report: Report, marketplace: Marketplace) -> Lines:
         return line.index("\t") + 1 if number > 0 and "\t" in line else None
 
     return Lines(lines, corruptible)
+
+
+def layout(report_type: str) -> tuple[list[str], RowBuilder]:
+    """The columns of a flat file of ``report_type`` and what builds its rows."""
+    if report_type in COLUMNS:
+        return list(COLUMNS[report_type]), ROW_BUILDERS[report_type]
+    if report_type in RESTRICTED_REPORT_TYPES:
+        return GENERIC_COLUMNS + BUYER_COLUMNS, Generator.generic_buyer_rows
+    return list(GENERIC_COLUMNS), Generator.generic_rows
 
 
 def _clean(value: str) -> str:
@@ -421,6 +446,19 @@ class Generator:
         city, state, postal = self.rng.choice(self.loc.places)
         postal = "".join(str(self.rng.randint(0, 9)) if ch == "#" else ch for ch in postal)
         return {"city": city, "state": state, "postal": postal, "country": self.mp.country}
+
+    def buyer(self) -> dict[str, str]:
+        """A buyer's PII as restricted documents carry it, billed where the goods were shipped."""
+        place, name = self.place(), self.person()
+        ship = {
+            "ship-address-1": self.rng.choice(self.loc.streets),
+            "ship-city": place["city"],
+            "ship-state": place["state"],
+            "ship-postal-code": place["postal"],
+            "ship-country": place["country"],
+        }
+        email = f"{self.code(14).lower()}@marketplace.amazon.{self.tld.lower()}"
+        return {"buyer-email": email, "buyer-name": name, "recipient-name": name, **ship, **billed_to(ship)}
 
     def product(self, index: int) -> dict[str, str | float]:
         """Catalog item `index` of this seller in this marketplace, identical across reports."""
@@ -626,6 +664,12 @@ class Generator:
                 "sales-channel": self.mp.domain,
             }
 
+    def invoicing_shipment_rows(self, n: int):
+        """Shipments with their billing addresses: most buyers are billed where the goods went, some elsewhere."""
+        for row in self.shipment_rows(n):
+            billing = row if self.rng.random() < 0.8 else self.buyer()
+            yield {**row, **billed_to(billing)}
+
     def return_rows(self, n: int):
         catalog = max(10, n)
         for returned in self.timestamps(n):
@@ -731,6 +775,10 @@ class Generator:
         for row in rows:
             yield {"settlement-id": settlement_id, **row}
 
+    def generic_buyer_rows(self, n: int):
+        for row in self.generic_rows(n):
+            yield {**row, **self.buyer()}
+
     def generic_rows(self, n: int):
         for ts in self.timestamps(n):
             product = self.product(self.rng.randrange(max(10, n)))
@@ -747,14 +795,21 @@ class Generator:
             }
 
 
-ROW_BUILDERS: dict[str, Callable[[Generator, int], object]] = {
+RowBuilder = Callable[[Generator, int], Iterator[dict[str, str]]]
+ROW_BUILDERS: dict[str, RowBuilder] = {
     ORDERS: Generator.order_rows,
     LISTINGS: Generator.listing_rows,
     INVENTORY: Generator.inventory_rows,
     SHIPMENTS: Generator.shipment_rows,
+    INVOICING_SHIPMENTS: Generator.invoicing_shipment_rows,
     RETURNS: Generator.return_rows,
     SETTLEMENT: Generator.settlement_rows,
 }
+
+
+def billed_to(address: dict[str, str]) -> dict[str, str]:
+    """The bill-* columns of a ship-* address."""
+    return {f"bill-{field}": address[f"ship-{field}"] for field in ADDRESS_FIELDS}
 
 
 def _number(localised: str) -> float:

@@ -28,7 +28,7 @@ def not_found(message: str) -> ApiError:
 
 def error_body(code: str, message: str, details: str | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
-    if details:
+    if details is not None:  # Amazon sends some errors with an empty details string
         error["details"] = details
     return {"errors": [error]}
 

@@ -1,4 +1,4 @@
-"""Per-operation token buckets with the usage plans documented in the Reports 2021-06-30 and
+"""Per-operation token buckets with the usage plans documented in the Reports 2021-06-30, Tokens 2021-03-01 and
 Notifications v1 models."""
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ OPERATION_QUOTAS: dict[str, tuple[float, int]] = {
 # Notifications v1: every operation's usage plan is 1 request per second, burst 5.
 NOTIFICATION_QUOTAS: dict[str, tuple[float, int]] = dict.fromkeys(("createDestination", "getDestinations", "getDestination", "deleteDestination", "createSubscription", "getSubscription", "getSubscriptionById", "deleteSubscriptionById"), (1.0, 5))  # fmt: skip
 
-ALL_QUOTAS = {**OPERATION_QUOTAS, **NOTIFICATION_QUOTAS}
+# Tokens 2021-03-01 (tokens_2021-03-01.json), metered per seller like the Reports API.
+TOKENS_QUOTAS: dict[str, tuple[float, int]] = {"createRestrictedDataToken": (1.0, 10)}
+
+ALL_QUOTAS = {**OPERATION_QUOTAS, **NOTIFICATION_QUOTAS, **TOKENS_QUOTAS}
 
 
 @dataclass

@@ -127,7 +127,29 @@ KNOWN_REPORT_TYPES = SETTLEMENT_REPORT_TYPES | frozenset(
         "GET_XML_MFN_SKU_RETURN_ATTRIBUTES_REPORT",
         "GET_XML_RETURNS_DATA_BY_RETURN_DATE",
         "RFQD_BULK_DOWNLOAD",
+        "SC_VAT_TAX_REPORT",
     ]
+)
+
+# getReportDocument of these needs a Restricted Data Token naming the document; their documents carry the buyer's
+# PII (names, e-mail, addresses). Amazon's list (report type values pages, Tokens API use case guide), as the
+# project's registry has it (sp_reports.registry.RESTRICTED_REPORT_TYPES; the emulator imports nothing of the project).
+RESTRICTED_REPORT_TYPES = frozenset(
+    {
+        "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING",
+        "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_TAX",
+        "GET_EASYSHIP_DOCUMENTS",
+        "GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING",
+        "GET_FLAT_FILE_ORDER_REPORT_DATA_INVOICING",
+        "GET_FLAT_FILE_ORDER_REPORT_DATA_SHIPPING",
+        "GET_FLAT_FILE_ORDER_REPORT_DATA_TAX",
+        "GET_GST_MTR_B2B_CUSTOM",
+        "GET_ORDER_REPORT_DATA_INVOICING",
+        "GET_ORDER_REPORT_DATA_SHIPPING",
+        "GET_ORDER_REPORT_DATA_TAX",
+        "GET_VAT_TRANSACTION_DATA",
+        "SC_VAT_TAX_REPORT",
+    }
 )
 
 # Longest dataStartTime..dataEndTime range a report accepts; longer requests end FATAL (as Amazon
@@ -136,5 +158,6 @@ MAX_RANGE_DAYS = {
     "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL": 30,
     "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL": 30,
     "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_GENERAL": 31,
+    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING": 31,
     "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA": 31,
 }

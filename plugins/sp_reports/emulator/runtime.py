@@ -18,6 +18,7 @@ from .notifications_api import NotificationState
 from .quotas import Quotas
 from .state import Report, Store
 from .stats import Stats
+from .tokens import RestrictedTokenStore
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Emulator:
         self.config = config
         self.clock = clock
         self.tokens = TokenStore()
+        self.restricted_tokens = RestrictedTokenStore()
         # Pre-signed URLs only need to be unforgeable within one emulator run.
         self.signing_key = secrets.token_bytes(32)
         self.stats = Stats()
