@@ -95,8 +95,9 @@ def test_a_run_lands_every_marketplace_once_and_says_so(airflow_db, sp_conn, lak
 
 
 def test_rerunning_lands_no_duplicates(airflow_db, sp_conn, lake_dir):
-    for _ in range(2):
-        assert run_dag("GET_MERCHANT_LISTINGS_ALL_DATA", {"marketplace_ids": ["ATVPDKIKX0DER"]}).state == "success"
+    for _ in range(2):  # the second asks Amazon for a new report rather than reusing the first
+        conf = {"marketplace_ids": ["ATVPDKIKX0DER"], "force_new_report": True}
+        assert run_dag("GET_MERCHANT_LISTINGS_ALL_DATA", conf).state == "success"
     table = DeltaTable(str(lake_dir / "tables" / "get_merchant_listings_all_data")).to_pyarrow_table()
     # Two runs, two reports carrying the same listings: merged on the natural key (seller-sku), each
     # listing appears once, from the newer report.
@@ -258,21 +259,23 @@ def test_a_retriggered_backfill_requests_only_the_ranges_the_ledger_lacks(airflo
     assert "Skipping 4 of 4 report(s): their ranges are in the ledger already" in out + err
     assert "Nothing left to request" in out + err
 
-    # A chunk whose landing the ledger does not hold (a failed run) is the one requested again.
+    # A chunk whose landing the ledger does not hold (a failed run) is the one planned again; Amazon still has
+    # its report (DONE within reuse_max_age), so that is used rather than requested again.
     third_chunk = "2026-08-30T00:00:00+00:00"
     (lost,) = [r for r in ledger_rows(lake_dir) if r["data_start_time"].isoformat() == third_chunk]
     DeltaTable(str(lake_dir / "tables" / "_ledger")).delete(f"report_id = '{lost['report_id']}'")
     resumed = run_dag(ORDERS, BACKFILL, accounts=("selling_partner_default",))
     assert resumed.state == "success", task_states(resumed)
-    assert created_reports(sp_conn) == 5
+    assert created_reports(sp_conn) == 4
     assert task_states(resumed)["report.request_report"] == ["success"]
     (planned,) = plan_of(resumed)
     assert (planned["data_start_time"], planned["request_number"], planned["request_count"]) == (third_chunk, 1, 1)
     assert planned["force_new_report"] is False
     (redone,) = [r for r in ledger_rows(lake_dir) if r["data_start_time"].isoformat() == third_chunk]
-    assert redone["report_id"] != lost["report_id"] and redone["status"] == "DONE"
+    assert redone["report_id"] == lost["report_id"] and redone["status"] == "DONE"
     out, err = capfd.readouterr()
     assert "Skipping 3 of 4 report(s)" in out + err
+    assert f"Reusing report {lost['report_id']}" in out + err and "DONE reused" in out + err  # log and summary
 
 
 def test_a_backfill_without_skip_landed_requests_every_range_again(airflow_db, sp_conn, lake_dir):
