@@ -6,6 +6,8 @@ Starts the local SP-API emulator, moto_server (SQS) and `airflow standalone` (SQ
    across the three regions (one seller in NA and FE, with two authorisations; one in EU), waits, prints
    what landed under which seller and checks the emulator saw exactly one createReport per report; one type
    is restricted (buyers' PII), so its document is fetched with a Restricted Data Token, which is checked too;
+   then Amazon's limits: a rerun reuses Amazon's report instead of asking again, and a request inside an FBA
+   report's cooldown ends FATAL and is waited out, deferred, then asked once more;
 2. reports Amazon creates itself: subscribes the SQS queue to REPORT_PROCESSING_FINISHED, lets the
    report-schedules DAG create the registry's schedule, lets the notification DAG land what the
    notifications announce, and the generated-reports DAG land by listing what was never notified
@@ -82,6 +84,8 @@ SPEED = 30  # emulator time: processing, schedule periods, settlement cycle and 
 # few enough that a slow machine is not buried in them (three accounts settle independently).
 SETTLEMENT_PERIOD = 900
 GENERATED_DAGS = ("sp_reports_notifications", "sp_reports_report_schedules", "sp_reports_generated_reports")
+# A near real-time FBA report: Amazon generates it at most once per 30 minutes and marketplace (one minute here).
+COOLDOWN_TYPE, COOLDOWN_SECONDS = "GET_FBA_MYI_UNSUPPRESSED_INVENTORY_DATA", 1800
 NOTIFIED_WANTED = 2  # scheduled reports that must arrive by notification
 # Airflow's API on SQLite, with the scheduler, triggerer and tasks on two cores, can take more than
 # httpx's default 5 s to answer (a trigger timed out once).
@@ -241,6 +245,7 @@ def main() -> int:
         unpause_demo_dags(api)
         _runs, states, rows = requested_reports(api, processes)
         phase1_created = http.get(f"{emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
+        limit_problems = amazon_limits(api, emulator_url, processes)
 
         generated = amazon_generated_reports(api, env, emulator_url, queue_arn, processes)
         stats = http.get(f"{emulator_url}/_emulator/stats").json()
@@ -253,6 +258,7 @@ def main() -> int:
     print_emulator_stats(stats)
     problems = demo_problems(states, rows, phase1_created, generated, DEMO / "airflow" / "logs")
     problems += restricted_fetches(rows, stats)
+    problems += limit_problems
     landed = len(rows)
     for problem in problems:
         say(f"FAILED: {problem}")
@@ -300,7 +306,8 @@ def start_emulator(port: int, sqs_url: str, env: dict, processes: list[subproces
     processes.append(start("emulator", [str(BIN / "sp-reports"), "emulator", "--port", str(port),
                                         "--speed", str(SPEED), "--processing-seconds", str(4 * SPEED),
                                         "--sqs-endpoint", sqs_url, "--settlement-period", str(SETTLEMENT_PERIOD),
-                                        "--seed", str(SEED), "--config-json", json.dumps(emulator_sellers())],
+                                        "--seed", str(SEED), "--config-json",
+                                        json.dumps({**emulator_sellers(), "cooldowns": {COOLDOWN_TYPE: COOLDOWN_SECONDS}})],
                                  env))
     wait_until("the emulator", lambda: http.get(f"{emulator_url}/_emulator/stats").is_success, 30, processes)
     return emulator_url
@@ -344,6 +351,45 @@ def requested_reports(api: str, processes: list[subprocess.Popen],
         if entry.is_success:
             rows.extend(entry.json()["value"])
     return runs, states, rows
+
+
+def amazon_limits(api: str, emulator_url: str, processes: list[subprocess.Popen]) -> list[str]:
+    """Phase 1b, Amazon's limits on real Airflow: (a) the orders DAG triggered again for the same US range, with
+    Skip landed ranges off, reuses Amazon's DONE report instead of requesting it (no createReport); (b) the
+    inventory DAG triggered twice for DE with Force new reports: the second request lands inside the type's
+    cooldown and ends FATAL, so its task waits the window out deferred and requests once more. Returns problems."""
+    def creates() -> int:
+        return http.get(f"{emulator_url}/_emulator/stats").json()["calls"].get("createReport", 0)
+
+    problems = []
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    orders = {"marketplace_ids": [US], "data_start": (today - timedelta(days=3)).isoformat(),
+              "data_end": today.isoformat(), "skip_landed": False}
+    before = creates()
+    run_id, state = run_to_the_end(api, "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", processes, orders)
+    rows = http.get(f"{api}/dags/GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/dagRuns/{run_id}/taskInstances/"
+                    "summarize/xcomEntries/return_value").json().get("value", [])
+    reused = [row["report_id"] for row in rows if row.get("reused")]
+    say(f"reuse: the orders run again for US: {state}, reused report(s) {', '.join(reused) or 'none'}, "
+        f"{creates() - before} createReport")
+    if state != "success" or not reused or creates() != before:
+        problems.append(f"reuse: run {state}, reused {reused}, {creates() - before} createReport (expected 0)")
+
+    inventory = {"marketplace_ids": [DE], "force_new_report": True}
+    before = creates()
+    first = trigger_and_wait(api, COOLDOWN_TYPE, processes, inventory)
+    started = time.monotonic()
+    second = trigger_and_wait(api, COOLDOWN_TYPE, processes, inventory)
+    waited = time.monotonic() - started
+    made = creates() - before
+    say(f"cooldown: {COOLDOWN_TYPE} for DE twice in a row: {first}, then {second} after {waited:.0f}s, "
+        f"{made} createReport: the second run's request ended FATAL inside the {COOLDOWN_SECONDS // SPEED}s cooldown "
+        "the first run's report started; its task waited the window out, deferred, and asked once more")
+    # The first run may also have met the window phase 1's report started (then it asked twice too).
+    if (first, second) != ("success", "success") or made not in (3, 4) or waited < COOLDOWN_SECONDS / SPEED / 2:
+        problems.append(f"cooldown: runs {first}/{second} in {waited:.0f}s with {made} createReport "
+                        "(expected 3 or 4, the second run waiting out the cooldown)")
+    return problems
 
 
 def print_emulator_stats(stats: dict) -> None:
@@ -415,9 +461,11 @@ def demo_registry() -> Path:
     demo sees Amazon's schedule at work (ten seconds at the emulator's speed)."""
     from sp_reports.settings import PACKAGED_REGISTRY
 
-    text = PACKAGED_REGISTRY.read_text(encoding="utf-8")
+    text = PACKAGED_REGISTRY.read_text(encoding="utf-8").replace("period: P1D", "period: PT5M")
+    # Amazon's cooldown of that type, in the emulator's time.
+    text = text.replace(f"{COOLDOWN_TYPE}:\n", f"{COOLDOWN_TYPE}:\n  cooldown: {COOLDOWN_SECONDS // SPEED}s\n", 1)
     path = DEMO / "report_types.yaml"
-    path.write_text(text.replace("period: P1D", "period: PT5M"), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -432,6 +480,12 @@ def create_queue(sqs_url: str) -> tuple[str, str]:
 
 
 def trigger_and_wait(api: str, dag_id: str, processes: list[subprocess.Popen], conf: dict | None = None) -> str:
+    return run_to_the_end(api, dag_id, processes, conf)[1]
+
+
+def run_to_the_end(api: str, dag_id: str, processes: list[subprocess.Popen],
+                   conf: dict | None = None) -> tuple[str, str]:
+    """Trigger a run and wait for it to end: (its run id, its final state)."""
     response = http.post(f"{api}/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
     response.raise_for_status()
     run_id = response.json()["dag_run_id"]
@@ -444,7 +498,7 @@ def trigger_and_wait(api: str, dag_id: str, processes: list[subprocess.Popen], c
 
     wait_until(dag_id, finished, RUN_TIMEOUT, processes)
     say(f"{dag_id}: run {state['value']}")
-    return state["value"]
+    return run_id, state["value"]
 
 
 def amazon_generated_reports(api: str, env: dict, emulator_url: str, queue_arn: str,

@@ -172,3 +172,32 @@ def test_a_stuck_report_is_not_reused(sp_conn):
     time.sleep(1.2)
     finished = run(operator(stuck_after=timedelta(seconds=1)))
     assert "reused" not in finished and creates(sp_conn) == 2
+
+
+# -- quota pacing ---------------------------------------------------------------------------------------------
+
+
+def test_a_create_report_token_due_later_is_waited_for_deferred_then_used(sp_conn, monkeypatch, capfd):
+    from sp_reports.operators import reports
+
+    monkeypatch.setattr(reports, "DEFER_QUOTA_WAITS_OVER", 0.5)
+    sp_conn.config(speed=30.0)  # createReport: 0.5 per second, burst 15
+    with SellingPartnerHook().get_conn() as client:
+        # Another task's createReport teaches the fleet's bucket Amazon's (scaled) rate; others booked the rest.
+        client.create_report(ORDERS, ["ATVPDKIKX0DER"])
+        booked = [client.reserve_quota("createReport") for _ in range(13)]
+    assert booked[-1] < 0.5  # the burst covers them: due now
+    deferrals = []
+    numbered = {**REQUEST, "force_new_report": True, "request_number": 15, "request_count": 40}
+
+    finished = run(operator(numbered), on_defer=lambda deferred: deferrals.append((deferred.trigger, datetime.now(UTC))))
+
+    assert finished["processing_status"] == "DONE"
+    trigger, deferred_at = deferrals[0]
+    assert isinstance(trigger, DateTimeTrigger)  # no worker held while the token comes due
+    assert timedelta(seconds=1) <= trigger.moment - deferred_at <= timedelta(seconds=3)  # one refill: 2 s
+    stats = sp_conn.stats()
+    assert stats["calls"]["createReport"] == 2 and stats["responses"].get("429", 0) == 0
+    out = capfd.readouterr().out
+    assert "report 15 of 40: createReport quota for" in out and "booked ahead" in out
+    assert "report 15 of 40: Requested" in out
