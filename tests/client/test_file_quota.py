@@ -227,27 +227,27 @@ def emulator():
         yield emu
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["files", "per-process"])
-def test_four_workers_fetching_documents_together(emulator, tmp_path, shared):
+@pytest.mark.parametrize("one_store", [True, False], ids=["files", "per-process"])
+def test_four_workers_fetching_documents_together(emulator, tmp_path, one_store):
     """Four processes download 20 documents together at getReportDocument's quota (burst 15) scaled by the
     emulator's speed: sharing a quota folder Amazon never says 429; each process with its own buckets it does."""
     documents = seed_documents(emulator, 20, SPEED)
-    quota_dir = str(tmp_path) if shared else None
+    quota_dir = str(tmp_path) if one_store else None
     jobs = [emulator_job(emulator, SPEED, mode="fetch", quota_dir=quota_dir, document_ids=documents[i::WORKERS])
             for i in range(WORKERS)]  # fmt: skip
     assert sum(run_fleet(jobs)) == 20
-    assert_throttled_unless_shared(emulator, "getReportDocument", "200", shared)
+    assert_throttled_unless_one_store(emulator, "getReportDocument", "200", one_store)
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["files", "per-process"])
-def test_quota_reserved_in_one_process_is_used_by_another(emulator, tmp_path, shared):
+@pytest.mark.parametrize("one_store", [True, False], ids=["files", "per-process"])
+def test_quota_reserved_in_one_process_is_used_by_another(emulator, tmp_path, one_store):
     """Four processes reserve five createReport tokens each, as tasks about to send would; each sends those due at
     once itself and hands the others over to four other processes (tasks that defer), which never saw those
     reservations and create the reports at the due times with ``quota_reserved=True``. Sharing a quota folder, the
     due times are spaced one refill apart past the burst and Amazon never says 429; with buckets per process every
     reservation is due at once, and it does."""
     emulator.reset(config=True)
-    quota_dir = str(tmp_path) if shared else None
+    quota_dir = str(tmp_path) if one_store else None
     refill = 1 / (operations.CREATE_REPORT.rate * SPEED)
     creators = start_fleet([emulator_job(emulator, SPEED, mode="create", quota_dir=quota_dir)] * WORKERS)
     reserved = run_fleet(
@@ -257,7 +257,7 @@ def test_quota_reserved_in_one_process_is_used_by_another(emulator, tmp_path, sh
     due = sorted(t for result in reserved for t in result["due"])
     deferred = sorted(t for result in reserved for t in result["deferred"])
     queued = [t - due[0] for t in due if t - due[0] > refill / 2]
-    if shared:
+    if one_store:
         # The client keeps one token of the burst (15) spare: 14 due now, the rest one refill apart.
         assert 14 <= 20 - len(queued) <= 15, due
         assert [b - a for a, b in itertools.pairwise(queued)] == pytest.approx([refill] * (len(queued) - 1), abs=0.05)
@@ -266,15 +266,15 @@ def test_quota_reserved_in_one_process_is_used_by_another(emulator, tmp_path, sh
         assert queued == [] and deferred == []
     created = finish_fleet(creators, [json.dumps(deferred[i::WORKERS]) for i in range(WORKERS)])
     assert sum(created) + sum(result["created"] for result in reserved) == 20
-    assert_throttled_unless_shared(emulator, "createReport", "202", shared)
+    assert_throttled_unless_one_store(emulator, "createReport", "202", one_store)
 
 
-def assert_throttled_unless_shared(emulator, operation: str, success: str, shared: bool) -> None:
+def assert_throttled_unless_one_store(emulator, operation: str, success: str, one_store: bool) -> None:
     """20 successes; no 429 with a quota folder, some with buckets per process (printed: the measurement)."""
     statuses = emulator.stats()["by_operation_status"][operation]
-    print(f"{WORKERS} processes, {'a quota folder' if shared else 'buckets per process'}: {operation} {statuses}")
+    print(f"{WORKERS} processes, {'a quota folder' if one_store else 'buckets per process'}: {operation} {statuses}")
     assert statuses[success] == 20
-    assert statuses.get("429", 0) == 0 if shared else statuses.get("429", 0) > 0
+    assert statuses.get("429", 0) == 0 if one_store else statuses.get("429", 0) > 0
 
 
 # -- cost ------------------------------------------------------------------------------------------------------

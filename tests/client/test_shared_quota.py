@@ -144,7 +144,7 @@ async def test_a_429_drains_the_fleets_bucket(stores, make_client, amazon, fake,
     amazon.queue("GET", REPORT_PATH, fake.error_response(429, "QuotaExceeded", "slow down"),
                  httpx.Response(200, json={"reportId": "R1"}))  # fmt: skip
     await make_client(quota_store=stores()).get_report("R1")
-    # One refill of the shared bucket (2/s) before the retry; the retry's token then waits another (time stands
+    # One refill of the fleet's bucket (2/s) before the retry; the retry's token then waits another (time stands
     # still here: sleeps are instant).
     assert sleeps == [pytest.approx(0.5), pytest.approx(0.5, abs=0.05)]
     op = operations.GET_REPORT
@@ -221,20 +221,20 @@ def emulator():
         yield emu
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-process"])
-def test_two_workers_fetching_documents_together(emulator, prefix, real_time, shared):
+@pytest.mark.parametrize("one_store", [True, False], ids=["redis", "per-process"])
+def test_two_workers_fetching_documents_together(emulator, prefix, real_time, one_store):
     """Two processes download 20 documents together at getReportDocument's real quota (rate 0.0167/s, burst 15)
-    scaled by the emulator's speed: with shared buckets Amazon never says 429; each process with its own does."""
+    scaled by the emulator's speed: with buckets in Redis Amazon never says 429; each process with its own does."""
     documents = seed_documents(emulator, DOCUMENTS, SPEED)
     jobs = [
-        emulator_job(emulator, SPEED, mode="fetch", redis_url=REDIS_URL if shared else None, prefix=prefix, document_ids=half)
+        emulator_job(emulator, SPEED, mode="fetch", redis_url=REDIS_URL if one_store else None, prefix=prefix, document_ids=half)
         for half in (documents[::2], documents[1::2])
     ]
     assert run_fleet(jobs) == [DOCUMENTS // 2, DOCUMENTS // 2]
     statuses = emulator.stats()["by_operation_status"]["getReportDocument"]
-    print(f"fleet scenario, {'shared' if shared else 'per-process'} buckets: getReportDocument {statuses}")
+    print(f"fleet scenario, {'Redis' if one_store else 'per-process'} buckets: getReportDocument {statuses}")
     assert statuses["200"] == DOCUMENTS
-    if shared:
+    if one_store:
         assert statuses.get("429", 0) == 0
     else:
         assert statuses.get("429", 0) > 0
