@@ -17,13 +17,14 @@ from sp_reports.finished_report import ReportFatalError
 from sp_reports.hooks.selling_partner import SellingPartnerHook
 from sp_reports.mixins import ReportWaitMixin
 from sp_reports.payloads import FinishedReport
+from sp_reports.planning import FORCE_NEW_REPORT, REQUEST_COUNT, REQUEST_NUMBER
 from sp_reports.registry import DEFAULT_REUSE_MAX_AGE, DEFAULT_STUCK_AFTER
 
 # A planned request's account: which connection requests it (not createReport arguments).
 ACCOUNT_KEYS = ("selling_partner_conn_id", "selling_partner_id")
 # Everything else a planned request carries that is not a createReport argument: the reuse switch of the trigger
 # form, and the request's place in its run (for "report 17 of 120" progress lines).
-NOT_CREATE_REPORT_ARGS = (*ACCOUNT_KEYS, "force_new_report", "request_number", "request_count")
+NOT_CREATE_REPORT_ARGS = (*ACCOUNT_KEYS, FORCE_NEW_REPORT, REQUEST_NUMBER, REQUEST_COUNT)
 # The key under which a task instance remembers the report it created, across retries and restarts.
 REPORT_ID_KEY = "sp_report_id"
 # ... the report it reused instead of requesting one (said so in the run's summary) ...
@@ -159,7 +160,7 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
         spec = self.report_spec()
         with self.hook.get_conn() as client:
             report_id = self._resumable_report_id(client)
-            if report_id is None and not (self.request or {}).get("force_new_report"):
+            if report_id is None and not (self.request or {}).get(FORCE_NEW_REPORT):
                 report_id = self._reusable_report_id(client, spec)
             if report_id is None:
                 return self._request(client, spec)
@@ -313,7 +314,7 @@ class RequestReportOperator(ReportWaitMixin, BaseOperator):
 
     def _progress(self) -> str:
         """ "report 17 of 120: " for a planned request that knows its place in the run."""
-        number, count = (self.request or {}).get("request_number"), (self.request or {}).get("request_count")
+        number, count = (self.request or {}).get(REQUEST_NUMBER), (self.request or {}).get(REQUEST_COUNT)
         return f"report {number} of {count}: " if number and count else ""
 
     def _get(self, key: str) -> Any:
