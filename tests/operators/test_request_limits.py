@@ -166,11 +166,13 @@ def test_a_second_stuck_report_fails_saying_what_to_do(sp_conn):
 
 
 def test_a_stuck_report_is_not_reused(sp_conn):
-    sp_conn.config(stuck_reports=1, processing_seconds=0.5)
+    # Amazon's createdTime is to the second, so a report counts as stuck up to a second early: stuck_after leaves
+    # the new report's 0.2 s of processing more than that second.
+    sp_conn.config(stuck_reports=1, processing_seconds=0.2)
     with pytest.raises(TaskDeferred):
         operator().execute({"task_state_store": MemoryTaskStateStore()})
-    time.sleep(1.2)
-    finished = run(operator(stuck_after=timedelta(seconds=1)))
+    time.sleep(2.2)
+    finished = run(operator(stuck_after=timedelta(seconds=2)))
     assert "reused" not in finished and creates(sp_conn) == 2
 
 
